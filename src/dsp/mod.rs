@@ -1,0 +1,1 @@
+//! Pure numeric stages: filter design, SOS cascades, envelopes, running statistics.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("neuroloop {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! Synthetic EEG/LFP with ground truth, deterministic from a seed.
