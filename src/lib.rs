@@ -14,13 +14,28 @@
 //!   statistics). No I/O, no wall clock, no allocation after construction.
 //! * [`recording`]: in-memory signals shared by file readers and the simulator.
 //! * [`sim`]: synthetic EEG/LFP with ground truth, deterministic from a seed.
+//! * [`detect`]: streaming detectors (state machines over `dsp` stages).
+//! * [`trigger`]: the trigger policy every paradigm shares (delays, controls,
+//!   refractory period, rate limit, session cap).
+//! * [`controller`]: owns the stages; `process_block` is the one hot entry point.
 //! * [`io`]: everything that touches the OS: file formats, session output.
+//! * [`session`]: drives a recording through the controller into a session folder.
+//! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
+//! * [`config`]: the TOML schema, presets and up-front validation.
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
 
+pub mod config;
+pub mod controller;
+pub mod detect;
 pub mod dsp;
+pub mod eval;
+pub mod event;
 pub mod io;
 pub mod recording;
+pub mod rng;
+pub mod session;
 pub mod sim;
 pub mod time;
+pub mod trigger;

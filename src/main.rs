@@ -1,3 +1,406 @@
+//! The `neuroloop` command line. `anyhow` lives only here: library errors are
+//! typed, and this layer adds the context a user needs and exits non-zero.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use neuroloop::config::{Config, Preset, SimPreset};
+use neuroloop::eval::{self, tables};
+use neuroloop::io::{self, FileOptions, RawLayout};
+use neuroloop::recording::ChannelSelector;
+use neuroloop::session::{run_session, Pacing, Progress, SessionInput};
+use neuroloop::sim::{self, SimSpec};
+use neuroloop::time::SampleRate;
+
+#[derive(Parser)]
+#[command(name = "neuroloop", version, about = "Closed-loop neurostimulation controller")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a synthetic recording (EDF) with its ground truth (truth.tsv).
+    Simulate(SimulateArgs),
+    /// Run the closed loop over a recorded file and write a session folder.
+    Replay(ReplayArgs),
+    /// Score a session's events.tsv against ground truth.
+    Eval(EvalArgs),
+    /// A realtime session. With no config: a closed loop against the built-in
+    /// simulator, paced in real time.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[arg(long, value_enum)]
+    preset: SimPreset,
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Sample rate in Hz (default: 1250 for rodent-ripple, 250 for sleep).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Number of channels (default: the preset's).
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Scale of the simulated events' amplitude (1 = realistic).
+    #[arg(long, default_value_t = 1.0)]
+    event_snr: f64,
+    /// Leave out the distractors and artifacts.
+    #[arg(long)]
+    no_artifacts: bool,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct PipelineArgs {
+    /// A TOML config (see src/presets/ for examples).
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// A built-in preset.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Channel(s) to process, by label or 0-based index (repeatable).
+    #[arg(long = "channel")]
+    channels: Vec<ChannelSelector>,
+    /// Output folder for the session.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Recording: .edf/.bdf, .wav, or headerless int16 .dat/.bin/.raw.
+    input: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Pace the replay at the recording's rate instead of as fast as possible.
+    #[arg(long)]
+    realtime: bool,
+    /// Channels in a headerless .dat file.
+    #[arg(long)]
+    raw_channels: Option<usize>,
+    /// Sample rate of a headerless .dat file.
+    #[arg(long)]
+    raw_rate_hz: Option<f64>,
+    /// Scale of a headerless .dat file.
+    #[arg(long, default_value_t = 1.0)]
+    raw_uv_per_bit: f64,
+    /// Volts at digital full scale, for .wav input.
+    #[arg(long, default_value_t = 1.0)]
+    wav_volts_per_full_scale: f64,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// How long to run, in seconds of signal (Ctrl-C stops earlier).
+    #[arg(long, default_value_t = 60.0)]
+    duration_s: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScoreKind {
+    Ripple,
+    Spindle,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Ground truth: the simulator's truth.tsv, or DREAMS scoring files
+    /// (repeat to score against their union). Omit to count events only.
+    #[arg(long)]
+    truth: Vec<PathBuf>,
+    /// The session's events.tsv.
+    #[arg(long)]
+    events: PathBuf,
+    /// Which rules to apply (default: from the detections found).
+    #[arg(long = "type", value_enum)]
+    kind: Option<ScoreKind>,
+    /// Score only events with onset before this time (DREAMS expert 1 stops at 1000 s).
+    #[arg(long)]
+    until_s: Option<f64>,
+    /// Recording length in minutes (default: from summary.json beside events.tsv).
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Also write the scores as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 fn main() {
-    println!("neuroloop {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(a) => simulate(a),
+        Command::Replay(a) => replay(a),
+        Command::Eval(a) => evaluate(a),
+        Command::Run(a) => run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let preset = match args.preset {
+        SimPreset::RodentRipple => sim::Preset::RodentRipple,
+        SimPreset::Sleep => sim::Preset::Sleep,
+    };
+    let default_rate = match args.preset {
+        SimPreset::RodentRipple => 1250.0,
+        SimPreset::Sleep => 250.0,
+    };
+    let rate = SampleRate::new(args.rate.unwrap_or(default_rate)).context("--rate")?;
+    if !(args.minutes.is_finite() && args.minutes > 0.0) {
+        bail!("--minutes must be a positive number, got {}", args.minutes);
+    }
+    let mut spec = SimSpec::new(preset, args.minutes * 60.0, args.seed, rate);
+    if let Some(channels) = args.channels {
+        spec.channels = channels;
+    }
+    spec.artifacts = !args.no_artifacts;
+    spec.event_snr = args.event_snr;
+    let simulation = sim::simulate(&spec)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let truth_path = args.out.join("truth.tsv");
+    std::fs::write(&truth_path, sim::truth::truth_to_tsv(&simulation.truth))
+        .with_context(|| format!("cannot write {}", truth_path.display()))?;
+    let edf_path = args.out.join("recording.edf");
+    io::edf::write_edf(&edf_path, &simulation.recording)?;
+    println!(
+        "wrote {} ({} channels, {} Hz, {} min) and {} ({} truth events)",
+        edf_path.display(),
+        simulation.recording.signals.len(),
+        rate.hz(),
+        args.minutes,
+        truth_path.display(),
+        simulation.truth.len()
+    );
+    Ok(())
+}
+
+fn load_config(args: &PipelineArgs, default: Preset) -> Result<Config> {
+    Ok(match (&args.config, args.preset) {
+        (Some(path), _) => Config::load(path)?,
+        (None, Some(preset)) => preset.config(),
+        (None, None) => default.config(),
+    })
+}
+
+/// Ctrl-C sets the flag; sessions stop at the next block boundary.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_flag = stop.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {
+    if args.channels.is_empty() {
+        config.input.channels.iter().map(|c| c.parse().expect("infallible")).collect()
+    } else {
+        args.channels.clone()
+    }
+}
+
+fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64) {
+    let counts: Vec<String> = progress.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "{} {:.1} s of signal in {:.2} s ({:.0}x real time): {}",
+        if interrupted { "stopped after" } else { "processed" },
+        progress.seconds_done,
+        wall_s,
+        progress.seconds_done / wall_s.max(1e-9),
+        if counts.is_empty() { "no events".into() } else { counts.join(" ") }
+    );
+    println!("session written to {}", dir.display());
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    let config = load_config(&args.pipeline, Preset::RodentRipple)?;
+    let options = FileOptions {
+        raw: match (args.raw_channels, args.raw_rate_hz) {
+            (Some(channels), Some(rate_hz)) => Some(RawLayout {
+                channels,
+                rate_hz,
+                uv_per_bit: args.raw_uv_per_bit,
+            }),
+            (None, None) => None,
+            _ => bail!("--raw-channels and --raw-rate-hz go together"),
+        },
+        wav_volts_per_full_scale: args.wav_volts_per_full_scale,
+    };
+    let recording = io::read_recording(&args.input, &options)?;
+    let signals = recording
+        .select(&selectors(&args.pipeline, &config))
+        .with_context(|| format!("{}", args.input.display()))?;
+    let out = args.pipeline.out.clone().unwrap_or_else(|| {
+        let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
+        PathBuf::from("sessions").join(format!("replay-{stem}"))
+    });
+    let input = SessionInput {
+        recording: &recording,
+        signals,
+        description: args.input.display().to_string(),
+    };
+    let frames = input.recording.signals[input.signals[0]].samples.len() as u64;
+    let bar = if frames > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::new(frames)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {percent}% {msg}").expect("static template"),
+    );
+    let pacing = if args.realtime { Pacing::RealTime } else { Pacing::AsFastAsPossible };
+    let stop = stop_flag()?;
+    let report = run_session("replay", &input, &config, &out, pacing, &stop, |p| {
+        bar.set_position(p.frames_done);
+    })?;
+    bar.finish_and_clear();
+    print_summary(&out, &report.progress, report.interrupted, report.wall_s);
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let config = load_config(&args.pipeline, Preset::RodentRipple)?;
+    if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
+        bail!("--duration-s must be a positive number, got {}", args.duration_s);
+    }
+    let sim_config = &config.simulator;
+    let preset = match sim_config.preset {
+        SimPreset::RodentRipple => sim::Preset::RodentRipple,
+        SimPreset::Sleep => sim::Preset::Sleep,
+    };
+    let rate = SampleRate::new(sim_config.rate_hz).context("simulator.rate_hz")?;
+    let mut spec = SimSpec::new(preset, args.duration_s, sim_config.seed, rate);
+    spec.artifacts = sim_config.artifacts;
+    spec.event_snr = sim_config.event_snr;
+    let simulation = sim::simulate(&spec)?;
+    let recording = &simulation.recording;
+    let signals = recording.select(&selectors(&args.pipeline, &config))?;
+    let out = args.pipeline.out.clone().unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        PathBuf::from("sessions").join(format!("run-{stamp}"))
+    });
+    println!(
+        "neuroloop run: closed loop against the built-in {:?} simulator (seed {}, {} Hz, {} channels), \
+         {} s paced in real time; Ctrl-C stops and writes the session",
+        sim_config.preset,
+        sim_config.seed,
+        rate.hz(),
+        signals.len(),
+        args.duration_s
+    );
+    let input = SessionInput {
+        recording,
+        signals,
+        description: format!(
+            "simulator {:?} seed {} at {} Hz",
+            sim_config.preset,
+            sim_config.seed,
+            rate.hz()
+        ),
+    };
+    let stop = stop_flag()?;
+    let mut last_print = 0.0;
+    let report = run_session("run", &input, &config, &out, Pacing::RealTime, &stop, |p| {
+        if p.seconds_done - last_print >= 1.0 || p.frames_done == p.frames_total {
+            last_print = p.seconds_done;
+            let counts: Vec<String> = p.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("t={:6.1} s  {}", p.seconds_done, counts.join("  "));
+        }
+    })?;
+    std::fs::write(out.join("truth.tsv"), sim::truth::truth_to_tsv(&simulation.truth))
+        .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
+    print_summary(&out, &report.progress, report.interrupted, report.wall_s);
+    Ok(())
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn evaluate(args: EvalArgs) -> Result<()> {
+    let origin = args.events.display().to_string();
+    let mut events = tables::parse_events(&read_text(&args.events)?, &origin)?;
+    let mut truth = Vec::new();
+    for path in &args.truth {
+        truth.extend(tables::parse_truth(&read_text(path)?, &path.display().to_string())?);
+    }
+    if let Some(until) = args.until_s {
+        events.retain(|e| e.onset_s < until);
+        truth.retain(|t| t.onset_s < until);
+    }
+    let minutes = match (args.minutes, args.until_s) {
+        (Some(m), _) => m,
+        (None, Some(until)) => until / 60.0,
+        (None, None) => minutes_from_summary(&args.events)?,
+    };
+    let kind = args.kind.unwrap_or_else(|| {
+        if events.iter().any(|e| e.trial_type == "spindle") {
+            ScoreKind::Spindle
+        } else {
+            ScoreKind::Ripple
+        }
+    });
+    let (detection_type, report) = match kind {
+        ScoreKind::Ripple => {
+            let detections: Vec<_> = events.iter().filter(|e| e.trial_type == "ripple").cloned().collect();
+            let stims: Vec<_> = events.iter().filter(|e| e.trial_type == "stim").cloned().collect();
+            let truth: Vec<_> = truth.into_iter().filter(|t| t.trial_type == "ripple").collect();
+            let score = eval::score_ripples(&truth, &detections, &stims, minutes);
+            ("ripple", serde_json::to_value(score)?)
+        }
+        ScoreKind::Spindle => {
+            let detections: Vec<_> = events.iter().filter(|e| e.trial_type == "spindle").cloned().collect();
+            let truth = eval::union_of(
+                truth.iter().filter(|t| t.trial_type == "spindle").map(|t| t.interval()).collect(),
+            );
+            let score = eval::score_intervals(&truth, &detections, 0.2);
+            ("spindle", serde_json::to_value(score)?)
+        }
+    };
+    let report = serde_json::json!({
+        "events": args.events,
+        "truth": args.truth,
+        "scored": detection_type,
+        "minutes": minutes,
+        "until_s": args.until_s,
+        "score": report,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn minutes_from_summary(events: &Path) -> Result<f64> {
+    let path = events.with_file_name("summary.json");
+    let summary: serde_json::Value = serde_json::from_str(&read_text(&path).context(
+        "the recording length comes from summary.json beside events.tsv; pass --minutes instead",
+    )?)
+    .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    summary["duration_s"]
+        .as_f64()
+        .map(|s| s / 60.0)
+        .with_context(|| format!("{} has no duration_s", path.display()))
 }

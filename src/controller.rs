@@ -1,0 +1,174 @@
+//! The controller owns the processing stages of one session and is the single
+//! hot entry point: `process_block` runs the detector over a block of frames and
+//! passes accepted detections through the trigger policy. It reads no clock,
+//! does no I/O and does not allocate: everything is sized when it is built.
+
+use crate::config::{Config, ConfigError, DetectorConfig};
+use crate::detect::envelope_threshold::EnvelopeThreshold;
+use crate::detect::DetectorOutput;
+use crate::event::{Event, Outbox};
+use crate::time::{SampleIndex, SampleRate};
+use crate::trigger::{TriggerCounters, TriggerPolicy};
+
+/// A block of interleaved frames (`channels` samples per frame) starting at sample `start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Block<'a> {
+    pub start: SampleIndex,
+    pub channels: usize,
+    pub samples: &'a [f64],
+}
+
+impl Block<'_> {
+    pub fn frames(&self) -> usize {
+        self.samples.len() / self.channels.max(1)
+    }
+}
+
+/// Input the controller refuses to process. Every fault disarms the session.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Fault {
+    #[error("non-finite sample (NaN or infinity) on channel {channel} at sample {sample}")]
+    NonFinite { channel: usize, sample: SampleIndex },
+    #[error("block has {got} channels, the session has {expected}")]
+    ChannelCount { expected: usize, got: usize },
+    #[error("block of {len} samples is not a whole number of {channels}-channel frames")]
+    PartialFrame { len: usize, channels: usize },
+    #[error("block starts at sample {got}, before the next expected sample {expected}")]
+    OutOfOrder { expected: SampleIndex, got: SampleIndex },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerCounters {
+    pub blocks: u64,
+    pub frames: u64,
+    /// Frames the source skipped (a block started after the expected sample).
+    pub dropped_frames: u64,
+    /// Events that did not fit the outbox of their block.
+    pub outbox_overflow: u64,
+}
+
+#[derive(Debug, Clone)]
+enum ActiveDetector {
+    EnvelopeThreshold(EnvelopeThreshold),
+}
+
+#[derive(Debug, Clone)]
+pub struct Controller {
+    rate: SampleRate,
+    channels: usize,
+    detector: ActiveDetector,
+    policy: TriggerPolicy,
+    next: SampleIndex,
+    counters: ControllerCounters,
+}
+
+impl Controller {
+    pub fn new(config: &Config, rate: SampleRate, channels: usize) -> Result<Self, ConfigError> {
+        if channels == 0 {
+            return Err(ConfigError::Invalid {
+                field: "input.channels",
+                message: "selects no channel".into(),
+            });
+        }
+        let detector = match &config.detector {
+            DetectorConfig::EnvelopeThreshold(c) => {
+                ActiveDetector::EnvelopeThreshold(EnvelopeThreshold::new(c, rate, channels)?)
+            }
+        };
+        Ok(Self {
+            rate,
+            channels,
+            detector,
+            policy: TriggerPolicy::new(&config.trigger, rate),
+            next: 0,
+            counters: ControllerCounters::default(),
+        })
+    }
+
+    pub fn rate(&self) -> SampleRate {
+        self.rate
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The sample index the next block is expected to start at.
+    pub fn next_sample(&self) -> SampleIndex {
+        self.next
+    }
+
+    pub fn counters(&self) -> ControllerCounters {
+        self.counters
+    }
+
+    pub fn trigger_counters(&self) -> TriggerCounters {
+        self.policy.counters()
+    }
+
+    /// Process one block; events go to `outbox` (which the caller clears).
+    /// Deadline: must finish well within the block's own duration (1 ms blocks
+    /// at 30 kHz × 64 channels is the design point). On a fault nothing of the
+    /// offending frame is processed and the caller must disarm.
+    pub fn process_block(&mut self, block: &Block, outbox: &mut Outbox) -> Result<(), Fault> {
+        if block.channels != self.channels {
+            return Err(Fault::ChannelCount {
+                expected: self.channels,
+                got: block.channels,
+            });
+        }
+        if block.samples.len() % self.channels != 0 {
+            return Err(Fault::PartialFrame {
+                len: block.samples.len(),
+                channels: self.channels,
+            });
+        }
+        if block.start < self.next {
+            return Err(Fault::OutOfOrder {
+                expected: self.next,
+                got: block.start,
+            });
+        }
+        self.counters.dropped_frames += block.start - self.next;
+        self.counters.blocks += 1;
+        let overflow_before = outbox.overflowed;
+        let Self {
+            detector, policy, ..
+        } = self;
+        for (i, frame) in block.samples.chunks_exact(block.channels).enumerate() {
+            let n = block.start + i as u64;
+            if let Some(channel) = frame.iter().position(|x| !x.is_finite()) {
+                self.next = n;
+                return Err(Fault::NonFinite { channel, sample: n });
+            }
+            let ActiveDetector::EnvelopeThreshold(d) = detector;
+            d.process_frame(n, frame, |output| route(output, policy, outbox));
+        }
+        let frames = block.frames() as u64;
+        self.counters.frames += frames;
+        self.counters.outbox_overflow += outbox.overflowed - overflow_before;
+        self.next = block.start + frames;
+        Ok(())
+    }
+
+    /// End of input: close any open event.
+    pub fn finish(&mut self, outbox: &mut Outbox) {
+        let end = self.next;
+        let Self {
+            detector, policy, ..
+        } = self;
+        let ActiveDetector::EnvelopeThreshold(d) = detector;
+        d.finish(end, |output| route(output, policy, outbox));
+    }
+}
+
+fn route(output: DetectorOutput, policy: &mut TriggerPolicy, outbox: &mut Outbox) {
+    match output {
+        DetectorOutput::Commit(detection) => {
+            if let Some(decision) = policy.decide(&detection) {
+                outbox.push(Event::Trigger(decision));
+            }
+        }
+        DetectorOutput::Finish(detection) => outbox.push(Event::Detection(detection)),
+    }
+}

@@ -1,0 +1,298 @@
+//! Scoring of a session's `events.tsv` against ground truth, by the rules of
+//! `EVALUATION.md`:
+//! - ripples: a detection is a hit if its causal `detected_at` falls inside a
+//!   true ripple (one-to-one, earliest first); latency = detected_at − onset;
+//!   stim timing = stim onset − nearest true ripple peak;
+//! - spindles (and any interval event): one-to-one matching at IoU ≥ 0.2, best
+//!   overlap first; latency = detected_at − matched true onset.
+//!
+//! Parsing works on text, so this module does no I/O.
+
+pub mod tables;
+
+pub use tables::{EventRow, TruthRow};
+
+/// An interval in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub onset_s: f64,
+    pub end_s: f64,
+}
+
+impl Interval {
+    pub fn iou(&self, other: &Interval) -> f64 {
+        let inter = (self.end_s.min(other.end_s) - self.onset_s.max(other.onset_s)).max(0.0);
+        let union = (self.end_s.max(other.end_s) - self.onset_s.min(other.onset_s)).max(0.0);
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Merge overlapping intervals (the union of several experts' scorings).
+pub fn union_of(mut intervals: Vec<Interval>) -> Vec<Interval> {
+    intervals.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+    let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
+    for iv in intervals {
+        match merged.last_mut() {
+            Some(last) if iv.onset_s <= last.end_s => last.end_s = last.end_s.max(iv.end_s),
+            _ => merged.push(iv),
+        }
+    }
+    merged
+}
+
+/// Precision, recall and F1 from counts (0 where undefined).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Detection3 {
+    pub truth: usize,
+    pub detected: usize,
+    pub hits: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl Detection3 {
+    pub fn from_counts(truth: usize, detected: usize, hits: usize) -> Self {
+        let ratio = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let precision = ratio(hits, detected);
+        let recall = ratio(hits, truth);
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        Self {
+            truth,
+            detected,
+            hits,
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
+/// Median and 90th percentile (nearest rank), `None` for no data.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Spread {
+    pub n: usize,
+    pub median: f64,
+    pub p90: f64,
+}
+
+pub fn spread(values: &[f64]) -> Option<Spread> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Some(Spread {
+        n: v.len(),
+        median,
+        p90: rank(0.9),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RippleScore {
+    pub detection: Detection3,
+    /// detected_at − true onset of hits, in ms.
+    pub latency_ms: Option<Spread>,
+    pub false_positives: usize,
+    pub minutes: f64,
+    pub false_positives_per_min: f64,
+    pub stims: usize,
+    /// Delivered stims whose onset is within ±50 ms of a true ripple peak.
+    pub stims_within_50ms: usize,
+    pub share_stims_within_50ms: f64,
+    /// Stim onset − nearest true ripple peak, in ms.
+    pub stim_offset_ms: Option<Spread>,
+}
+
+/// Score ripple detections (`detected_at` required) and delivered stims.
+pub fn score_ripples(
+    truth: &[TruthRow],
+    detections: &[EventRow],
+    stims: &[EventRow],
+    minutes: f64,
+) -> RippleScore {
+    let mut truth: Vec<&TruthRow> = truth.iter().collect();
+    truth.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+    let mut order: Vec<&EventRow> = detections.iter().collect();
+    order.sort_by(|a, b| a.decision_time_s().total_cmp(&b.decision_time_s()));
+    let mut taken = vec![false; truth.len()];
+    let mut latencies = Vec::new();
+    for det in order {
+        let t = det.decision_time_s();
+        let hit = truth
+            .iter()
+            .enumerate()
+            .find(|(i, r)| !taken[*i] && r.onset_s <= t && t < r.onset_s + r.duration_s);
+        if let Some((i, r)) = hit {
+            taken[i] = true;
+            latencies.push((t - r.onset_s) * 1000.0);
+        }
+    }
+    let hits = latencies.len();
+    let peaks: Vec<f64> = truth.iter().map(|r| r.peak_s).collect();
+    let offsets: Vec<f64> = stims
+        .iter()
+        .filter_map(|s| {
+            peaks
+                .iter()
+                .map(|p| (s.onset_s - p) * 1000.0)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        })
+        .collect();
+    let within = offsets.iter().filter(|o| o.abs() <= 50.0).count();
+    let false_positives = detections.len() - hits;
+    RippleScore {
+        detection: Detection3::from_counts(truth.len(), detections.len(), hits),
+        latency_ms: spread(&latencies),
+        false_positives,
+        minutes,
+        false_positives_per_min: if minutes > 0.0 {
+            false_positives as f64 / minutes
+        } else {
+            0.0
+        },
+        stims: stims.len(),
+        stims_within_50ms: within,
+        share_stims_within_50ms: if stims.is_empty() {
+            0.0
+        } else {
+            within as f64 / stims.len() as f64
+        },
+        stim_offset_ms: spread(&offsets),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IntervalScore {
+    pub detection: Detection3,
+    pub min_iou: f64,
+    /// detected_at − matched true onset, in ms.
+    pub latency_ms: Option<Spread>,
+}
+
+/// One-to-one matching at IoU ≥ `min_iou`, best overlap first.
+pub fn score_intervals(truth: &[Interval], detections: &[EventRow], min_iou: f64) -> IntervalScore {
+    let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+    for (i, t) in truth.iter().enumerate() {
+        for (j, d) in detections.iter().enumerate() {
+            let iou = t.iou(&d.interval());
+            if iou >= min_iou {
+                pairs.push((iou, i, j));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut truth_taken = vec![false; truth.len()];
+    let mut det_taken = vec![false; detections.len()];
+    let mut latencies = Vec::new();
+    for (_, i, j) in pairs {
+        if !truth_taken[i] && !det_taken[j] {
+            truth_taken[i] = true;
+            det_taken[j] = true;
+            latencies.push((detections[j].decision_time_s() - truth[i].onset_s) * 1000.0);
+        }
+    }
+    IntervalScore {
+        detection: Detection3::from_counts(truth.len(), detections.len(), latencies.len()),
+        min_iou,
+        latency_ms: spread(&latencies),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth(onset_s: f64, duration_s: f64) -> TruthRow {
+        TruthRow {
+            onset_s,
+            duration_s,
+            peak_s: onset_s + duration_s / 2.0,
+            trial_type: "ripple".into(),
+        }
+    }
+
+    fn det(onset_s: f64, duration_s: f64, detected_at_s: f64) -> EventRow {
+        EventRow {
+            onset_s,
+            duration_s,
+            trial_type: "ripple".into(),
+            detected_at_s: Some(detected_at_s),
+            decided_at_s: None,
+        }
+    }
+
+    #[test]
+    fn ripple_hits_are_one_to_one_and_causal() {
+        let t = [truth(1.0, 0.1), truth(2.0, 0.05)];
+        let d = [
+            det(0.99, 0.1, 1.02),  // hit, latency 20 ms
+            det(1.0, 0.1, 1.05),   // same ripple again: false positive
+            det(1.95, 0.1, 2.06),  // committed after the ripple ended: miss + FP
+            det(5.0, 0.1, 5.01),   // nothing there
+        ];
+        let stims = [det(1.02, 0.001, 1.02), det(5.01, 0.001, 5.01)];
+        let s = score_ripples(&t, &d, &stims, 0.5);
+        assert_eq!(s.detection.hits, 1);
+        assert_eq!(s.false_positives, 3);
+        assert_eq!(s.false_positives_per_min, 6.0);
+        assert!((s.latency_ms.unwrap().median - 20.0).abs() < 1e-9);
+        assert_eq!(s.stims_within_50ms, 1);
+        assert_eq!(s.share_stims_within_50ms, 0.5);
+        assert!((s.detection.recall - 0.5).abs() < 1e-12);
+        assert!((s.detection.precision - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn iou_matching_takes_best_overlap_first() {
+        let t = [
+            Interval { onset_s: 0.0, end_s: 1.0 },
+            Interval { onset_s: 0.9, end_s: 1.9 },
+        ];
+        // The first detection overlaps both truths; best overlap (the second) wins,
+        // leaving the first truth to the second detection.
+        let d = [det(0.95, 0.9, 1.3), det(0.0, 0.5, 0.3)];
+        let s = score_intervals(&t, &d, 0.2);
+        assert_eq!(s.detection.hits, 2);
+        let below = score_intervals(&t, &[det(0.0, 0.1, 0.1)], 0.2);
+        assert_eq!(below.detection.hits, 0, "IoU 0.1 must not match");
+    }
+
+    #[test]
+    fn union_merges_overlaps_only() {
+        let u = union_of(vec![
+            Interval { onset_s: 3.0, end_s: 4.0 },
+            Interval { onset_s: 0.0, end_s: 1.0 },
+            Interval { onset_s: 0.5, end_s: 2.0 },
+        ]);
+        assert_eq!(
+            u,
+            vec![
+                Interval { onset_s: 0.0, end_s: 2.0 },
+                Interval { onset_s: 3.0, end_s: 4.0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let s = spread(&[5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]).unwrap();
+        assert_eq!((s.median, s.p90), (5.5, 9.0));
+        assert!(spread(&[]).is_none());
+    }
+}

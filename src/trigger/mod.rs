@@ -1,0 +1,255 @@
+//! The trigger policy shared by every paradigm: turns accepted detections into
+//! scheduled stimuli (or shams), enforcing the refractory period, the rate
+//! limit and the per-session cap in sample time. Outputs are only ever
+//! scheduled through here, so no paradigm can bypass the limits.
+
+use crate::config::{TriggerConfig, TriggerMode};
+use crate::event::{Detection, TriggerDecision};
+use crate::rng::Rng;
+use crate::time::{SampleIndex, SampleRate};
+
+/// Why candidate triggers were refused; exposed as telemetry and in `summary.json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TriggerCounters {
+    pub accepted: u64,
+    pub delivered: u64,
+    pub sham: u64,
+    pub refused_refractory: u64,
+    pub refused_rate_limit: u64,
+    pub refused_session_cap: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerPolicy {
+    mode: TriggerMode,
+    stim_probability: f64,
+    delay_min: u64,
+    delay_max: u64,
+    pulse: u64,
+    refractory: u64,
+    one_minute: u64,
+    max_per_session: u64,
+    rng: Rng,
+    /// Onsets of the last `max_per_minute` decisions, oldest first (a ring).
+    recent_onsets: Vec<SampleIndex>,
+    recent_head: usize,
+    last_onset: Option<SampleIndex>,
+    counters: TriggerCounters,
+}
+
+impl TriggerPolicy {
+    pub fn new(config: &TriggerConfig, rate: SampleRate) -> Self {
+        Self {
+            mode: config.mode,
+            stim_probability: config.stim_probability,
+            delay_min: rate.samples_in_ms(config.delay_min_ms),
+            delay_max: rate.samples_in_ms(config.delay_max_ms),
+            pulse: rate.samples_in_ms(config.pulse_ms).max(1),
+            refractory: rate.samples_in_ms(config.refractory_ms),
+            one_minute: rate.samples_in_s(60.0),
+            max_per_session: u64::from(config.max_per_session),
+            rng: Rng::new(config.seed),
+            recent_onsets: Vec::with_capacity(config.max_per_minute as usize),
+            recent_head: 0,
+            last_onset: None,
+            counters: TriggerCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> TriggerCounters {
+        self.counters
+    }
+
+    /// Decide on one accepted detection. Returns the scheduled stimulus (or
+    /// sham), or `None` when triggers are off or a limit refuses it.
+    pub fn decide(&mut self, detection: &Detection) -> Option<TriggerDecision> {
+        if self.mode == TriggerMode::Off {
+            return None;
+        }
+        let decided_at = detection.detected_at;
+        let onset = match detection.stim_target {
+            Some(target) => target.max(decided_at),
+            None => decided_at + self.draw_delay(),
+        };
+        if self.last_onset.is_some_and(|last| onset < last + self.refractory) {
+            self.counters.refused_refractory += 1;
+            return None;
+        }
+        if self.counters.accepted >= self.max_per_session {
+            self.counters.refused_session_cap += 1;
+            return None;
+        }
+        if self.minute_is_full(onset) {
+            self.counters.refused_rate_limit += 1;
+            return None;
+        }
+        let delivered = match self.mode {
+            TriggerMode::Stim => true,
+            TriggerMode::Sham | TriggerMode::Off => false,
+            TriggerMode::Random => self.rng.uniform() < self.stim_probability,
+        };
+        self.record(onset);
+        if delivered {
+            self.counters.delivered += 1;
+        } else {
+            self.counters.sham += 1;
+        }
+        Some(TriggerDecision {
+            delivered,
+            channel: detection.channel,
+            onset,
+            duration: self.pulse,
+            decided_at,
+            target_phase_deg: detection.target_phase_deg,
+        })
+    }
+
+    fn draw_delay(&mut self) -> u64 {
+        if self.delay_max > self.delay_min {
+            let span = (self.delay_max - self.delay_min + 1) as f64;
+            self.delay_min + (self.rng.uniform() * span) as u64
+        } else {
+            self.delay_min
+        }
+    }
+
+    /// True if `max_per_minute` decisions already have onsets within the 60 s before `onset`.
+    fn minute_is_full(&self, onset: SampleIndex) -> bool {
+        let capacity = self.recent_onsets.capacity();
+        if self.recent_onsets.len() < capacity {
+            return false;
+        }
+        let oldest = self.recent_onsets[self.recent_head];
+        onset < oldest + self.one_minute
+    }
+
+    fn record(&mut self, onset: SampleIndex) {
+        self.counters.accepted += 1;
+        self.last_onset = Some(onset);
+        if self.recent_onsets.len() < self.recent_onsets.capacity() {
+            self.recent_onsets.push(onset);
+        } else {
+            self.recent_onsets[self.recent_head] = onset;
+            self.recent_head = (self.recent_head + 1) % self.recent_onsets.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use proptest::prelude::*;
+
+    fn detection_at(sample: SampleIndex) -> Detection {
+        Detection {
+            kind: EventKind::Ripple,
+            channel: 0,
+            onset: sample.saturating_sub(10),
+            end: sample + 1,
+            peak: sample,
+            detected_at: sample,
+            stim_target: None,
+            target_phase_deg: None,
+        }
+    }
+
+    fn rate() -> SampleRate {
+        SampleRate::new(1000.0).unwrap()
+    }
+
+    #[test]
+    fn off_mode_never_decides() {
+        let config = TriggerConfig {
+            mode: TriggerMode::Off,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        assert!(policy.decide(&detection_at(5000)).is_none());
+        assert_eq!(policy.counters(), TriggerCounters::default());
+    }
+
+    #[test]
+    fn delayed_control_schedules_in_the_configured_window() {
+        let config = TriggerConfig {
+            delay_min_ms: 100.0,
+            delay_max_ms: 300.0,
+            refractory_ms: 0.0,
+            max_per_minute: 6000,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        let delays: Vec<u64> = (0..200)
+            .map(|i| {
+                let d = detection_at(1000 + i * 1000);
+                policy.decide(&d).unwrap().onset - d.detected_at
+            })
+            .collect();
+        assert!(delays.iter().all(|&d| (100..=300).contains(&d)));
+        assert!(delays.iter().min() < Some(&130) && delays.iter().max() > Some(&270));
+    }
+
+    #[test]
+    fn random_mode_mixes_stim_and_sham_reproducibly() {
+        let config = TriggerConfig {
+            mode: TriggerMode::Random,
+            refractory_ms: 0.0,
+            max_per_minute: 6000,
+            seed: 7,
+            ..TriggerConfig::default()
+        };
+        let run = || {
+            let mut policy = TriggerPolicy::new(&config, rate());
+            (0..400)
+                .map(|i| policy.decide(&detection_at(i * 1000)).unwrap().delivered)
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        let stims = first.iter().filter(|&&d| d).count();
+        assert!((150..250).contains(&stims), "{stims} stims of 400");
+    }
+
+    proptest! {
+        /// Whatever the detections, accepted onsets respect the refractory
+        /// period, every 60-s window holds at most max_per_minute and the
+        /// session total never exceeds the cap.
+        #[test]
+        fn limits_are_never_exceeded(
+            gaps in proptest::collection::vec(0u64..3000, 1..600),
+            refractory_ms in 0.0f64..2000.0,
+            max_per_minute in 1u32..50,
+            max_per_session in 0u32..200,
+            delay_max_ms in 0.0f64..500.0,
+        ) {
+            let config = TriggerConfig {
+                mode: TriggerMode::Random,
+                refractory_ms,
+                max_per_minute,
+                max_per_session,
+                delay_min_ms: 0.0,
+                delay_max_ms,
+                ..TriggerConfig::default()
+            };
+            let mut policy = TriggerPolicy::new(&config, rate());
+            let mut now = 0;
+            let mut onsets = Vec::new();
+            for gap in gaps {
+                now += gap;
+                if let Some(decision) = policy.decide(&detection_at(now)) {
+                    prop_assert!(decision.onset >= decision.decided_at);
+                    onsets.push(decision.onset);
+                }
+            }
+            prop_assert!(onsets.len() <= max_per_session as usize);
+            let refractory = rate().samples_in_ms(refractory_ms);
+            for pair in onsets.windows(2) {
+                prop_assert!(pair[1] >= pair[0] + refractory);
+            }
+            for (i, &start) in onsets.iter().enumerate() {
+                let in_window = onsets[i..].iter().take_while(|&&t| t < start + 60_000).count();
+                prop_assert!(in_window <= max_per_minute as usize);
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The controller's contract: the same input gives bit-identical events
+//! whatever the block size, and `process_block` never allocates.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use neuroloop::config::Preset;
+use neuroloop::controller::{Block, Controller};
+use neuroloop::event::{Event, Outbox};
+use neuroloop::rng::Rng;
+use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
+use neuroloop::time::SampleRate;
+
+/// Counts allocations made by the current thread while armed.
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ARMED.with(|a| a.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if ARMED.with(|a| a.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Interleaved frames of a simulated rodent recording.
+fn rodent_frames(seconds: f64) -> (SampleRate, usize, Vec<f64>) {
+    let rate = SampleRate::new(1250.0).unwrap();
+    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, seconds, 11, rate)).unwrap();
+    let signals = &sim.recording.signals;
+    let frames = signals[0].samples.len();
+    let mut data = Vec::with_capacity(frames * signals.len());
+    for i in 0..frames {
+        data.extend(signals.iter().map(|s| s.samples[i]));
+    }
+    (rate, signals.len(), data)
+}
+
+/// Run the rodent preset over `data`, cutting blocks with `next_size`.
+fn run(
+    rate: SampleRate,
+    channels: usize,
+    data: &[f64],
+    mut next_size: impl FnMut() -> usize,
+) -> Vec<Event> {
+    let mut controller = Controller::new(&Preset::RodentRipple.config(), rate, channels).unwrap();
+    let mut outbox = Outbox::with_capacity(1024);
+    let mut events = Vec::new();
+    let frames = data.len() / channels;
+    let mut start = 0;
+    while start < frames {
+        let n = next_size().clamp(1, frames - start);
+        let block = Block {
+            start: start as u64,
+            channels,
+            samples: &data[start * channels..(start + n) * channels],
+        };
+        outbox.clear();
+        controller.process_block(&block, &mut outbox).unwrap();
+        events.extend_from_slice(outbox.events());
+        start += n;
+    }
+    outbox.clear();
+    controller.finish(&mut outbox);
+    events.extend_from_slice(outbox.events());
+    events
+}
+
+#[test]
+fn events_are_identical_for_any_block_size() {
+    let (rate, channels, data) = rodent_frames(90.0);
+    let reference = run(rate, channels, &data, || 64);
+    assert!(
+        reference.iter().filter(|e| matches!(e, Event::Trigger(_))).count() > 5,
+        "too few events for the comparison to mean anything"
+    );
+    for size in [1, 7, 1000] {
+        assert_eq!(run(rate, channels, &data, || size), reference, "block size {size}");
+    }
+    let mut rng = Rng::new(5);
+    let random = run(rate, channels, &data, || 1 + (rng.uniform() * 300.0) as usize);
+    assert_eq!(random, reference, "random block sizes");
+}
+
+#[test]
+fn process_block_does_not_allocate() {
+    let (rate, channels, data) = rodent_frames(60.0);
+    let mut controller = Controller::new(&Preset::RodentRipple.config(), rate, channels).unwrap();
+    let mut outbox = Outbox::with_capacity(1024);
+    let block_frames = 32;
+    let mut emitted = 0;
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
+        let block = Block {
+            start: (i * block_frames) as u64,
+            channels,
+            samples: chunk,
+        };
+        outbox.clear();
+        ARMED.with(|a| a.set(true));
+        controller.process_block(&block, &mut outbox).unwrap();
+        ARMED.with(|a| a.set(false));
+        emitted += outbox.events().len();
+    }
+    assert!(emitted > 0, "the run must exercise detection and triggering");
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "process_block allocated");
+}
