@@ -180,3 +180,336 @@ fn every_real_edf_and_bdf_matches_the_reference_reader() {
         "six format samples, six DREAMS excerpts, one rodent file"
     );
 }
+
+/// The physical minimum and maximum of signal `index` from an EDF header.
+fn header_physical_range(bytes: &[u8], index: usize) -> (f64, f64) {
+    let field = |offset: usize| -> f64 {
+        String::from_utf8_lossy(&bytes[offset..offset + 8])
+            .trim()
+            .parse()
+            .expect("number")
+    };
+    let signal_count: usize = String::from_utf8_lossy(&bytes[252..256])
+        .trim()
+        .parse()
+        .expect("ns");
+    let block = |block_offset: usize| 256 + block_offset * signal_count + index * 8;
+    (field(block(104)), field(block(112)))
+}
+
+/// The EDF quantisation step of signal `index` (physical units per digital step).
+fn header_step(bytes: &[u8], index: usize) -> f64 {
+    let (min, max) = header_physical_range(bytes, index);
+    (max - min).abs() / 65535.0
+}
+
+#[test]
+fn dreams_excerpt1_edf_holds_the_samples_of_its_text_export() {
+    let edf_path = shared_data("dreams/excerpt1.edf");
+    let recording = read_edf(&edf_path).expect("excerpt1.edf");
+    let text = std::fs::read_to_string(shared_data("dreams/excerpt1.txt")).expect("excerpt1.txt");
+    let mut lines = text.lines();
+    assert_eq!(lines.next().map(str::trim), Some("[C3-A1]"));
+    let reference: Vec<f64> = lines.map(|l| l.trim().parse().expect("µV value")).collect();
+    let signal = &recording.signals[0];
+    assert_eq!(signal.label, "C3-A1");
+    assert_eq!(signal.rate.hz(), 100.0);
+    assert_eq!(signal.samples.len(), reference.len());
+    let step = header_step(&std::fs::read(&edf_path).expect("bytes"), 0);
+    assert!(step <= 0.011, "EDF resolution {step} µV");
+    // Half a quantisation step, plus the text's 4-decimal rounding.
+    let tolerance = step / 2.0 + 0.5e-4;
+    let worst = signal
+        .samples
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= tolerance,
+        "worst difference {worst} µV > {tolerance}"
+    );
+}
+
+/// `bytes` with the ASCII field at `offset` replaced by `value`, space-padded to `width`.
+fn patched(bytes: &[u8], offset: usize, width: usize, value: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let field = format!("{value:<width$}");
+    out[offset..offset + width].copy_from_slice(field.as_bytes());
+    out
+}
+
+fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+/// Read `bytes` as an EDF and return the error and its message, which must be
+/// one line naming the file.
+fn read_error(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> (FileError, String) {
+    let path = write_temp(dir, name, bytes);
+    let error = read_edf(&path).expect_err("bad input must be rejected");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    (error, message)
+}
+
+/// excerpt1.edf: one signal "C3-A1", 100 samples per 1-s record, 1800 records.
+fn excerpt1_bytes() -> Vec<u8> {
+    std::fs::read(shared_data("dreams/excerpt1.edf")).expect("excerpt1.edf")
+}
+const EXCERPT1_HEADER_BYTES: usize = 512;
+const EXCERPT1_RECORD_BYTES: usize = 200;
+
+#[test]
+fn empty_and_non_edf_files_are_rejected_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (error, _) = read_error(&dir, "empty.edf", b"");
+    assert!(matches!(error, FileError::Empty { .. }));
+    let (error, message) = read_error(&dir, "text.edf", b"time,value\n0,1\n");
+    assert!(matches!(error, FileError::NotEdf { .. }), "{message}");
+    assert!(message.contains("version field"), "{message}");
+    // A valid version but a header cut short of its 256 fixed bytes.
+    let (error, message) = read_error(&dir, "short.edf", &excerpt1_bytes()[..100]);
+    assert!(
+        matches!(
+            error,
+            FileError::TruncatedHeader {
+                file_bytes: 100,
+                needed_bytes: 256,
+                ..
+            }
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_data_says_how_many_records_are_complete() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cut = EXCERPT1_HEADER_BYTES + 10 * EXCERPT1_RECORD_BYTES + EXCERPT1_RECORD_BYTES / 2;
+    let (error, message) = read_error(&dir, "cut.edf", &excerpt1_bytes()[..cut]);
+    assert!(
+        matches!(
+            error,
+            FileError::TruncatedData {
+                records_promised: 1800,
+                records_complete: 10,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("only 10 record(s) are complete"),
+        "{message}"
+    );
+}
+
+#[test]
+fn header_size_that_disagrees_with_the_signal_count_is_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = patched(&excerpt1_bytes(), 184, 8, "768");
+    let (error, message) = read_error(&dir, "size.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::HeaderSizeMismatch {
+                header_bytes: 768,
+                signal_count: 1,
+                expected_bytes: 512,
+                ..
+            }
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn non_numeric_fields_are_named_with_their_signal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Physical minimum of signal 0 sits at 256 + 104 * ns.
+    let bytes = patched(&excerpt1_bytes(), 256 + 104, 8, "-3x6");
+    let (error, message) = read_error(&dir, "pmin.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "physical minimum",
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("signal 0 (\"C3-A1\")") && message.contains("\"-3x6\""),
+        "{message}"
+    );
+    let bytes = patched(&excerpt1_bytes(), 236, 8, "many");
+    let (error, message) = read_error(&dir, "records.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "number of data records",
+                ..
+            }
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn degenerate_digital_range_and_impossible_rates_are_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Digital maximum (256 + 128) set equal to the digital minimum.
+    let bytes = patched(&excerpt1_bytes(), 256 + 128, 8, "-32768");
+    let (error, message) = read_error(&dir, "digital.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::DegenerateDigitalRange {
+                signal: 0,
+                digital: -32768,
+                ..
+            }
+        ),
+        "{message}"
+    );
+
+    let bytes = patched(&excerpt1_bytes(), 256 + 216, 8, "0");
+    let (error, message) = read_error(&dir, "zero_samples.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadSampleRate {
+                samples_per_record: 0,
+                ..
+            }
+        ),
+        "{message}"
+    );
+
+    let bytes = patched(&excerpt1_bytes(), 244, 8, "0");
+    let (error, message) = read_error(&dir, "zero_duration.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadSampleRate {
+                samples_per_record: 100,
+                ..
+            }
+        ),
+        "{message}"
+    );
+
+    let bytes = patched(&excerpt1_bytes(), 244, 8, "-1");
+    let (error, message) = read_error(&dir, "negative_duration.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "duration of a data record",
+                ..
+            }
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_record_count_is_taken_from_the_file_length() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for file in [
+        "formats/edfio_short_psg.edf",
+        "formats/pyedflib_test_generator.bdf",
+    ] {
+        let original = std::fs::read(shared_data(file)).expect("sample file");
+        let expected = read_edf(&shared_data(file)).expect("sample file");
+        let path = write_temp(&dir, "unknown_count.edf", &patched(&original, 236, 8, "-1"));
+        assert_eq!(read_edf(&path).expect("-1 records"), expected, "{file}");
+    }
+}
+
+/// edfio_test_subsecond.edf: Fp1 (128 samples) then EDF Annotations (20
+/// samples = 40 bytes) per 1-s record; the time-keeping TAL of record r is
+/// "+{r}.3945312".
+fn subsecond_record_tal_offset(bytes: &[u8], record: usize) -> usize {
+    let header_bytes = 768;
+    let record_bytes = (128 + 20) * 2;
+    let offset = header_bytes + record * record_bytes + 128 * 2;
+    assert_eq!(&bytes[offset..offset + 3], format!("+{record}.").as_bytes());
+    offset
+}
+
+#[test]
+fn edf_plus_d_is_read_when_contiguous_and_refused_with_a_gap() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = std::fs::read(shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
+    let expected = read_edf(&shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
+    let discontinuous = patched(&original, 192, 44, "EDF+D");
+    let path = write_temp(&dir, "contiguous_d.edf", &discontinuous);
+    assert_eq!(read_edf(&path).expect("contiguous EDF+D"), expected);
+
+    let mut gap = discontinuous.clone();
+    let offset = subsecond_record_tal_offset(&gap, 2);
+    gap[offset + 1] = b'7'; // record 2 now starts at 7.39 s instead of 2.39 s
+    let (error, message) = read_error(&dir, "gap_d.edf", &gap);
+    assert!(
+        matches!(error, FileError::Discontinuous { record: 2, .. }),
+        "{message}"
+    );
+}
+
+#[test]
+fn malformed_annotations_are_reported_with_record_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut bytes = std::fs::read(shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
+    let offset = subsecond_record_tal_offset(&bytes, 1);
+    bytes[offset] = b'x'; // onset must start with '+' or '-'
+    let (error, message) = read_error(&dir, "tal.edf", &bytes);
+    assert!(
+        matches!(error, FileError::BadAnnotation { record: 1, .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("byte offset {offset}")),
+        "{message}"
+    );
+}
+
+/// A deterministic byte generator for the corruption test (xorshift64).
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn truncated_or_corrupted_files_give_errors_not_panics() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = std::fs::read(shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
+    let path = dir.path().join("fuzz.edf");
+    // Every cut through the header and the first records.
+    for length in 0..2000 {
+        std::fs::write(&path, &original[..length]).expect("write");
+        assert!(
+            read_edf(&path).is_err(),
+            "a file cut at {length} bytes was accepted"
+        );
+    }
+    // Random bytes written into the header and the first annotation blocks.
+    let mut state = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..500 {
+        let mut bytes = original.clone();
+        for _ in 0..4 {
+            let position = (next_random(&mut state) % 1400) as usize;
+            bytes[position] = (next_random(&mut state) % 256) as u8;
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let _ = read_edf(&path); // Ok or Err; a panic fails the test
+    }
+}

@@ -10,9 +10,11 @@
 //! contiguous (each record's time-keeping onset equals the end of the record
 //! before it); a real gap is refused with [`FileError::Discontinuous`], since a
 //! [`Recording`] holds gap-free sample streams.
+//!
+//! The writer produces plain 16-bit EDF (not EDF+): annotations are not written.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{read_whole_file, FileError};
 use crate::recording::{Annotation, Recording, Signal};
@@ -444,7 +446,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
     if header_bytes != expected_header_bytes as i64 {
         return Err(FileError::HeaderSizeMismatch {
             path: path.to_path_buf(),
-            header_bytes: header_bytes as u64,
+            header_bytes,
             signal_count,
             expected_bytes: expected_header_bytes,
         });
@@ -561,4 +563,284 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
         }
     };
     Ok(header)
+}
+
+/// Digital range of the 16-bit EDF the writer produces.
+const WRITE_DIGITAL_MIN: i32 = -32768;
+const WRITE_DIGITAL_MAX: i32 = 32767;
+
+/// Record durations the writer tries, most preferred first: 1 s, then shorter
+/// ones (which fit more signal lengths), then longer ones for sub-Hz rates.
+const RECORD_DURATIONS_S: [&str; 21] = [
+    "1", "0.5", "0.25", "0.2", "0.1", "0.05", "0.04", "0.025", "0.02", "0.01", "0.005", "0.004",
+    "0.002", "0.001", "2", "4", "5", "10", "20", "30", "60",
+];
+
+/// Largest value of an 8-character count field (records, samples per record).
+const MAX_COUNT_FIELD: usize = 99_999_999;
+
+/// How the samples are cut into data records.
+struct RecordLayout {
+    duration_text: &'static str,
+    samples_per_record: Vec<usize>,
+    record_count: usize,
+}
+
+/// One signal's physical range as written (the 8-character texts and the values they parse to).
+struct PhysicalRange {
+    min_text: String,
+    max_text: String,
+    min: f64,
+    max: f64,
+}
+
+/// Write `recording` as plain 16-bit EDF (annotations are not written).
+///
+/// Each signal's physical range is its data range, widened outward to what the
+/// 8-character header fields can hold (and by ±1 for a constant signal), so no
+/// sample is clipped and samples at the data extremes stay at one digital code.
+/// The record duration is the first of 1 s, 0.5 s, ... 0.001 s, 2 s ... 60 s at
+/// which every signal has a whole number of samples per record and all signals
+/// the same whole number of records. Labels are cut to 16 characters and units
+/// to 8 (non-ASCII characters become '?', µ becomes u).
+///
+/// The file is written under a temporary name in the same folder and renamed
+/// at the end, so a failure never leaves a complete-looking partial file.
+pub fn write_edf(path: &Path, recording: &Recording) -> Result<(), FileError> {
+    let cannot_write = |problem: String| FileError::CannotWrite {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if recording.signals.is_empty() {
+        return Err(cannot_write("the recording has no signals".into()));
+    }
+    for signal in &recording.signals {
+        if let Some(index) = signal.samples.iter().position(|x| !x.is_finite()) {
+            return Err(cannot_write(format!(
+                "signal {:?} has a non-finite sample at index {index}",
+                signal.label
+            )));
+        }
+    }
+    let layout = choose_record_layout(recording).map_err(cannot_write)?;
+    let ranges = recording
+        .signals
+        .iter()
+        .map(|signal| {
+            physical_range(&signal.samples).ok_or_else(|| {
+                cannot_write(format!(
+                    "the physical range of signal {:?} does not fit the 8-character header field",
+                    signal.label
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = encode_edf(recording, &layout, &ranges);
+    write_atomically(path, &bytes)
+}
+
+fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
+    let mut length_problem = None;
+    for duration_text in RECORD_DURATIONS_S {
+        let duration_s: f64 = duration_text
+            .parse()
+            .expect("RECORD_DURATIONS_S holds decimal numbers");
+        let samples_per_record: Option<Vec<usize>> = recording
+            .signals
+            .iter()
+            .map(|signal| {
+                let exact = signal.rate.hz() * duration_s;
+                let whole = exact.round();
+                let is_whole = (exact - whole).abs() <= 1e-9 * exact && whole >= 1.0;
+                (is_whole && whole <= MAX_COUNT_FIELD as f64).then_some(whole as usize)
+            })
+            .collect();
+        let Some(samples_per_record) = samples_per_record else {
+            continue;
+        };
+        let first = &recording.signals[0];
+        let record_count = first.samples.len() / samples_per_record[0];
+        let mismatch = recording
+            .signals
+            .iter()
+            .zip(&samples_per_record)
+            .find(|(signal, &per_record)| signal.samples.len() != record_count * per_record);
+        match mismatch {
+            None if record_count <= MAX_COUNT_FIELD => {
+                return Ok(RecordLayout {
+                    duration_text,
+                    samples_per_record,
+                    record_count,
+                })
+            }
+            None => {}
+            Some((signal, per_record)) => {
+                length_problem.get_or_insert(format!(
+                    "signal lengths do not fill whole records at any record duration (at {duration_text} s, signal {:?} has {} samples for {per_record} per record, signal {:?} {} samples)",
+                    signal.label, signal.samples.len(), first.label, first.samples.len()
+                ));
+            }
+        }
+    }
+    Err(length_problem.unwrap_or_else(|| {
+        let rates: Vec<String> = recording.signals.iter().map(|s| s.rate.to_string()).collect();
+        format!(
+            "no record duration from 0.001 s to 60 s holds a whole number of samples of every signal (rates {})",
+            rates.join(", ")
+        )
+    }))
+}
+
+/// The data range, widened outward to values that 8 characters can hold.
+fn physical_range(samples: &[f64]) -> Option<PhysicalRange> {
+    let data_min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let data_max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = if samples.is_empty() {
+        (-1.0, 1.0)
+    } else if data_min == data_max {
+        // A constant signal still needs a non-degenerate range to scale by.
+        (data_min - 1.0, data_max + 1.0)
+    } else {
+        (data_min, data_max)
+    };
+    let (min_text, min) = format_bound(low, Rounding::Down)?;
+    let (max_text, max) = format_bound(high, Rounding::Up)?;
+    Some(PhysicalRange {
+        min_text,
+        max_text,
+        min,
+        max,
+    })
+}
+
+/// Which way [`format_bound`] may move a value.
+#[derive(Clone, Copy, PartialEq)]
+enum Rounding {
+    Down,
+    Up,
+}
+
+/// The most precise decimal text of at most 8 characters not above (`Down`)
+/// or not below (`Up`) `value`, and the value it parses to.
+fn format_bound(value: f64, rounding: Rounding) -> Option<(String, f64)> {
+    let (round, step): (fn(f64) -> f64, f64) = match rounding {
+        Rounding::Down => (f64::floor, -1.0),
+        Rounding::Up => (f64::ceil, 1.0),
+    };
+    for decimals in (0..=7).rev() {
+        let scale = 10f64.powi(decimals);
+        let mut scaled = round(value * scale);
+        // The division by `scale` can land on the wrong side of `value`: step once more.
+        for _ in 0..2 {
+            let text = format!("{:.*}", decimals as usize, scaled / scale);
+            let parsed: f64 = text.parse().ok()?;
+            let on_correct_side = match rounding {
+                Rounding::Down => parsed <= value,
+                Rounding::Up => parsed >= value,
+            };
+            if on_correct_side {
+                if text.len() <= 8 {
+                    return Some((text, parsed));
+                }
+                break;
+            }
+            scaled += step;
+        }
+    }
+    None
+}
+
+fn encode_edf(recording: &Recording, layout: &RecordLayout, ranges: &[PhysicalRange]) -> Vec<u8> {
+    let signal_count = recording.signals.len();
+    let header_bytes = HEADER_BLOCK_BYTES * (signal_count + 1);
+    let total_samples: usize = recording.signals.iter().map(|s| s.samples.len()).sum();
+    let mut bytes = Vec::with_capacity(header_bytes + 2 * total_samples);
+    let mut field = |text: &str, width: usize| push_ascii_field(&mut bytes, text, width);
+    field("0", 8);
+    field("X", 80); // patient: the recording does not say
+    field("neuroloop", 80);
+    field("01.01.85", 8); // start date and time are unknown to a Recording
+    field("00.00.00", 8);
+    field(&header_bytes.to_string(), 8);
+    field("", 44); // plain EDF, not EDF+
+    field(&layout.record_count.to_string(), 8);
+    field(layout.duration_text, 8);
+    field(&signal_count.to_string(), 4);
+    let signals = &recording.signals;
+    signals.iter().for_each(|s| field(&s.label, 16));
+    signals.iter().for_each(|_| field("", 80)); // transducer type
+    signals.iter().for_each(|s| field(&s.unit, 8));
+    ranges.iter().for_each(|r| field(&r.min_text, 8));
+    ranges.iter().for_each(|r| field(&r.max_text, 8));
+    signals
+        .iter()
+        .for_each(|_| field(&WRITE_DIGITAL_MIN.to_string(), 8));
+    signals
+        .iter()
+        .for_each(|_| field(&WRITE_DIGITAL_MAX.to_string(), 8));
+    signals.iter().for_each(|_| field("", 80)); // prefiltering
+    layout
+        .samples_per_record
+        .iter()
+        .for_each(|n| field(&n.to_string(), 8));
+    signals.iter().for_each(|_| field("", 32));
+
+    let digital_span = f64::from(WRITE_DIGITAL_MAX - WRITE_DIGITAL_MIN);
+    for record in 0..layout.record_count {
+        for ((signal, range), &per_record) in
+            signals.iter().zip(ranges).zip(&layout.samples_per_record)
+        {
+            let steps_per_unit = digital_span / (range.max - range.min);
+            for &value in &signal.samples[record * per_record..(record + 1) * per_record] {
+                let digital = (f64::from(WRITE_DIGITAL_MIN) + (value - range.min) * steps_per_unit)
+                    .round()
+                    .clamp(f64::from(WRITE_DIGITAL_MIN), f64::from(WRITE_DIGITAL_MAX));
+                bytes.extend_from_slice(&(digital as i16).to_le_bytes());
+            }
+        }
+    }
+    bytes
+}
+
+/// Append `text` as a header field: printable ASCII, cut to `width`, space-padded.
+fn push_ascii_field(bytes: &mut Vec<u8>, text: &str, width: usize) {
+    let ascii = text.chars().map(|c| match c {
+        'µ' | 'μ' => b'u',
+        ' '..='~' => c as u8,
+        _ => b'?',
+    });
+    let start = bytes.len();
+    bytes.extend(ascii.take(width));
+    bytes.resize(start + width, b' ');
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let io_error = |action: &'static str| {
+        move |source| FileError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let file_name = path.file_name().ok_or_else(|| FileError::CannotWrite {
+        path: path.to_path_buf(),
+        problem: "the path has no file name".into(),
+    })?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(file_name);
+    temporary_name.push(format!(".partial-{}", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let result = (|| {
+        let mut file =
+            std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
+        file.write_all(bytes).map_err(io_error("write"))?;
+        file.sync_all().map_err(io_error("write"))?;
+        std::fs::rename(&temporary, path)
+            .map_err(io_error("rename the temporary file to the final name"))
+    })();
+    if result.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }

@@ -37,7 +37,7 @@ pub enum FileError {
     #[error("{}: header size field says {header_bytes} bytes but {signal_count} signal(s) need 256 * ({signal_count} + 1) = {expected_bytes}", .path.display())]
     HeaderSizeMismatch {
         path: PathBuf,
-        header_bytes: u64,
+        header_bytes: i64,
         signal_count: usize,
         expected_bytes: u64,
     },
