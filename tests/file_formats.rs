@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use neuroloop::io::edf::read_edf;
+use neuroloop::io::edf::{read_edf, write_edf};
 use neuroloop::io::FileError;
-use neuroloop::recording::Recording;
+use neuroloop::recording::{Recording, Signal};
+use neuroloop::time::SampleRate;
 use serde_json::Value;
 
 fn shared_data(relative: &str) -> PathBuf {
@@ -511,5 +512,172 @@ fn truncated_or_corrupted_files_give_errors_not_panics() {
         }
         std::fs::write(&path, &bytes).expect("write");
         let _ = read_edf(&path); // Ok or Err; a panic fails the test
+    }
+}
+
+fn signal(label: &str, unit: &str, rate_hz: f64, samples: Vec<f64>) -> Signal {
+    Signal {
+        label: label.into(),
+        unit: unit.into(),
+        rate: SampleRate::new(rate_hz).expect("rate"),
+        samples,
+    }
+}
+
+/// Write, read back, and check every sample is within half a quantisation
+/// step (read from the written header) of the original.
+fn assert_round_trip(recording: &Recording, path: &Path) -> Recording {
+    write_edf(path, recording).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(path).expect("written file");
+    let back = read_edf(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.signals.len(), recording.signals.len());
+    for (index, (original, read)) in recording.signals.iter().zip(&back.signals).enumerate() {
+        assert_eq!(read.rate, original.rate, "{}", original.label);
+        assert_eq!(
+            read.samples.len(),
+            original.samples.len(),
+            "{}",
+            original.label
+        );
+        let (min, max) = header_physical_range(&bytes, index);
+        let data_min = original
+            .samples
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let data_max = original
+            .samples
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            min <= data_min && max >= data_max,
+            "range [{min}, {max}] clips the data"
+        );
+        // Half a step, plus a few ulps of the range for the scaling arithmetic.
+        let tolerance = header_step(&bytes, index) / 2.0 + 1e-12 * (max - min);
+        for (i, (a, b)) in original.samples.iter().zip(&read.samples).enumerate() {
+            assert!(
+                (a - b).abs() <= tolerance,
+                "{} sample {i}: wrote {a}, read {b}",
+                original.label
+            );
+        }
+    }
+    back
+}
+
+#[test]
+fn written_edf_reads_back_within_the_quantisation_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let eeg: Vec<f64> = (0..2000)
+        .map(|i| {
+            let t = i as f64 / 200.0;
+            // A 10 Hz sine clipped at ±80 µV, like a saturating amplifier.
+            (120.0 * (2.0 * std::f64::consts::PI * 10.0 * t).sin() + 3.7).clamp(-80.0, 80.0)
+        })
+        .collect();
+    let slow: Vec<f64> = (0..50).map(|i| 0.25 * i as f64 - 3.0).collect();
+    let recording = Recording {
+        signals: vec![
+            signal("C3-A1", "µV", 200.0, eeg),
+            signal("Temperature rectal probe", "degC", 5.0, slow),
+            signal("Flat", "uV", 200.0, vec![12.5; 2000]),
+        ],
+        annotations: vec![],
+    };
+    let back = assert_round_trip(&recording, &dir.path().join("round_trip.edf"));
+    assert_eq!(back.signals[0].unit, "uV");
+    assert_eq!(
+        back.signals[1].label, "Temperature rect",
+        "cut to 16 characters"
+    );
+    // Clipped samples stay on one rail value that is the maximum read back.
+    let clipped = &back.signals[0];
+    let rail = clipped.samples[recording.signals[0]
+        .samples
+        .iter()
+        .position(|&x| x == 80.0)
+        .expect("clipped")];
+    let at_rail = recording.signals[0]
+        .samples
+        .iter()
+        .zip(&clipped.samples)
+        .filter(|(&x, _)| x == 80.0);
+    assert!(at_rail.clone().count() > 100);
+    assert!(at_rail.into_iter().all(|(_, &y)| y == rail));
+    assert_eq!(
+        clipped
+            .samples
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max),
+        rail
+    );
+}
+
+#[test]
+fn real_recordings_survive_a_write_read_round_trip() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for file in [
+        "dreams/excerpt6.edf",
+        "formats/edfio_short_psg.edf",
+        "formats/pyedflib_test_generator.bdf",
+    ] {
+        let recording = read_edf(&shared_data(file)).expect("sample");
+        assert_round_trip(&recording, &dir.path().join("copy.edf"));
+    }
+}
+
+#[test]
+fn writer_errors_leave_no_file_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("out.edf");
+    let ntsc = Recording {
+        signals: vec![signal("video", "uV", 30000.0 / 1001.0, vec![0.0; 300])],
+        annotations: vec![],
+    };
+    let ragged = Recording {
+        signals: vec![
+            signal("a", "uV", 100.0, vec![0.0; 150]),
+            signal("b", "uV", 10.0, vec![0.0; 10]),
+        ],
+        annotations: vec![],
+    };
+    let huge = Recording {
+        signals: vec![signal("a", "uV", 100.0, vec![0.0, 1e12])],
+        annotations: vec![],
+    };
+    let not_finite = Recording {
+        signals: vec![signal("a", "uV", 100.0, vec![0.0, f64::NAN])],
+        annotations: vec![],
+    };
+    for (recording, expected) in [
+        (&ntsc, "no record duration"),
+        (&ragged, "do not fill whole records"),
+        (&huge, "does not fit"),
+        (&not_finite, "non-finite sample at index 1"),
+        (&Recording::default(), "no signals"),
+    ] {
+        let message = write_edf(&path, recording)
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains(expected) && message.contains("out.edf"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert!(left.is_empty(), "{expected}: left {left:?}");
+    }
+    let missing_folder = dir.path().join("no/such/folder/out.edf");
+    let error = write_edf(&missing_folder, &one_second_recording()).expect_err("no folder");
+    assert!(matches!(error, FileError::Io { .. }), "{error}");
+}
+
+fn one_second_recording() -> Recording {
+    Recording {
+        signals: vec![signal("a", "uV", 100.0, vec![1.0; 100])],
+        annotations: vec![],
     }
 }
