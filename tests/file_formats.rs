@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use neuroloop::io::edf::{read_edf, write_edf};
-use neuroloop::io::FileError;
+use neuroloop::io::raw::{read_raw_int16, RawLayout};
+use neuroloop::io::wav::read_wav;
+use neuroloop::io::{read_recording, FileError, FileOptions};
 use neuroloop::recording::{Recording, Signal};
 use neuroloop::time::SampleRate;
 use serde_json::Value;
@@ -680,4 +682,217 @@ fn one_second_recording() -> Recording {
         signals: vec![signal("a", "uV", 100.0, vec![1.0; 100])],
         annotations: vec![],
     }
+}
+
+fn write_wav<S: hound::Sample + Copy>(path: &Path, spec: hound::WavSpec, frames: &[[S; 2]]) {
+    let mut writer = hound::WavWriter::create(path, spec).expect("wav writer");
+    for frame in frames {
+        for &sample in frame {
+            writer.write_sample(sample).expect("sample");
+        }
+    }
+    writer.finalize().expect("finalize");
+}
+
+fn wav_spec(bits: u16, format: hound::SampleFormat) -> hound::WavSpec {
+    hound::WavSpec {
+        channels: 2,
+        sample_rate: 1000,
+        bits_per_sample: bits,
+        sample_format: format,
+    }
+}
+
+#[test]
+fn wav_integer_and_float_samples_scale_to_microvolts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let volts_per_full_scale = 0.4;
+    let uv = |fraction: f64| fraction * volts_per_full_scale * 1e6;
+    let int = hound::SampleFormat::Int;
+    let cases: Vec<(PathBuf, [f64; 4])> = {
+        let path8 = dir.path().join("i8.wav");
+        write_wav::<i8>(&path8, wav_spec(8, int), &[[-128, 64], [127, 0]]);
+        let path16 = dir.path().join("i16.wav");
+        write_wav::<i16>(&path16, wav_spec(16, int), &[[-32768, 16384], [32767, 0]]);
+        let path24 = dir.path().join("i24.wav");
+        write_wav::<i32>(
+            &path24,
+            wav_spec(24, int),
+            &[[-8_388_608, 4_194_304], [8_388_607, 0]],
+        );
+        let path32 = dir.path().join("i32.wav");
+        write_wav::<i32>(
+            &path32,
+            wav_spec(32, int),
+            &[[i32::MIN, 1 << 30], [i32::MAX, 0]],
+        );
+        let pathf = dir.path().join("f32.WAV");
+        write_wav::<f32>(
+            &pathf,
+            wav_spec(32, hound::SampleFormat::Float),
+            &[[-1.0, 0.5], [0.25, 0.0]],
+        );
+        vec![
+            (path8, [-1.0, 127.0 / 128.0, 0.5, 0.0]),
+            (path16, [-1.0, 32767.0 / 32768.0, 0.5, 0.0]),
+            (path24, [-1.0, 8_388_607.0 / 8_388_608.0, 0.5, 0.0]),
+            (
+                path32,
+                [-1.0, f64::from(i32::MAX) / 2f64.powi(31), 0.5, 0.0],
+            ),
+            (pathf, [-1.0, 0.25, 0.5, 0.0]),
+        ]
+    };
+    for (path, [ch0_first, ch0_second, ch1_first, ch1_second]) in cases {
+        let options = FileOptions {
+            raw: None,
+            wav_volts_per_full_scale: volts_per_full_scale,
+        };
+        let recording = read_recording(&path, &options).unwrap_or_else(|e| panic!("{e}"));
+        let what = path.display();
+        assert_eq!(recording.labels(), ["ch0", "ch1"], "{what}");
+        assert_eq!(recording.signals[0].rate.hz(), 1000.0, "{what}");
+        assert_eq!(recording.signals[0].unit, "uV", "{what}");
+        let expected = [
+            [uv(ch0_first), uv(ch0_second)],
+            [uv(ch1_first), uv(ch1_second)],
+        ];
+        for (signal, expected) in recording.signals.iter().zip(expected) {
+            for (&actual, expected) in signal.samples.iter().zip(expected) {
+                // The scaling order differs from the expression above by an ulp or so.
+                assert_close(
+                    &format!("{what} {}", signal.label),
+                    actual,
+                    expected,
+                    uv(1.0),
+                );
+            }
+            assert_eq!(signal.samples.len(), 2, "{what}");
+        }
+    }
+}
+
+#[test]
+fn bad_wav_files_and_scales_are_rejected_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_wav = write_temp(&dir, "noise.wav", b"RIFF....WAVEnot really");
+    let message = read_wav(&not_wav, 1.0).expect_err("not a WAV").to_string();
+    assert!(
+        message.contains("noise.wav") && message.contains("WAV"),
+        "{message}"
+    );
+    let path = dir.path().join("ok.wav");
+    write_wav::<i16>(&path, wav_spec(16, hound::SampleFormat::Int), &[[1, 2]]);
+    for bad_scale in [0.0, -1.0, f64::NAN] {
+        let error = read_wav(&path, bad_scale).expect_err("bad scale");
+        assert!(matches!(error, FileError::BadOption { .. }), "{error}");
+    }
+}
+
+#[test]
+fn raw_int16_interleaved_frames_scale_to_microvolts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let counts: [i16; 6] = [-32768, 0, 5, 32767, -2, 7];
+    let bytes: Vec<u8> = counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let path = write_temp(&dir, "continuous.dat", &bytes);
+    let layout = RawLayout {
+        channels: 3,
+        rate_hz: 30000.0,
+        uv_per_bit: 0.195,
+    };
+    let options = FileOptions {
+        raw: Some(layout.clone()),
+        ..FileOptions::default()
+    };
+    let recording = read_recording(&path, &options).expect("raw");
+    assert_eq!(recording.labels(), ["ch0", "ch1", "ch2"]);
+    assert_eq!(
+        recording.signals[0].samples,
+        [-32768.0 * 0.195, 32767.0 * 0.195]
+    );
+    assert_eq!(recording.signals[1].samples, [0.0, -2.0 * 0.195]);
+    assert_eq!(recording.signals[2].samples, [5.0 * 0.195, 7.0 * 0.195]);
+    assert_eq!(recording.signals[2].rate.hz(), 30000.0);
+
+    let odd = write_temp(&dir, "odd.dat", &bytes[..10]);
+    let message = read_raw_int16(&odd, &layout)
+        .expect_err("partial frame")
+        .to_string();
+    assert!(
+        message.contains("odd.dat")
+            && message.contains("10 bytes")
+            && message.contains("6-byte frames"),
+        "{message}"
+    );
+    for bad in [
+        RawLayout {
+            channels: 0,
+            ..layout.clone()
+        },
+        RawLayout {
+            rate_hz: 0.0,
+            ..layout.clone()
+        },
+        RawLayout {
+            rate_hz: -1.0,
+            ..layout.clone()
+        },
+        RawLayout {
+            uv_per_bit: f64::INFINITY,
+            ..layout.clone()
+        },
+    ] {
+        let error = read_raw_int16(&path, &bad).expect_err("bad layout");
+        assert!(
+            matches!(error, FileError::BadOption { .. })
+                && error.to_string().contains("continuous.dat"),
+            "{error}"
+        );
+    }
+    let error = read_recording(&path, &FileOptions::default()).expect_err("no layout");
+    assert!(matches!(error, FileError::BadOption { .. }), "{error}");
+}
+
+#[test]
+fn rodent_raw_counts_match_the_edf_of_the_same_recording() {
+    let layout = RawLayout {
+        channels: 1,
+        rate_hz: 1000.0,
+        uv_per_bit: 1.0,
+    };
+    let raw =
+        read_raw_int16(&shared_data("rodent/hc2_theta_1000hz_int16.dat"), &layout).expect("raw");
+    let edf_path = shared_data("rodent/hc2_theta_1000hz.edf");
+    let edf = read_edf(&edf_path).expect("edf");
+    let (raw, edf_signal) = (&raw.signals[0].samples, &edf.signals[0]);
+    assert_eq!(raw.len(), 150_000);
+    assert_eq!(raw.len(), edf_signal.samples.len());
+    assert_eq!(edf_signal.rate.hz(), 1000.0);
+    // The EDF stores the counts rescaled to 16 bits over ±4065: half a step apart at most.
+    let tolerance = header_step(&std::fs::read(&edf_path).expect("bytes"), 0) / 2.0 + 1e-9;
+    for (i, (r, e)) in raw.iter().zip(&edf_signal.samples).enumerate() {
+        assert!((r - e).abs() <= tolerance, "sample {i}: raw {r}, EDF {e}");
+    }
+}
+
+#[test]
+fn read_recording_dispatches_on_the_extension_in_any_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = std::fs::read(shared_data("formats/edfio_short_psg.bdf")).expect("sample");
+    let upper = write_temp(&dir, "PSG.BDF", &bytes);
+    let recording = read_recording(&upper, &FileOptions::default()).expect("upper-case .BDF");
+    assert_eq!(recording.signals.len(), 7);
+    let unknown = write_temp(&dir, "psg.xdf", &bytes);
+    let error = read_recording(&unknown, &FileOptions::default()).expect_err("unknown extension");
+    assert!(
+        matches!(error, FileError::UnknownExtension { .. })
+            && error.to_string().contains("psg.xdf"),
+        "{error}"
+    );
+    let missing = read_recording(&dir.path().join("missing.edf"), &FileOptions::default())
+        .expect_err("missing");
+    assert!(
+        matches!(missing, FileError::Io { .. }) && missing.to_string().contains("missing.edf"),
+        "{missing}"
+    );
 }
