@@ -187,21 +187,18 @@ fn decode_samples(signal: &SignalHeader, width: SampleWidth, data: &[u8], out: &
         / (signal.digital_max - signal.digital_min) as f64;
     let digital_min = signal.digital_min as f64;
     let physical_min = signal.physical_min;
+    let scale = |digital: f64| physical_min + (digital - digital_min) * gain;
     match width {
-        SampleWidth::Bits16 => {
-            for pair in data.chunks_exact(2) {
-                let digital = i16::from_le_bytes([pair[0], pair[1]]) as f64;
-                out.push(physical_min + (digital - digital_min) * gain);
-            }
-        }
-        SampleWidth::Bits24 => {
-            for triple in data.chunks_exact(3) {
-                // Place the 24 bits in the top of an i32 and shift back to sign-extend.
-                let digital =
-                    (i32::from_le_bytes([0, triple[0], triple[1], triple[2]]) >> 8) as f64;
-                out.push(physical_min + (digital - digital_min) * gain);
-            }
-        }
+        SampleWidth::Bits16 => out.extend(
+            data.chunks_exact(2)
+                .map(|pair| scale(f64::from(i16::from_le_bytes([pair[0], pair[1]])))),
+        ),
+        // Place the 24 bits in the top of an i32 and shift back to sign-extend.
+        SampleWidth::Bits24 => out.extend(data.chunks_exact(3).map(|triple| {
+            scale(f64::from(
+                i32::from_le_bytes([0, triple[0], triple[1], triple[2]]) >> 8,
+            ))
+        })),
     }
 }
 
