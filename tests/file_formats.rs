@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use neuroloop::io::edf::{read_edf, write_edf};
+use neuroloop::io::openephys::read_oebin;
 use neuroloop::io::raw::{read_raw_int16, RawLayout};
 use neuroloop::io::wav::read_wav;
 use neuroloop::io::{read_recording, FileError, FileOptions};
@@ -894,5 +895,85 @@ fn read_recording_dispatches_on_the_extension_in_any_case() {
     assert!(
         matches!(missing, FileError::Io { .. }) && missing.to_string().contains("missing.edf"),
         "{missing}"
+    );
+}
+
+const OEBIN: &str = "formats/openephys_fileio_structure_v0.4.5.oebin";
+
+#[test]
+fn open_ephys_structure_metadata_is_parsed() {
+    let streams = read_oebin(&shared_data(OEBIN)).expect("oebin");
+    assert_eq!(streams.len(), 1);
+    let stream = &streams[0];
+    assert_eq!(stream.folder_name, "openephys-100.0/");
+    assert_eq!(stream.rate.hz(), 30000.0);
+    let names: Vec<&str> = stream.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["CH1", "AUX1", "ADC1"]);
+    let bit_volts: Vec<f64> = stream.channels.iter().map(|c| c.bit_volts).collect();
+    assert_eq!(bit_volts, [0.195, 3.74e-05, 0.000152588]);
+}
+
+#[test]
+fn open_ephys_recording_reads_its_continuous_dat_with_per_channel_scales() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let oebin = write_temp(
+        &dir,
+        "structure.oebin",
+        &std::fs::read(shared_data(OEBIN)).expect("oebin"),
+    );
+    let stream_folder = dir.path().join("continuous/openephys-100.0");
+    let missing =
+        read_recording(&oebin, &FileOptions::default()).expect_err("no continuous.dat yet");
+    assert!(missing.to_string().contains("continuous.dat"), "{missing}");
+
+    std::fs::create_dir_all(&stream_folder).expect("folder");
+    let counts: [i16; 6] = [100, -200, 300, -1, 2, -3];
+    let bytes: Vec<u8> = counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+    std::fs::write(stream_folder.join("continuous.dat"), &bytes).expect("dat");
+    let recording = read_recording(&oebin, &FileOptions::default()).expect("open ephys");
+    assert_eq!(recording.labels(), ["CH1", "AUX1", "ADC1"]);
+    assert_eq!(recording.signals[0].samples, [100.0 * 0.195, -0.195]);
+    assert_eq!(
+        recording.signals[1].samples,
+        [-200.0 * 3.74e-05, 2.0 * 3.74e-05]
+    );
+    assert_eq!(
+        recording.signals[2].samples,
+        [300.0 * 0.000152588, -3.0 * 0.000152588]
+    );
+    assert_eq!(recording.signals[2].rate.hz(), 30000.0);
+
+    std::fs::write(stream_folder.join("continuous.dat"), &bytes[..8]).expect("dat");
+    let error = read_recording(&oebin, &FileOptions::default()).expect_err("partial frame");
+    assert!(
+        matches!(
+            error,
+            FileError::PartialFrame {
+                length: 8,
+                channels: 3,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let text = std::fs::read_to_string(&oebin)
+        .expect("text")
+        .replace("\"num_channels\": 3", "\"num_channels\": 4");
+    let bad = write_temp(&dir, "structure.oebin", text.as_bytes());
+    let message = read_oebin(&bad).expect_err("count mismatch").to_string();
+    assert!(
+        message.contains("structure.oebin")
+            && message.contains("continuous[0]")
+            && message.contains("num_channels"),
+        "{message}"
+    );
+    let garbage = write_temp(&dir, "broken.oebin", b"{\"continuous\": [");
+    let message = read_oebin(&garbage).expect_err("bad JSON").to_string();
+    assert!(
+        message.contains("broken.oebin")
+            && message.contains("not valid JSON")
+            && !message.contains('\n'),
+        "{message}"
     );
 }

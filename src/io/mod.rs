@@ -4,6 +4,7 @@
 //! takes one. [`read_recording`] picks the reader from the file extension.
 
 pub mod edf;
+pub mod openephys;
 pub mod raw;
 pub mod wav;
 
@@ -105,7 +106,9 @@ pub enum FileError {
     },
     #[error("{}: {problem}", .path.display())]
     BadOption { path: PathBuf, problem: String },
-    #[error("{}: unknown file extension; expected .edf, .bdf, .wav, .dat, .bin or .raw", .path.display())]
+    #[error("{}: Open Ephys metadata: {problem}", .path.display())]
+    OpenEphysMetadata { path: PathBuf, problem: String },
+    #[error("{}: unknown file extension; expected .edf, .bdf, .wav, .dat, .bin, .raw or .oebin", .path.display())]
     UnknownExtension { path: PathBuf },
     #[error("{}: cannot write EDF: {problem}", .path.display())]
     CannotWrite { path: PathBuf, problem: String },
@@ -132,7 +135,8 @@ impl Default for FileOptions {
 
 /// Read a recording, choosing the format from the extension (any case):
 /// .edf/.bdf → [`edf::read_edf`], .wav → [`wav::read_wav`],
-/// .dat/.bin/.raw → [`raw::read_raw_int16`] (needs `options.raw`).
+/// .dat/.bin/.raw → [`raw::read_raw_int16`] (needs `options.raw`),
+/// .oebin → [`openephys::read_open_ephys`] (an Open Ephys binary `structure.oebin`).
 pub fn read_recording(path: &Path, options: &FileOptions) -> Result<Recording, FileError> {
     let extension = path
         .extension()
@@ -149,6 +153,7 @@ pub fn read_recording(path: &Path, options: &FileOptions) -> Result<Recording, F
                     .into(),
             }),
         },
+        Some("oebin") => openephys::read_open_ephys(path),
         _ => Err(FileError::UnknownExtension {
             path: path.to_path_buf(),
         }),

@@ -36,32 +36,62 @@ pub fn read_raw_int16(path: &Path, layout: &RawLayout) -> Result<Recording, File
         )));
     }
     let bytes = read_whole_file(path)?;
-    let frame_bytes = 2 * layout.channels;
+    let channels = (0..layout.channels)
+        .map(|channel| Int16Channel {
+            label: format!("ch{channel}"),
+            unit: "uV".into(),
+            per_count: layout.uv_per_bit,
+        })
+        .collect();
+    Ok(Recording {
+        signals: decode_interleaved_int16(path, &bytes, channels, rate)?,
+        annotations: Vec::new(),
+    })
+}
+
+/// One channel of an interleaved int16 stream: its label, unit and the
+/// physical value of one ADC count.
+pub(crate) struct Int16Channel {
+    pub label: String,
+    pub unit: String,
+    pub per_count: f64,
+}
+
+/// Split interleaved little-endian int16 frames into one signal per channel.
+/// `channels` must not be empty.
+pub(crate) fn decode_interleaved_int16(
+    path: &Path,
+    bytes: &[u8],
+    channels: Vec<Int16Channel>,
+    rate: SampleRate,
+) -> Result<Vec<Signal>, FileError> {
+    let frame_bytes = 2 * channels.len();
     if bytes.len() % frame_bytes != 0 {
         return Err(FileError::PartialFrame {
             path: path.to_path_buf(),
             length: bytes.len() as u64,
             frame_bytes: frame_bytes as u64,
-            channels: layout.channels,
+            channels: channels.len(),
         });
     }
     let frames = bytes.len() / frame_bytes;
-    let mut signals: Vec<Signal> = (0..layout.channels)
+    let scales: Vec<f64> = channels.iter().map(|c| c.per_count).collect();
+    let mut signals: Vec<Signal> = channels
+        .into_iter()
         .map(|channel| Signal {
-            label: format!("ch{channel}"),
-            unit: "uV".into(),
+            label: channel.label,
+            unit: channel.unit,
             rate,
             samples: Vec::with_capacity(frames),
         })
         .collect();
     for frame in bytes.chunks_exact(frame_bytes) {
-        for (signal, sample) in signals.iter_mut().zip(frame.chunks_exact(2)) {
+        for ((signal, sample), per_count) in
+            signals.iter_mut().zip(frame.chunks_exact(2)).zip(&scales)
+        {
             let count = i16::from_le_bytes([sample[0], sample[1]]);
-            signal.samples.push(f64::from(count) * layout.uv_per_bit);
+            signal.samples.push(f64::from(count) * per_count);
         }
     }
-    Ok(Recording {
-        signals,
-        annotations: Vec::new(),
-    })
+    Ok(signals)
 }
