@@ -6,6 +6,7 @@
 pub mod edf;
 pub mod openephys;
 pub mod raw;
+pub mod session;
 pub mod wav;
 
 use std::path::{Path, PathBuf};
