@@ -91,8 +91,12 @@ fn worst_ratio(ours: &[f64], want: &[f64], atol: f64, rtol: f64) -> f64 {
 
 fn design_of(file: &GoldenFile, design: &Design) -> Sos {
     let rate = SampleRate::new(file.rate_hz).unwrap();
-    butterworth(design.order, design.band.to_band(), rate)
-        .unwrap_or_else(|e| panic!("{} Hz, order {} {:?}: {e}", file.rate_hz, design.order, design.band))
+    butterworth(design.order, design.band.to_band(), rate).unwrap_or_else(|e| {
+        panic!(
+            "{} Hz, order {} {:?}: {e}",
+            file.rate_hz, design.order, design.band
+        )
+    })
 }
 
 fn filter(sos: &Sos, input: &[f64]) -> Vec<f64> {
@@ -107,12 +111,24 @@ fn butterworth_sections_match_scipy() {
     for file in golden_files() {
         for design in &file.designs {
             let ours = design_of(&file, design);
-            let label = format!("{} Hz, order {} {:?}", file.rate_hz, design.order, design.band);
-            assert_eq!(ours.sections().len(), design.sos.len(), "{label}: section count");
+            let label = format!(
+                "{} Hz, order {} {:?}",
+                file.rate_hz, design.order, design.band
+            );
+            assert_eq!(
+                ours.sections().len(),
+                design.sos.len(),
+                "{label}: section count"
+            );
             let ours_flat: Vec<f64> = ours.sections().iter().flatten().copied().collect();
             let want_flat: Vec<f64> = design.sos.iter().flatten().copied().collect();
             let ratio = worst_ratio(&ours_flat, &want_flat, 0.0, COEFFICIENT_RTOL);
-            assert!(ratio <= 1.0, "{label}: ours {:?}\nscipy {:?}", ours.sections(), design.sos);
+            assert!(
+                ratio <= 1.0,
+                "{label}: ours {:?}\nscipy {:?}",
+                ours.sections(),
+                design.sos
+            );
             checked += 1;
         }
     }
@@ -128,16 +144,25 @@ fn designed_filter_output_matches_scipy_sosfilt() {
             let Some(want) = &design.output else { continue };
             let peak = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let atol = OUTPUT_ATOL_OF_PEAK * peak;
-            let label = format!("{} Hz, order {} {:?}", file.rate_hz, design.order, design.band);
+            let label = format!(
+                "{} Hz, order {} {:?}",
+                file.rate_hz, design.order, design.band
+            );
 
             // Our design through our filter (end to end) ...
             let ours = filter(&design_of(&file, design), &input);
             let ratio = worst_ratio(&ours, want, atol, OUTPUT_RTOL);
-            assert!(ratio <= 1.0, "{label}: worst error is {ratio:.3} × tolerance");
+            assert!(
+                ratio <= 1.0,
+                "{label}: worst error is {ratio:.3} × tolerance"
+            );
             // ... and scipy's coefficients through our filter (the filter alone).
             let scipy_sos = Sos::new(design.sos.clone()).unwrap();
             let ratio = worst_ratio(&filter(&scipy_sos, &input), want, atol, OUTPUT_RTOL);
-            assert!(ratio <= 1.0, "{label} (scipy coefficients): worst error is {ratio:.3} × tolerance");
+            assert!(
+                ratio <= 1.0,
+                "{label} (scipy coefficients): worst error is {ratio:.3} × tolerance"
+            );
             checked += 1;
         }
     }
