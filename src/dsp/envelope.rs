@@ -1,6 +1,6 @@
 //! Amplitude envelope of a band-passed signal.
 
-use super::{positive, window_samples, DspError};
+use super::{window_samples, DspError};
 use crate::time::SampleRate;
 
 /// Causal RMS over the last `window_ms` milliseconds.
@@ -17,7 +17,6 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(window_ms: f64, rate: SampleRate) -> Result<Self, DspError> {
-        let window_ms = positive("window_ms", window_ms)?;
         let window = window_samples("window_ms", window_ms / 1000.0, window_ms, rate)?;
         Ok(Self {
             squares: vec![0.0; window],
