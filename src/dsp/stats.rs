@@ -1,0 +1,269 @@
+//! Running statistics for adaptive thresholds.
+
+use super::{positive, window_samples, DspError};
+use crate::time::SampleRate;
+
+/// Exponentially weighted running mean and variance.
+///
+/// Each sample has weight `alpha = 1 - exp(-1 / (time_constant_s * rate))`,
+/// so the memory decays by `1/e` per time constant. The first sample sets the
+/// mean (variance 0), avoiding a slow climb from zero.
+#[derive(Debug, Clone)]
+pub struct Ewma {
+    alpha: f64,
+    mean: f64,
+    variance: f64,
+    primed: bool,
+}
+
+impl Ewma {
+    pub fn new(time_constant_s: f64, rate: SampleRate) -> Result<Self, DspError> {
+        let time_constant_s = positive("time_constant_s", time_constant_s)?;
+        Ok(Self {
+            alpha: -(-1.0 / (time_constant_s * rate.hz())).exp_m1(),
+            mean: 0.0,
+            variance: 0.0,
+            primed: false,
+        })
+    }
+
+    /// Add one sample (West's incremental weighted update, numerically stable).
+    #[inline]
+    pub fn update(&mut self, x: f64) {
+        if !self.primed {
+            self.mean = x;
+            self.primed = true;
+            return;
+        }
+        let deviation = x - self.mean;
+        let increment = self.alpha * deviation;
+        self.mean += increment;
+        self.variance = (1.0 - self.alpha) * (self.variance + deviation * increment);
+    }
+
+    /// Add a block of samples; identical to calling [`Self::update`] per sample.
+    pub fn update_block(&mut self, xs: &[f64]) {
+        xs.iter().for_each(|&x| self.update(x));
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    pub fn variance(&self) -> f64 {
+        self.variance
+    }
+
+    pub fn std_dev(&self) -> f64 {
+        self.variance.sqrt()
+    }
+
+    /// Forget all samples, as just after `new`.
+    pub fn reset(&mut self) {
+        self.mean = 0.0;
+        self.variance = 0.0;
+        self.primed = false;
+    }
+}
+
+/// Running median and MAD over the last `window_s` seconds, recomputed every
+/// `update_every` samples.
+///
+/// The ring holds the window; a recompute copies it into a preallocated
+/// scratch buffer and selects the median, then the median absolute deviation,
+/// in O(window) time. That cost is paid once per `update_every` samples, so
+/// the amortised cost per sample is O(window / update_every); pick
+/// `update_every` so that a single recompute fits the block latency budget.
+/// Before the window has filled, statistics cover the samples seen so far;
+/// before the first recompute they are 0.
+#[derive(Debug, Clone)]
+pub struct RobustBaseline {
+    ring: Vec<f64>,
+    next: usize,
+    filled: usize,
+    update_every: usize,
+    since_update: usize,
+    scratch: Vec<f64>,
+    median: f64,
+    mad: f64,
+}
+
+/// MAD → standard deviation for Gaussian data (1 / Φ⁻¹(3/4)).
+const MAD_TO_SD: f64 = 1.4826;
+
+impl RobustBaseline {
+    pub fn new(window_s: f64, update_every: usize, rate: SampleRate) -> Result<Self, DspError> {
+        let window = window_samples("window_s", window_s, window_s, rate)?;
+        if update_every == 0 {
+            return Err(DspError::OutOfRange {
+                name: "update_every",
+                value: 0.0,
+                allowed: "at least 1 sample",
+            });
+        }
+        Ok(Self {
+            ring: vec![0.0; window],
+            next: 0,
+            filled: 0,
+            update_every,
+            since_update: 0,
+            scratch: vec![0.0; window],
+            median: 0.0,
+            mad: 0.0,
+        })
+    }
+
+    /// Add one sample; every `update_every`-th call recomputes the statistics.
+    #[inline]
+    pub fn update(&mut self, x: f64) {
+        self.ring[self.next] = x;
+        self.next = (self.next + 1) % self.ring.len();
+        self.filled = (self.filled + 1).min(self.ring.len());
+        self.since_update += 1;
+        if self.since_update == self.update_every {
+            self.since_update = 0;
+            self.recompute();
+        }
+    }
+
+    /// Add a block of samples; identical to calling [`Self::update`] per sample.
+    pub fn update_block(&mut self, xs: &[f64]) {
+        xs.iter().for_each(|&x| self.update(x));
+    }
+
+    fn recompute(&mut self) {
+        // Until the ring wraps, the samples seen are exactly ring[..filled].
+        let values = &mut self.scratch[..self.filled];
+        values.copy_from_slice(&self.ring[..self.filled]);
+        let median = median_in_place(values);
+        values.iter_mut().for_each(|v| *v = (*v - median).abs());
+        self.mad = median_in_place(values);
+        self.median = median;
+    }
+
+    pub fn median(&self) -> f64 {
+        self.median
+    }
+
+    /// Median absolute deviation from the median.
+    pub fn mad(&self) -> f64 {
+        self.mad
+    }
+
+    /// `1.4826 * mad()`: the standard deviation for Gaussian data, robust to outliers.
+    pub fn robust_sd(&self) -> f64 {
+        MAD_TO_SD * self.mad
+    }
+
+    /// True once a whole window of samples has been seen.
+    pub fn is_warm(&self) -> bool {
+        self.filled == self.ring.len()
+    }
+
+    /// Forget all samples, as just after `new`.
+    pub fn reset(&mut self) {
+        self.ring.fill(0.0);
+        self.scratch.fill(0.0);
+        self.next = 0;
+        self.filled = 0;
+        self.since_update = 0;
+        self.median = 0.0;
+        self.mad = 0.0;
+    }
+}
+
+/// Median (mean of the two middle values for even lengths, as numpy); reorders `values`.
+fn median_in_place(values: &mut [f64]) -> f64 {
+    let len = values.len();
+    let (lower, &mut upper_middle, _) = values.select_nth_unstable_by(len / 2, f64::total_cmp);
+    if len % 2 == 1 {
+        upper_middle
+    } else {
+        let lower_middle = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower_middle + upper_middle) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(hz: f64) -> SampleRate {
+        SampleRate::new(hz).unwrap()
+    }
+
+    #[test]
+    fn ewma_rejects_bad_time_constants() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = Ewma::new(bad, rate(250.0)).unwrap_err();
+            assert!(err.to_string().contains("time_constant_s"), "{err}");
+        }
+    }
+
+    #[test]
+    fn ewma_tracks_mean_and_variance_of_a_square_wave() {
+        // ±1 alternating: long-run mean 0, variance 1 (up to the EW weighting bias).
+        let mut ewma = Ewma::new(1.0, rate(1000.0)).unwrap();
+        for i in 0..20_000 {
+            ewma.update(if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        assert!(ewma.mean().abs() < 1e-3, "mean {}", ewma.mean());
+        assert!((ewma.std_dev() - 1.0).abs() < 1e-3, "sd {}", ewma.std_dev());
+    }
+
+    #[test]
+    fn ewma_time_constant_sets_decay() {
+        let fs = rate(100.0);
+        let mut ewma = Ewma::new(0.5, fs).unwrap();
+        ewma.update(0.0);
+        for _ in 0..fs.samples_in_s(0.5) {
+            ewma.update(1.0);
+        }
+        // After one time constant a step has risen to 1 - 1/e.
+        assert!(
+            (ewma.mean() - (1.0 - (-1.0f64).exp())).abs() < 1e-12,
+            "{}",
+            ewma.mean()
+        );
+    }
+
+    #[test]
+    fn baseline_rejects_bad_parameters() {
+        assert!(RobustBaseline::new(0.0, 1, rate(250.0)).is_err());
+        assert!(RobustBaseline::new(1.0, 0, rate(250.0)).is_err());
+        let err = RobustBaseline::new(0.001, 1, rate(250.0)).unwrap_err();
+        assert!(err.to_string().contains("window_s = 0.001"), "{err}");
+    }
+
+    #[test]
+    fn baseline_median_and_mad_match_direct_computation() {
+        // Window of 5 samples, recomputed every 2.
+        let mut baseline = RobustBaseline::new(0.5, 2, rate(10.0)).unwrap();
+        let xs = [3.0, 100.0, 1.0, 4.0, 1.0, 5.0, 9.0, -2.0];
+        for &x in &xs {
+            baseline.update(x);
+        }
+        assert!(baseline.is_warm());
+        // Last 5: [4, 1, 5, 9, -2] → median 4; deviations [0, 3, 1, 5, 6] → MAD 3.
+        assert_eq!(baseline.median(), 4.0);
+        assert_eq!(baseline.mad(), 3.0);
+        assert_eq!(baseline.robust_sd(), 1.4826 * 3.0);
+        baseline.update(7.0);
+        assert_eq!(baseline.median(), 4.0, "not recomputed between updates");
+        baseline.update(8.0);
+        // Last 5: [5, 9, -2, 7, 8] → median 7; deviations [2, 2, 9, 0, 1] → MAD 2.
+        assert_eq!((baseline.median(), baseline.mad()), (7.0, 2.0));
+    }
+
+    #[test]
+    fn baseline_even_partial_window_uses_mean_of_middle_values() {
+        let mut baseline = RobustBaseline::new(1.0, 4, rate(10.0)).unwrap();
+        for x in [1.0, 10.0, 2.0, 4.0] {
+            baseline.update(x);
+        }
+        assert!(!baseline.is_warm());
+        assert_eq!(baseline.median(), 3.0);
+        // Deviations [2, 7, 1, 1] → MAD 1.5.
+        assert_eq!(baseline.mad(), 1.5);
+    }
+}
