@@ -15,6 +15,8 @@ use crate::time::SampleRate;
 
 /// Band in which ripple amplitude is stated relative to the background.
 pub const RIPPLE_BAND_HZ: (f64, f64) = (150.0, 250.0);
+/// Band of the fast-gamma distractor bursts.
+const FAST_GAMMA_BAND_HZ: (f64, f64) = (90.0, 140.0);
 /// Gap kept between a ripple and any distractor (s).
 const RIPPLE_CLEARANCE_S: f64 = 0.1;
 
@@ -49,6 +51,10 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
         .map(|c| background.band_rms_uv(c, RIPPLE_BAND_HZ.0, RIPPLE_BAND_HZ.1))
         .collect();
     let mean_ripple_band_rms = ripple_band_rms.iter().sum::<f64>() / spec.channels as f64;
+    let mean_gamma_band_rms = (0..spec.channels)
+        .map(|c| background.band_rms_uv(c, FAST_GAMMA_BAND_HZ.0, FAST_GAMMA_BAND_HZ.1))
+        .sum::<f64>()
+        / spec.channels as f64;
     let mut channels = background.channels;
 
     let epochs = schedule_epochs(&mut schedule, duration_s);
@@ -92,7 +98,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
                 rate,
                 epoch,
                 gamma_per_min,
-                mean_ripple_band_rms,
+                mean_gamma_band_rms,
                 &mut schedule,
                 &mut distractors,
                 &mut truth,
@@ -396,14 +402,15 @@ fn add_emg_bursts(
     }
 }
 
-/// Fast-gamma bursts (90–140 Hz, 50–200 ms), as strong as ripples in µV.
+/// Fast-gamma bursts (90–140 Hz, 50–200 ms), as far above the background in
+/// their band as ripples are in theirs.
 #[allow(clippy::too_many_arguments)]
 fn add_gamma_bursts(
     channels: &mut [Vec<f64>],
     rate: SampleRate,
     epoch: &Epoch,
     per_min: f64,
-    ripple_band_rms: f64,
+    gamma_band_rms: f64,
     schedule: &mut Rng,
     distractors: &mut Occupied,
     truth: &mut Vec<TruthEvent>,
@@ -415,8 +422,8 @@ fn add_gamma_bursts(
             break;
         }
         let peak_s = onset_s + duration_s * schedule.range(0.35, 0.65);
-        let freq_hz = schedule.range(90.0, 140.0);
-        let amplitude_uv = schedule.log_range(3.0, 8.0) * ripple_band_rms;
+        let freq_hz = schedule.range(FAST_GAMMA_BAND_HZ.0, FAST_GAMMA_BAND_HZ.1);
+        let amplitude_uv = schedule.log_range(3.0, 8.0) * gamma_band_rms;
         let phase = schedule.range(0.0, PI);
         let gains = channel_gains(schedule, channels.len(), 0.7);
         let envelope = BurstEnvelope {

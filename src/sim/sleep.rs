@@ -82,8 +82,9 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     let runs = stage_runs(&epochs, duration_s);
 
     let background_spec = BackgroundSpec {
+        // Sleep EEG falls about as 1/f^2, steeper than waking LFP.
         alpha_per_channel: (0..spec.channels)
-            .map(|_| schedule.range(1.6, 2.0))
+            .map(|_| schedule.range(1.8, 2.0))
             .collect(),
         corner_low_hz: 0.3,
         corner_high_hz: 100.0,
@@ -428,13 +429,15 @@ fn add_slow_oscillations(
             }
             let (trough_uv, peak_uv) = ((1.0 - up_share) * ptp_uv, up_share * ptp_uv);
             let onset_s = t;
-            // Down-state lobe (trough at T/4), then up-state lobe (peak at 3T/4).
+            // Down-state lobe (trough at T/4), then up-state lobe (peak at 3T/4):
+            // sin² lobes join with zero slope, so unequal lobes leave no kink
+            // (a kink would leak power into the spindle band).
             add_shape(channels, &gains, rate, onset_s, onset_s + period_s, |x| {
-                let cycle = (TAU * (x - onset_s) / period_s).sin();
-                if cycle < 0.0 {
-                    peak_uv * -cycle
+                let lobe = (TAU * (x - onset_s) / period_s).sin();
+                if lobe < 0.0 {
+                    peak_uv * lobe * lobe
                 } else {
-                    -trough_uv * cycle
+                    -trough_uv * lobe * lobe
                 }
             });
             let trough_s = onset_s + 0.25 * period_s;
