@@ -91,8 +91,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-const DISTRACTORS: [&str; 3] = ["emg_burst", "gamma_burst", "clipping"];
-
 fn rodent(seconds: f64, seed: u64, hz: f64, artifacts: bool) -> Simulation {
     let spec = SimSpec {
         artifacts,

@@ -172,6 +172,8 @@ pub fn render_background(
     let private_weight = (1.0 - spec.shared_fraction.clamp(0.0, 1.0)).sqrt();
     let mut filters: Vec<ColoredNoise> = designs.iter().cloned().map(ColoredNoise::new).collect();
     let mut channels = vec![vec![0.0; samples]; channel_count];
+    // Frame-major: one shared draw per frame feeds every channel.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..samples {
         let shared = rng.gaussian();
         for (c, filter) in filters.iter_mut().enumerate() {

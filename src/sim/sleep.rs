@@ -149,7 +149,7 @@ fn hypnogram(schedule: &mut Rng, duration_s: f64) -> Vec<Stage> {
     let epoch_count = (duration_s / EPOCH_S).ceil() as usize;
     let mut stages = Vec::with_capacity(epoch_count + 16);
     let push = |stages: &mut Vec<Stage>, stage: Stage, count: u32| {
-        stages.extend(std::iter::repeat_n(stage, count as usize));
+        stages.extend(std::iter::repeat(stage).take(count as usize));
     };
     push(&mut stages, Stage::Wake, schedule.int_in(1, 2));
     push(&mut stages, Stage::N1, 1);
