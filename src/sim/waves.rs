@@ -1,0 +1,206 @@
+//! Waveform building blocks shared by the presets: envelopes, bursts, steady
+//! tones and bookkeeping of occupied time intervals. Every waveform is an
+//! analytic function of time in seconds, evaluated at the sample instants, so
+//! event times do not depend on the sample rate.
+
+use std::f64::consts::{FRAC_PI_2, TAU};
+use std::ops::Range;
+
+use crate::time::SampleRate;
+
+/// Indices of the samples whose time lies in [`start_s`, `end_s`), clamped to `len`.
+pub fn sample_span(rate: SampleRate, start_s: f64, end_s: f64, len: usize) -> Range<usize> {
+    let first = (rate.index_at(start_s) as usize).min(len);
+    let last = (rate.index_at(end_s) as usize).min(len);
+    first..last.max(first)
+}
+
+/// Waxing–waning envelope: an asymmetric gaussian peaking (value 1) at `peak_s`,
+/// with its edge value subtracted so it reaches exactly 0 at `onset_s` and `end_s`
+/// (no step, hence no broadband click).
+#[derive(Debug, Clone, Copy)]
+pub struct BurstEnvelope {
+    pub onset_s: f64,
+    pub peak_s: f64,
+    pub end_s: f64,
+}
+
+impl BurstEnvelope {
+    /// Standard deviations between the peak and each edge.
+    const EDGE_SD: f64 = 2.5;
+
+    pub fn at(&self, t: f64) -> f64 {
+        if t <= self.onset_s || t >= self.end_s {
+            return 0.0;
+        }
+        let half_width = if t < self.peak_s {
+            self.peak_s - self.onset_s
+        } else {
+            self.end_s - self.peak_s
+        };
+        let z = Self::EDGE_SD * (t - self.peak_s) / half_width;
+        let edge = (-0.5 * Self::EDGE_SD * Self::EDGE_SD).exp();
+        (((-0.5 * z * z).exp() - edge) / (1.0 - edge)).max(0.0)
+    }
+}
+
+/// A trapezoid with raised-cosine edges: 0 before `onset_s`, rising to 1 over
+/// `rise_s`, holding for `hold_s`, falling to 0 over `fall_s`.
+#[derive(Debug, Clone, Copy)]
+pub struct SmoothPlateau {
+    pub onset_s: f64,
+    pub rise_s: f64,
+    pub hold_s: f64,
+    pub fall_s: f64,
+}
+
+impl SmoothPlateau {
+    pub fn end_s(&self) -> f64 {
+        self.onset_s + self.rise_s + self.hold_s + self.fall_s
+    }
+
+    pub fn at(&self, t: f64) -> f64 {
+        let since = t - self.onset_s;
+        if since <= 0.0 || t >= self.end_s() {
+            0.0
+        } else if since < self.rise_s {
+            raised_cosine(since / self.rise_s)
+        } else if since < self.rise_s + self.hold_s {
+            1.0
+        } else {
+            raised_cosine(1.0 - (since - self.rise_s - self.hold_s) / self.fall_s)
+        }
+    }
+}
+
+/// 0 at `x = 0`, 1 at `x = 1`, flat at both ends.
+fn raised_cosine(x: f64) -> f64 {
+    let s = (FRAC_PI_2 * x.clamp(0.0, 1.0)).sin();
+    s * s
+}
+
+/// Weight (0..=1) of an epoch [`start_s`, `end_s`) at time `t`, with raised-cosine
+/// ramps of `ramp_s` (shortened for short epochs) at both ends.
+pub fn epoch_weight(t: f64, start_s: f64, end_s: f64, ramp_s: f64) -> f64 {
+    let ramp_s = ramp_s.min(0.5 * (end_s - start_s));
+    if t < start_s || t >= end_s || ramp_s <= 0.0 {
+        return if t >= start_s && t < end_s { 1.0 } else { 0.0 };
+    }
+    raised_cosine(((t - start_s) / ramp_s).min((end_s - t) / ramp_s))
+}
+
+/// Add `amplitude × gain[c] × envelope(t) × sin(2π f (t − peak) + phase)` to each channel.
+pub fn add_burst(
+    channels: &mut [Vec<f64>],
+    gains: &[f64],
+    rate: SampleRate,
+    envelope: &BurstEnvelope,
+    freq_hz: f64,
+    phase: f64,
+    amplitude: f64,
+) {
+    let Some(first) = channels.first() else {
+        return;
+    };
+    let span = sample_span(rate, envelope.onset_s, envelope.end_s, first.len());
+    for i in span {
+        let t = rate.seconds(i as u64);
+        let value =
+            amplitude * envelope.at(t) * (TAU * freq_hz * (t - envelope.peak_s) + phase).sin();
+        for (channel, gain) in channels.iter_mut().zip(gains) {
+            channel[i] += gain * value;
+        }
+    }
+}
+
+/// Add `gain[c] × shape(t)` over [`start_s`, `end_s`) to each channel.
+pub fn add_shape(
+    channels: &mut [Vec<f64>],
+    gains: &[f64],
+    rate: SampleRate,
+    start_s: f64,
+    end_s: f64,
+    shape: impl Fn(f64) -> f64,
+) {
+    let Some(first) = channels.first() else {
+        return;
+    };
+    for i in sample_span(rate, start_s, end_s, first.len()) {
+        let value = shape(rate.seconds(i as u64));
+        for (channel, gain) in channels.iter_mut().zip(gains) {
+            channel[i] += gain * value;
+        }
+    }
+}
+
+/// Per-channel gains for one event: the strongest channel has gain 1, the others
+/// between `weakest` and 1 (the event's stated amplitude is the strongest channel's).
+pub fn channel_gains(rng: &mut super::rng::Rng, channels: usize, weakest: f64) -> Vec<f64> {
+    let mut gains: Vec<f64> = (0..channels).map(|_| rng.range(weakest, 1.0)).collect();
+    let strongest = gains.iter().cloned().fold(f64::MIN, f64::max);
+    gains.iter_mut().for_each(|g| *g /= strongest);
+    gains
+}
+
+/// Time intervals already taken by events that others must not overlap.
+#[derive(Debug, Default, Clone)]
+pub struct Occupied(Vec<(f64, f64)>);
+
+impl Occupied {
+    pub fn add(&mut self, start_s: f64, end_s: f64) {
+        self.0.push((start_s, end_s));
+    }
+
+    /// Whether [`start_s`, `end_s`] widened by `margin_s` touches any taken interval.
+    pub fn overlaps(&self, start_s: f64, end_s: f64, margin_s: f64) -> bool {
+        self.0
+            .iter()
+            .any(|&(s, e)| start_s - margin_s < e && end_s + margin_s > s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_envelope_is_zero_at_edges_and_one_at_peak() {
+        let envelope = BurstEnvelope {
+            onset_s: 1.0,
+            peak_s: 1.03,
+            end_s: 1.1,
+        };
+        assert_eq!(envelope.at(1.0), 0.0);
+        assert_eq!(envelope.at(1.1), 0.0);
+        assert!((envelope.at(1.03) - 1.0).abs() < 1e-12);
+        assert!(envelope.at(1.02) < 1.0 && envelope.at(1.05) < 1.0);
+        assert!(envelope.at(1.0005) < 0.01, "no step at the onset");
+    }
+
+    #[test]
+    fn plateau_and_epoch_weight_shapes() {
+        let plateau = SmoothPlateau {
+            onset_s: 0.0,
+            rise_s: 0.1,
+            hold_s: 0.2,
+            fall_s: 0.3,
+        };
+        assert_eq!(plateau.at(0.0), 0.0);
+        assert!((plateau.at(0.05) - 0.5).abs() < 1e-12);
+        assert_eq!(plateau.at(0.2), 1.0);
+        assert!((plateau.end_s() - 0.6).abs() < 1e-12);
+        assert_eq!(plateau.at(0.6), 0.0);
+        assert_eq!(epoch_weight(5.0, 0.0, 10.0, 1.0), 1.0);
+        assert!((epoch_weight(0.5, 0.0, 10.0, 1.0) - 0.5).abs() < 1e-12);
+        assert_eq!(epoch_weight(10.0, 0.0, 10.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn occupied_intervals_respect_margin() {
+        let mut taken = Occupied::default();
+        taken.add(1.0, 2.0);
+        assert!(taken.overlaps(1.5, 1.6, 0.0));
+        assert!(!taken.overlaps(2.2, 2.5, 0.1));
+        assert!(taken.overlaps(2.05, 2.5, 0.1));
+    }
+}
