@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::event::EventKind;
+use crate::sim::Preset as SimPreset;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,14 +124,6 @@ impl Default for TriggerConfig {
     }
 }
 
-/// Which simulator preset `run` streams when no hardware is configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum SimPreset {
-    RodentRipple,
-    Sleep,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimulatorConfig {
@@ -162,7 +155,10 @@ pub enum ConfigError {
     #[error("config {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config field `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: String) -> ConfigError {
@@ -191,7 +187,11 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 3] = [Preset::RodentRipple, Preset::SleepSpindle, Preset::SleepClas];
+    pub const ALL: [Preset; 3] = [
+        Preset::RodentRipple,
+        Preset::SleepSpindle,
+        Preset::SleepClas,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -243,7 +243,10 @@ impl Config {
         if self.input.block_size == 0 || self.input.block_size > 1 << 20 {
             return Err(invalid(
                 "input.block_size",
-                format!("must be between 1 and 1048576 samples, got {}", self.input.block_size),
+                format!(
+                    "must be between 1 and 1048576 samples, got {}",
+                    self.input.block_size
+                ),
             ));
         }
         match &self.detector {
@@ -273,12 +276,32 @@ impl EnvelopeThresholdConfig {
                 format!("must be between 1 and 8, got {}", self.filter_order),
             ));
         }
-        check_range("detector.envelope_window_ms", self.envelope_window_ms, 0.1, 10_000.0)?;
-        check_range("detector.baseline_window_s", self.baseline_window_s, 0.5, 3600.0)?;
+        check_range(
+            "detector.envelope_window_ms",
+            self.envelope_window_ms,
+            0.1,
+            10_000.0,
+        )?;
+        check_range(
+            "detector.baseline_window_s",
+            self.baseline_window_s,
+            0.5,
+            3600.0,
+        )?;
         check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
         check_range("detector.threshold_sd", self.threshold_sd, 0.0, 100.0)?;
-        check_range("detector.end_threshold_sd", self.end_threshold_sd, -10.0, self.threshold_sd)?;
-        check_range("detector.min_duration_ms", self.min_duration_ms, 0.0, 10_000.0)?;
+        check_range(
+            "detector.end_threshold_sd",
+            self.end_threshold_sd,
+            -10.0,
+            self.threshold_sd,
+        )?;
+        check_range(
+            "detector.min_duration_ms",
+            self.min_duration_ms,
+            0.0,
+            10_000.0,
+        )?;
         check_range(
             "detector.max_duration_ms",
             self.max_duration_ms,
@@ -292,9 +315,19 @@ impl TriggerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("trigger.stim_probability", self.stim_probability, 0.0, 1.0)?;
         check_range("trigger.delay_min_ms", self.delay_min_ms, 0.0, 10_000.0)?;
-        check_range("trigger.delay_max_ms", self.delay_max_ms, self.delay_min_ms, 10_000.0)?;
+        check_range(
+            "trigger.delay_max_ms",
+            self.delay_max_ms,
+            self.delay_min_ms,
+            10_000.0,
+        )?;
         check_range("trigger.pulse_ms", self.pulse_ms, 0.01, 10_000.0)?;
-        check_range("trigger.refractory_ms", self.refractory_ms, 0.0, 3_600_000.0)?;
+        check_range(
+            "trigger.refractory_ms",
+            self.refractory_ms,
+            0.0,
+            3_600_000.0,
+        )?;
         if self.max_per_minute == 0 {
             return Err(invalid(
                 "trigger.max_per_minute",
@@ -333,9 +366,16 @@ mod tests {
 
     #[test]
     fn a_typo_names_the_field() {
-        let text = Preset::RodentRipple.toml().replace("threshold_sd", "treshold_sd");
-        let err = Config::from_toml(&text, "rig.toml").unwrap_err().to_string();
-        assert!(err.contains("rig.toml") && err.contains("treshold_sd"), "{err}");
+        let text = Preset::RodentRipple
+            .toml()
+            .replace("threshold_sd", "treshold_sd");
+        let err = Config::from_toml(&text, "rig.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rig.toml") && err.contains("treshold_sd"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -343,8 +383,13 @@ mod tests {
         let text = Preset::RodentRipple
             .toml()
             .replace("filter_order = 4", "filter_order = 12");
-        let err = Config::from_toml(&text, "rig.toml").unwrap_err().to_string();
-        assert_eq!(err, "config field `detector.filter_order`: must be between 1 and 8, got 12");
+        let err = Config::from_toml(&text, "rig.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config field `detector.filter_order`: must be between 1 and 8, got 12"
+        );
 
         let mut config = Preset::RodentRipple.config();
         config.trigger.delay_max_ms = -1.0;

@@ -34,7 +34,10 @@ pub enum Fault {
     #[error("block of {len} samples is not a whole number of {channels}-channel frames")]
     PartialFrame { len: usize, channels: usize },
     #[error("block starts at sample {got}, before the next expected sample {expected}")]
-    OutOfOrder { expected: SampleIndex, got: SampleIndex },
+    OutOfOrder {
+        expected: SampleIndex,
+        got: SampleIndex,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

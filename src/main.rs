@@ -9,16 +9,20 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use neuroloop::config::{Config, Preset, SimPreset};
+use neuroloop::config::{Config, Preset};
 use neuroloop::eval::{self, tables};
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
 use neuroloop::session::{run_session, Pacing, Progress, SessionInput};
-use neuroloop::sim::{self, SimSpec};
+use neuroloop::sim::{self, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 
 #[derive(Parser)]
-#[command(name = "neuroloop", version, about = "Closed-loop neurostimulation controller")]
+#[command(
+    name = "neuroloop",
+    version,
+    about = "Closed-loop neurostimulation controller"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -153,15 +157,8 @@ fn main() {
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {
-    let preset = match args.preset {
-        SimPreset::RodentRipple => sim::Preset::RodentRipple,
-        SimPreset::Sleep => sim::Preset::Sleep,
-    };
-    let default_rate = match args.preset {
-        SimPreset::RodentRipple => 1250.0,
-        SimPreset::Sleep => 250.0,
-    };
-    let rate = SampleRate::new(args.rate.unwrap_or(default_rate)).context("--rate")?;
+    let preset = args.preset;
+    let rate = SampleRate::new(args.rate.unwrap_or(preset.default_rate_hz())).context("--rate")?;
     if !(args.minutes.is_finite() && args.minutes > 0.0) {
         bail!("--minutes must be a positive number, got {}", args.minutes);
     }
@@ -210,21 +207,38 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {
     if args.channels.is_empty() {
-        config.input.channels.iter().map(|c| c.parse().expect("infallible")).collect()
+        config
+            .input
+            .channels
+            .iter()
+            .map(|c| c.parse().expect("infallible"))
+            .collect()
     } else {
         args.channels.clone()
     }
 }
 
 fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64) {
-    let counts: Vec<String> = progress.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let counts: Vec<String> = progress
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     println!(
         "{} {:.1} s of signal in {:.2} s ({:.0}x real time): {}",
-        if interrupted { "stopped after" } else { "processed" },
+        if interrupted {
+            "stopped after"
+        } else {
+            "processed"
+        },
         progress.seconds_done,
         wall_s,
         progress.seconds_done / wall_s.max(1e-9),
-        if counts.is_empty() { "no events".into() } else { counts.join(" ") }
+        if counts.is_empty() {
+            "no events".into()
+        } else {
+            counts.join(" ")
+        }
     );
     println!("session written to {}", dir.display());
 }
@@ -265,7 +279,11 @@ fn replay(args: ReplayArgs) -> Result<()> {
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {percent}% {msg}").expect("static template"),
     );
-    let pacing = if args.realtime { Pacing::RealTime } else { Pacing::AsFastAsPossible };
+    let pacing = if args.realtime {
+        Pacing::RealTime
+    } else {
+        Pacing::AsFastAsPossible
+    };
     let stop = stop_flag()?;
     let report = run_session("replay", &input, &config, &out, pacing, &stop, |p| {
         bar.set_position(p.frames_done);
@@ -278,13 +296,13 @@ fn replay(args: ReplayArgs) -> Result<()> {
 fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.pipeline, Preset::RodentRipple)?;
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
-        bail!("--duration-s must be a positive number, got {}", args.duration_s);
+        bail!(
+            "--duration-s must be a positive number, got {}",
+            args.duration_s
+        );
     }
     let sim_config = &config.simulator;
-    let preset = match sim_config.preset {
-        SimPreset::RodentRipple => sim::Preset::RodentRipple,
-        SimPreset::Sleep => sim::Preset::Sleep,
-    };
+    let preset = sim_config.preset;
     let rate = SampleRate::new(sim_config.rate_hz).context("simulator.rate_hz")?;
     let mut spec = SimSpec::new(preset, args.duration_s, sim_config.seed, rate);
     spec.artifacts = sim_config.artifacts;
@@ -300,7 +318,7 @@ fn run(args: RunArgs) -> Result<()> {
         PathBuf::from("sessions").join(format!("run-{stamp}"))
     });
     println!(
-        "neuroloop run: closed loop against the built-in {:?} simulator (seed {}, {} Hz, {} channels), \
+        "neuroloop run: closed loop against the built-in {} simulator (seed {}, {} Hz, {} channels), \
          {} s paced in real time; Ctrl-C stops and writes the session",
         sim_config.preset,
         sim_config.seed,
@@ -312,7 +330,7 @@ fn run(args: RunArgs) -> Result<()> {
         recording,
         signals,
         description: format!(
-            "simulator {:?} seed {} at {} Hz",
+            "simulator {} seed {} at {} Hz",
             sim_config.preset,
             sim_config.seed,
             rate.hz()
@@ -327,8 +345,11 @@ fn run(args: RunArgs) -> Result<()> {
             println!("t={:6.1} s  {}", p.seconds_done, counts.join("  "));
         }
     })?;
-    std::fs::write(out.join("truth.tsv"), sim::truth::truth_to_tsv(&simulation.truth))
-        .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
+    std::fs::write(
+        out.join("truth.tsv"),
+        sim::truth::truth_to_tsv(&simulation.truth),
+    )
+    .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
     print_summary(&out, &report.progress, report.interrupted, report.wall_s);
     Ok(())
 }
@@ -342,7 +363,10 @@ fn evaluate(args: EvalArgs) -> Result<()> {
     let mut events = tables::parse_events(&read_text(&args.events)?, &origin)?;
     let mut truth = Vec::new();
     for path in &args.truth {
-        truth.extend(tables::parse_truth(&read_text(path)?, &path.display().to_string())?);
+        truth.extend(tables::parse_truth(
+            &read_text(path)?,
+            &path.display().to_string(),
+        )?);
     }
     if let Some(until) = args.until_s {
         events.retain(|e| e.onset_s < until);
@@ -362,16 +386,35 @@ fn evaluate(args: EvalArgs) -> Result<()> {
     });
     let (detection_type, report) = match kind {
         ScoreKind::Ripple => {
-            let detections: Vec<_> = events.iter().filter(|e| e.trial_type == "ripple").cloned().collect();
-            let stims: Vec<_> = events.iter().filter(|e| e.trial_type == "stim").cloned().collect();
-            let truth: Vec<_> = truth.into_iter().filter(|t| t.trial_type == "ripple").collect();
+            let detections: Vec<_> = events
+                .iter()
+                .filter(|e| e.trial_type == "ripple")
+                .cloned()
+                .collect();
+            let stims: Vec<_> = events
+                .iter()
+                .filter(|e| e.trial_type == "stim")
+                .cloned()
+                .collect();
+            let truth: Vec<_> = truth
+                .into_iter()
+                .filter(|t| t.trial_type == "ripple")
+                .collect();
             let score = eval::score_ripples(&truth, &detections, &stims, minutes);
             ("ripple", serde_json::to_value(score)?)
         }
         ScoreKind::Spindle => {
-            let detections: Vec<_> = events.iter().filter(|e| e.trial_type == "spindle").cloned().collect();
+            let detections: Vec<_> = events
+                .iter()
+                .filter(|e| e.trial_type == "spindle")
+                .cloned()
+                .collect();
             let truth = eval::union_of(
-                truth.iter().filter(|t| t.trial_type == "spindle").map(|t| t.interval()).collect(),
+                truth
+                    .iter()
+                    .filter(|t| t.trial_type == "spindle")
+                    .map(|t| t.interval())
+                    .collect(),
             );
             let score = eval::score_intervals(&truth, &detections, 0.2);
             ("spindle", serde_json::to_value(score)?)

@@ -73,8 +73,11 @@ pub fn run_session(
     stop: &AtomicBool,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<SessionReport, SessionRunError> {
-    let signals: Vec<&crate::recording::Signal> =
-        input.signals.iter().map(|&i| &input.recording.signals[i]).collect();
+    let signals: Vec<&crate::recording::Signal> = input
+        .signals
+        .iter()
+        .map(|&i| &input.recording.signals[i])
+        .collect();
     let rate = signals[0].rate;
     let channels = signals.len();
     let frames_total = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0) as u64;
@@ -94,7 +97,11 @@ pub fn run_session(
     let started = Instant::now();
     let mut interrupted = false;
     let mut start = 0u64;
-    let summary = |progress: &Progress, status: &str, error: Option<String>, controller: &Controller, wall_s: f64| {
+    let summary = |progress: &Progress,
+                   status: &str,
+                   error: Option<String>,
+                   controller: &Controller,
+                   wall_s: f64| {
         summary_json(SummaryParts {
             command,
             input,
@@ -136,7 +143,13 @@ pub fn run_session(
         if let Err(fault) = controller.process_block(&data, &mut outbox) {
             writer.write_events(outbox.events())?;
             let dir = out.display().to_string();
-            let s = summary(&progress, "error", Some(fault.to_string()), &controller, started.elapsed().as_secs_f64());
+            let s = summary(
+                &progress,
+                "error",
+                Some(fault.to_string()),
+                &controller,
+                started.elapsed().as_secs_f64(),
+            );
             writer.abandon(&s)?;
             return Err(SessionRunError::Fault { fault, dir });
         }
@@ -159,7 +172,11 @@ pub fn run_session(
     writer.write_events(outbox.events())?;
     on_progress(&progress);
     let wall_s = started.elapsed().as_secs_f64();
-    let status = if interrupted { "interrupted" } else { "complete" };
+    let status = if interrupted {
+        "interrupted"
+    } else {
+        "complete"
+    };
     writer.finish(&summary(&progress, status, None, &controller, wall_s))?;
     Ok(SessionReport {
         progress,
@@ -198,7 +215,16 @@ fn summary_json(p: SummaryParts) -> serde_json::Value {
         .progress
         .counts
         .iter()
-        .map(|(k, v)| (*k, if minutes > 0.0 { *v as f64 / minutes } else { 0.0 }))
+        .map(|(k, v)| {
+            (
+                *k,
+                if minutes > 0.0 {
+                    *v as f64 / minutes
+                } else {
+                    0.0
+                },
+            )
+        })
         .collect();
     serde_json::json!({
         "status": p.status,

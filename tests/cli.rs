@@ -13,7 +13,9 @@ fn neuroloop(args: &[&str]) -> Output {
 }
 
 fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(path)
 }
 
 fn ok(output: &Output) -> String {
@@ -50,23 +52,51 @@ fn rodent_simulate_replay_eval() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim");
     let session = dir.path().join("session");
-    ok(&neuroloop(&["simulate", "--preset", "rodent-ripple", "--minutes", "3", "--seed", "3", "--out", p(&sim)]));
+    ok(&neuroloop(&[
+        "simulate",
+        "--preset",
+        "rodent-ripple",
+        "--minutes",
+        "3",
+        "--seed",
+        "3",
+        "--out",
+        p(&sim),
+    ]));
     let edf = sim.join("recording.edf");
-    ok(&neuroloop(&["replay", p(&edf), "--preset", "rodent-ripple", "--out", p(&session)]));
+    ok(&neuroloop(&[
+        "replay",
+        p(&edf),
+        "--preset",
+        "rodent-ripple",
+        "--out",
+        p(&session),
+    ]));
     for file in ["events.tsv", "summary.json", "config.toml"] {
         assert!(session.join(file).exists(), "{file} missing");
     }
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(session.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(session.join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["status"], "complete");
     assert!((summary["duration_s"].as_f64().unwrap() - 180.0).abs() < 1e-6);
     let out = ok(&neuroloop(&[
-        "eval", "--truth", p(&sim.join("truth.tsv")), "--events", p(&session.join("events.tsv")),
+        "eval",
+        "--truth",
+        p(&sim.join("truth.tsv")),
+        "--events",
+        p(&session.join("events.tsv")),
     ]));
     let s = score(&out);
     assert_eq!(s["scored"], "ripple");
-    assert!(s["score"]["detection"]["truth"].as_u64().unwrap() > 20, "{out}");
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5, "{out}");
+    assert!(
+        s["score"]["detection"]["truth"].as_u64().unwrap() > 20,
+        "{out}"
+    );
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5,
+        "{out}"
+    );
 }
 
 #[test]
@@ -74,18 +104,44 @@ fn sleep_simulate_replay_eval() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim");
     let session = dir.path().join("session");
-    ok(&neuroloop(&["simulate", "--preset", "sleep", "--minutes", "10", "--rate", "200", "--out", p(&sim)]));
     ok(&neuroloop(&[
-        "replay", p(&sim.join("recording.edf")), "--preset", "sleep-spindle", "--channel", "C3-A2",
-        "--out", p(&session),
+        "simulate",
+        "--preset",
+        "sleep",
+        "--minutes",
+        "10",
+        "--rate",
+        "200",
+        "--out",
+        p(&sim),
+    ]));
+    ok(&neuroloop(&[
+        "replay",
+        p(&sim.join("recording.edf")),
+        "--preset",
+        "sleep-spindle",
+        "--channel",
+        "C3-A2",
+        "--out",
+        p(&session),
     ]));
     let out = ok(&neuroloop(&[
-        "eval", "--truth", p(&sim.join("truth.tsv")), "--events", p(&session.join("events.tsv")),
+        "eval",
+        "--truth",
+        p(&sim.join("truth.tsv")),
+        "--events",
+        p(&session.join("events.tsv")),
     ]));
     let s = score(&out);
     assert_eq!(s["scored"], "spindle");
-    assert!(s["score"]["detection"]["truth"].as_u64().unwrap() > 10, "{out}");
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3, "{out}");
+    assert!(
+        s["score"]["detection"]["truth"].as_u64().unwrap() > 10,
+        "{out}"
+    );
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3,
+        "{out}"
+    );
 }
 
 #[test]
@@ -93,18 +149,33 @@ fn dreams_excerpt1_replay_eval() {
     let dir = tempfile::tempdir().unwrap();
     let session = dir.path().join("session");
     ok(&neuroloop(&[
-        "replay", p(&shared("dreams/excerpt1.edf")), "--preset", "sleep-spindle", "--out", p(&session),
+        "replay",
+        p(&shared("dreams/excerpt1.edf")),
+        "--preset",
+        "sleep-spindle",
+        "--out",
+        p(&session),
     ]));
     let out = ok(&neuroloop(&[
         "eval",
-        "--truth", p(&shared("dreams/Visual_scoring1_excerpt1.txt")),
-        "--truth", p(&shared("dreams/Visual_scoring2_excerpt1.txt")),
-        "--events", p(&session.join("events.tsv")),
-        "--until-s", "1000",
+        "--truth",
+        p(&shared("dreams/Visual_scoring1_excerpt1.txt")),
+        "--truth",
+        p(&shared("dreams/Visual_scoring2_excerpt1.txt")),
+        "--events",
+        p(&session.join("events.tsv")),
+        "--until-s",
+        "1000",
     ]));
     let s = score(&out);
-    assert!(s["score"]["detection"]["truth"].as_u64().unwrap() > 40, "{out}");
-    assert!(s["score"]["detection"]["detected"].as_u64().unwrap() > 10, "{out}");
+    assert!(
+        s["score"]["detection"]["truth"].as_u64().unwrap() > 40,
+        "{out}"
+    );
+    assert!(
+        s["score"]["detection"]["detected"].as_u64().unwrap() > 10,
+        "{out}"
+    );
 }
 
 #[test]
@@ -112,20 +183,41 @@ fn bad_files_are_refused_with_one_line_and_no_session() {
     let dir = tempfile::tempdir().unwrap();
     let original = std::fs::read(shared("dreams/excerpt1.edf")).unwrap();
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        ("truncated.edf", original[..original.len() / 2].to_vec(), vec!["truncated.edf", "truncated"]),
+        (
+            "truncated.edf",
+            original[..original.len() / 2].to_vec(),
+            vec!["truncated.edf", "truncated"],
+        ),
         ("empty.edf", Vec::new(), vec!["empty.edf", "empty"]),
-        ("header.edf", {
-            let mut bytes = original.clone();
-            bytes[184..192].copy_from_slice(b"9999    "); // header byte count disagrees with 1 signal
-            bytes
-        }, vec!["header.edf"]),
+        (
+            "header.edf",
+            {
+                let mut bytes = original.clone();
+                bytes[184..192].copy_from_slice(b"9999    "); // header byte count disagrees with 1 signal
+                bytes
+            },
+            vec!["header.edf"],
+        ),
     ];
     for (name, bytes, needles) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let out = dir.path().join(format!("out-{name}"));
-        refused(&neuroloop(&["replay", p(&path), "--preset", "sleep-spindle", "--out", p(&out)]), &needles);
-        assert!(!out.join("events.tsv").exists(), "{name}: complete-looking output");
+        refused(
+            &neuroloop(&[
+                "replay",
+                p(&path),
+                "--preset",
+                "sleep-spindle",
+                "--out",
+                p(&out),
+            ]),
+            &needles,
+        );
+        assert!(
+            !out.join("events.tsv").exists(),
+            "{name}: complete-looking output"
+        );
     }
 }
 
@@ -134,17 +226,37 @@ fn unknown_channel_and_bad_rates_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     refused(
-        &neuroloop(&["replay", p(&shared("dreams/excerpt1.edf")), "--channel", "Fz", "--out", p(&out)]),
+        &neuroloop(&[
+            "replay",
+            p(&shared("dreams/excerpt1.edf")),
+            "--channel",
+            "Fz",
+            "--out",
+            p(&out),
+        ]),
         &["Fz", "C3-A1"],
     );
     refused(
-        &neuroloop(&["simulate", "--preset", "sleep", "--rate", "0", "--out", p(&out)]),
+        &neuroloop(&[
+            "simulate",
+            "--preset",
+            "sleep",
+            "--rate",
+            "0",
+            "--out",
+            p(&out),
+        ]),
         &["rate", "0"],
     );
     refused(
         &neuroloop(&[
-            "replay", p(&shared("rodent/hc2_theta_1000hz_int16.dat")), "--raw-channels", "1",
-            "--raw-rate-hz", "-1000", "--out", p(&out),
+            "replay",
+            p(&shared("rodent/hc2_theta_1000hz_int16.dat")),
+            "--raw-channels",
+            "1",
+            "--raw-rate-hz=-1000",
+            "--out",
+            p(&out),
         ]),
         &["-1000"],
     );
@@ -163,11 +275,16 @@ fn nan_samples_are_refused() {
     };
     let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
     for i in 0..5000 {
-        writer.write_sample(if i == 1234 { f32::NAN } else { 0.0 }).unwrap();
+        writer
+            .write_sample(if i == 1234 { f32::NAN } else { 0.0 })
+            .unwrap();
     }
     writer.finalize().unwrap();
     let out = dir.path().join("out");
-    refused(&neuroloop(&["replay", p(&wav), "--out", p(&out)]), &["NaN", "1234"]);
+    refused(
+        &neuroloop(&["replay", p(&wav), "--out", p(&out)]),
+        &["NaN", "1234"],
+    );
     assert!(!out.join("events.tsv").exists());
 }
 
@@ -175,11 +292,19 @@ fn nan_samples_are_refused() {
 fn config_typo_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rig.toml");
-    let text = include_str!("../src/presets/rodent-ripple.toml").replace("refractory_ms", "refactory_ms");
+    let text =
+        include_str!("../src/presets/rodent-ripple.toml").replace("refractory_ms", "refactory_ms");
     std::fs::write(&config, text).unwrap();
     let out = dir.path().join("out");
     refused(
-        &neuroloop(&["replay", p(&shared("rodent/hc2_theta_1000hz.edf")), "--config", p(&config), "--out", p(&out)]),
+        &neuroloop(&[
+            "replay",
+            p(&shared("rodent/hc2_theta_1000hz.edf")),
+            "--config",
+            p(&config),
+            "--out",
+            p(&out),
+        ]),
         &["rig.toml", "refactory_ms"],
     );
     assert!(!out.exists());
@@ -191,8 +316,18 @@ fn band_above_nyquist_names_the_field() {
     let out = dir.path().join("out");
     // DREAMS excerpt 3 is sampled at 50 Hz: a ripple band cannot exist there.
     refused(
-        &neuroloop(&["replay", p(&shared("dreams/excerpt3.edf")), "--preset", "rodent-ripple", "--out", p(&out)]),
+        &neuroloop(&[
+            "replay",
+            p(&shared("dreams/excerpt3.edf")),
+            "--preset",
+            "rodent-ripple",
+            "--out",
+            p(&out),
+        ]),
         &["detector.band_high_hz", "Nyquist"],
     );
-    assert!(!out.exists(), "a refused config must not leave a session folder");
+    assert!(
+        !out.exists(),
+        "a refused config must not leave a session folder"
+    );
 }

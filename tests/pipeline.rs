@@ -88,14 +88,24 @@ fn events_are_identical_for_any_block_size() {
     let (rate, channels, data) = rodent_frames(90.0);
     let reference = run(rate, channels, &data, || 64);
     assert!(
-        reference.iter().filter(|e| matches!(e, Event::Trigger(_))).count() > 5,
+        reference
+            .iter()
+            .filter(|e| matches!(e, Event::Trigger(_)))
+            .count()
+            > 5,
         "too few events for the comparison to mean anything"
     );
     for size in [1, 7, 1000] {
-        assert_eq!(run(rate, channels, &data, || size), reference, "block size {size}");
+        assert_eq!(
+            run(rate, channels, &data, || size),
+            reference,
+            "block size {size}"
+        );
     }
     let mut rng = Rng::new(5);
-    let random = run(rate, channels, &data, || 1 + (rng.uniform() * 300.0) as usize);
+    let random = run(rate, channels, &data, || {
+        1 + (rng.uniform() * 300.0) as usize
+    });
     assert_eq!(random, reference, "random block sizes");
 }
 
@@ -119,6 +129,13 @@ fn process_block_does_not_allocate() {
         ARMED.with(|a| a.set(false));
         emitted += outbox.events().len();
     }
-    assert!(emitted > 0, "the run must exercise detection and triggering");
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "process_block allocated");
+    assert!(
+        emitted > 0,
+        "the run must exercise detection and triggering"
+    );
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "process_block allocated"
+    );
 }

@@ -24,7 +24,10 @@ enum State {
     /// Below the end threshold.
     Quiet,
     /// Above the end threshold since `start`; above the start threshold since `above_since`.
-    Rising { start: SampleIndex, above_since: Option<SampleIndex> },
+    Rising {
+        start: SampleIndex,
+        above_since: Option<SampleIndex>,
+    },
     /// Committed; waiting for the envelope to fall back.
     InEvent { detection: Detection, peak_z: f64 },
 }
@@ -61,10 +64,11 @@ impl EnvelopeThreshold {
             low_hz: config.band_low_hz,
             high_hz: config.band_high_hz,
         };
-        let sos = butterworth(config.filter_order, band, rate).map_err(|e| ConfigError::Invalid {
-            field: "detector.band_low_hz",
-            message: e.to_string(),
-        })?;
+        let sos =
+            butterworth(config.filter_order, band, rate).map_err(|e| ConfigError::Invalid {
+                field: "detector.band_low_hz",
+                message: e.to_string(),
+            })?;
         let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
         let stages = ChannelStages {
             filter: SosFilter::new(&sos),

@@ -241,10 +241,10 @@ mod tests {
     fn ripple_hits_are_one_to_one_and_causal() {
         let t = [truth(1.0, 0.1), truth(2.0, 0.05)];
         let d = [
-            det(0.99, 0.1, 1.02),  // hit, latency 20 ms
-            det(1.0, 0.1, 1.05),   // same ripple again: false positive
-            det(1.95, 0.1, 2.06),  // committed after the ripple ended: miss + FP
-            det(5.0, 0.1, 5.01),   // nothing there
+            det(0.99, 0.1, 1.02), // hit, latency 20 ms
+            det(1.0, 0.1, 1.05),  // same ripple again: false positive
+            det(1.95, 0.1, 2.06), // committed after the ripple ended: miss + FP
+            det(5.0, 0.1, 5.01),  // nothing there
         ];
         let stims = [det(1.02, 0.001, 1.02), det(5.01, 0.001, 5.01)];
         let s = score_ripples(&t, &d, &stims, 0.5);
@@ -261,8 +261,14 @@ mod tests {
     #[test]
     fn iou_matching_takes_best_overlap_first() {
         let t = [
-            Interval { onset_s: 0.0, end_s: 1.0 },
-            Interval { onset_s: 0.9, end_s: 1.9 },
+            Interval {
+                onset_s: 0.0,
+                end_s: 1.0,
+            },
+            Interval {
+                onset_s: 0.9,
+                end_s: 1.9,
+            },
         ];
         // The first detection overlaps both truths; best overlap (the second) wins,
         // leaving the first truth to the second detection.
@@ -276,15 +282,30 @@ mod tests {
     #[test]
     fn union_merges_overlaps_only() {
         let u = union_of(vec![
-            Interval { onset_s: 3.0, end_s: 4.0 },
-            Interval { onset_s: 0.0, end_s: 1.0 },
-            Interval { onset_s: 0.5, end_s: 2.0 },
+            Interval {
+                onset_s: 3.0,
+                end_s: 4.0,
+            },
+            Interval {
+                onset_s: 0.0,
+                end_s: 1.0,
+            },
+            Interval {
+                onset_s: 0.5,
+                end_s: 2.0,
+            },
         ]);
         assert_eq!(
             u,
             vec![
-                Interval { onset_s: 0.0, end_s: 2.0 },
-                Interval { onset_s: 3.0, end_s: 4.0 }
+                Interval {
+                    onset_s: 0.0,
+                    end_s: 2.0
+                },
+                Interval {
+                    onset_s: 3.0,
+                    end_s: 4.0
+                }
             ]
         );
     }

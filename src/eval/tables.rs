@@ -27,7 +27,9 @@ impl EventRow {
     /// When the system committed: `detected_at` for detections, `decided_at`
     /// for triggers, the onset if neither is known.
     pub fn decision_time_s(&self) -> f64 {
-        self.detected_at_s.or(self.decided_at_s).unwrap_or(self.onset_s)
+        self.detected_at_s
+            .or(self.decided_at_s)
+            .unwrap_or(self.onset_s)
     }
 
     pub fn interval(&self) -> Interval {
@@ -66,7 +68,10 @@ struct Tsv<'a> {
 
 impl<'a> Tsv<'a> {
     fn parse(text: &'a str, origin: &'a str) -> Result<Self, TableError> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         let (_, header) = lines.next().ok_or_else(|| TableError {
             origin: origin.into(),
             line: 1,
@@ -191,14 +196,19 @@ pub fn parse_truth(text: &str, origin: &str) -> Result<Vec<TruthRow>, TableError
 /// DREAMS expert/automatic scorings: `[vis1_Spindles/C3-A1]`, then `onset duration`.
 fn parse_dreams_scoring(text: &str, origin: &str) -> Result<Vec<TruthRow>, TableError> {
     let mut lines = text.lines().enumerate();
-    let header = lines.next().map(|(_, l)| l.to_ascii_lowercase()).unwrap_or_default();
+    let header = lines
+        .next()
+        .map(|(_, l)| l.to_ascii_lowercase())
+        .unwrap_or_default();
     let trial_type = if header.contains("spindle") {
         "spindle"
     } else {
         return Err(TableError {
             origin: origin.into(),
             line: 1,
-            message: format!("DREAMS header {header:?} names no event type neuroloop scores (spindles)"),
+            message: format!(
+                "DREAMS header {header:?} names no event type neuroloop scores (spindles)"
+            ),
         });
     };
     let mut rows = Vec::new();
@@ -241,8 +251,12 @@ mod tests {
 
     #[test]
     fn bad_rows_name_line_and_column() {
-        let err = parse_events("onset\tduration\ttrial_type\n1.0\tx\tripple\n", "e.tsv").unwrap_err();
-        assert_eq!(err.to_string(), "e.tsv, line 2: column `duration`: \"x\" is not a number");
+        let err =
+            parse_events("onset\tduration\ttrial_type\n1.0\tx\tripple\n", "e.tsv").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "e.tsv, line 2: column `duration`: \"x\" is not a number"
+        );
         let err = parse_events("onset\ttrial_type\n", "e.tsv").unwrap_err();
         assert!(err.to_string().contains("no `duration` column"));
         assert!(parse_events("", "e.tsv").is_err());

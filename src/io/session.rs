@@ -218,9 +218,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("s");
         let rate = SampleRate::new(1000.0).unwrap();
-        let mut w = SessionWriter::create(&out, rate, vec!["a".into(), "b".into()], "x = 1\n").unwrap();
+        let mut w =
+            SessionWriter::create(&out, rate, vec!["a".into(), "b".into()], "x = 1\n").unwrap();
         w.write_events(&events()).unwrap();
-        w.finish(&serde_json::json!({"status": "complete"})).unwrap();
+        w.finish(&serde_json::json!({"status": "complete"}))
+            .unwrap();
         let tsv = fs::read_to_string(out.join("events.tsv")).unwrap();
         let lines: Vec<&str> = tsv.lines().collect();
         assert_eq!(lines[0], EVENTS_HEADER);

@@ -4,7 +4,7 @@
 //! ([`TruthEvent`]) for a [`Preset`] at any sample rate the preset supports.
 //! Pure code: no file system, threads or clocks; the caller writes files.
 //!
-//! Determinism: all randomness comes from [`rng::Rng`] (xoshiro256**), split
+//! Determinism: all randomness comes from [`crate::rng::Rng`] (xoshiro256**), split
 //! into independent streams. The event schedule (and thus the truth table)
 //! comes from its own stream and does not depend on the sample rate; noise is
 //! drawn from another stream. Same [`SimSpec`] → bit-identical output.
@@ -16,7 +16,6 @@
 //! envelope (epochs, mains, clipping, sleep stages) have `peak_s` at their midpoint.
 
 mod noise;
-pub mod rng;
 mod rodent;
 mod sleep;
 pub mod truth;
@@ -37,8 +36,12 @@ pub const MAX_TOTAL_SAMPLES: u64 = 1 << 29;
 /// Largest event SNR scale accepted.
 pub const MAX_EVENT_SNR: f64 = 100.0;
 
-/// What kind of recording to simulate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of recording to simulate (named `rodent-ripple` and `sleep` on
+/// the command line and in configs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// Rodent hippocampal CA1 LFP: theta/immobility epochs, sharp-wave ripples,
     /// and (with artifacts) EMG, fast-gamma, mains and clipping distractors.
@@ -65,6 +68,14 @@ impl Preset {
         }
     }
 
+    /// Default sample rate (Hz): a common LFP rate, a common EEG amplifier rate.
+    pub fn default_rate_hz(self) -> f64 {
+        match self {
+            Preset::RodentRipple => 1250.0,
+            Preset::Sleep => 250.0,
+        }
+    }
+
     /// Default channel count.
     pub fn default_channels(self) -> usize {
         match self {
@@ -87,17 +98,6 @@ impl Preset {
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Preset {
-    type Err = SimError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "rodent-ripple" => Ok(Preset::RodentRipple),
-            "sleep" => Ok(Preset::Sleep),
-            other => Err(SimError::UnknownPreset(other.to_string())),
-        }
     }
 }
 
@@ -189,8 +189,6 @@ pub enum SimError {
     BadEventSnr(f64),
     #[error("simulation too large: {channels} channel(s) x {samples} samples exceeds {MAX_TOTAL_SAMPLES} samples; shorten duration_s or lower the rate")]
     TooLarge { channels: usize, samples: u64 },
-    #[error("unknown preset {0:?}; expected rodent-ripple or sleep")]
-    UnknownPreset(String),
 }
 
 /// Render the recording and truth a spec describes.
@@ -290,17 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn presets_parse_and_label_channels() {
-        assert_eq!(
-            "rodent-ripple".parse::<Preset>().unwrap(),
-            Preset::RodentRipple
-        );
-        assert_eq!("sleep".parse::<Preset>().unwrap(), Preset::Sleep);
-        assert!("awake"
-            .parse::<Preset>()
-            .unwrap_err()
-            .to_string()
-            .contains("awake"));
+    fn presets_label_channels() {
         let sim = simulate(&SimSpec::new(Preset::Sleep, 5.0, 3, rate(100.0))).unwrap();
         assert_eq!(sim.recording.labels(), vec!["C3-A2", "Cz-A1"]);
         assert_eq!(sim.recording.signals[0].samples.len(), 500);

@@ -10,7 +10,7 @@
 
 use std::f64::consts::TAU;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use crate::time::SampleRate;
 
 /// Poles per decade: three keeps the slope within about ±0.5 dB of a straight line.

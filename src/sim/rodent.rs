@@ -5,12 +5,12 @@
 use std::f64::consts::{PI, TAU};
 
 use super::noise::{band_noise, render_background, BackgroundSpec};
-use super::rng::Rng;
 use super::waves::{
     add_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope, Occupied,
     SmoothPlateau,
 };
 use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
+use crate::rng::Rng;
 use crate::time::SampleRate;
 
 /// Band in which ripple amplitude is stated relative to the background.

@@ -7,12 +7,12 @@
 use std::f64::consts::TAU;
 
 use super::noise::{band_noise, render_background, representable, BackgroundSpec};
-use super::rng::Rng;
 use super::waves::{
     add_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope, Occupied,
     SmoothPlateau,
 };
 use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
+use crate::rng::Rng;
 use crate::time::SampleRate;
 
 /// Length of a scoring epoch (s).

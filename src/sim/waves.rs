@@ -135,7 +135,7 @@ pub fn add_shape(
 
 /// Per-channel gains for one event: the strongest channel has gain 1, the others
 /// between `weakest` and 1 (the event's stated amplitude is the strongest channel's).
-pub fn channel_gains(rng: &mut super::rng::Rng, channels: usize, weakest: f64) -> Vec<f64> {
+pub fn channel_gains(rng: &mut crate::rng::Rng, channels: usize, weakest: f64) -> Vec<f64> {
     let mut gains: Vec<f64> = (0..channels).map(|_| rng.range(weakest, 1.0)).collect();
     let strongest = gains.iter().cloned().fold(f64::MIN, f64::max);
     gains.iter_mut().for_each(|g| *g /= strongest);

@@ -71,7 +71,10 @@ impl TriggerPolicy {
             Some(target) => target.max(decided_at),
             None => decided_at + self.draw_delay(),
         };
-        if self.last_onset.is_some_and(|last| onset < last + self.refractory) {
+        if self
+            .last_onset
+            .is_some_and(|last| onset < last + self.refractory)
+        {
             self.counters.refused_refractory += 1;
             return None;
         }
