@@ -47,101 +47,68 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-#[test]
-fn rodent_simulate_replay_eval() {
+/// `simulate` with `sim_args`, `replay` its recording with `replay_args`,
+/// `eval` against its truth; returns the session summary and the scores.
+fn simulate_replay_eval(
+    sim_args: &[&str],
+    replay_args: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim");
     let session = dir.path().join("session");
-    ok(&neuroloop(&[
-        "simulate",
-        "--preset",
-        "rodent-ripple",
-        "--minutes",
-        "3",
-        "--seed",
-        "3",
-        "--out",
-        p(&sim),
-    ]));
+    ok(&neuroloop(
+        &[&["simulate", "--out", p(&sim)], sim_args].concat(),
+    ));
     let edf = sim.join("recording.edf");
-    ok(&neuroloop(&[
-        "replay",
-        p(&edf),
-        "--preset",
-        "rodent-ripple",
-        "--out",
-        p(&session),
-    ]));
+    ok(&neuroloop(
+        &[&["replay", p(&edf), "--out", p(&session)], replay_args].concat(),
+    ));
     for file in ["events.tsv", "summary.json", "config.toml"] {
         assert!(session.join(file).exists(), "{file} missing");
     }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(session.join("summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["status"], "complete");
-    assert!((summary["duration_s"].as_f64().unwrap() - 180.0).abs() < 1e-6);
+    let summary = std::fs::read_to_string(session.join("summary.json")).unwrap();
+    let truth = sim.join("truth.tsv");
+    let events = session.join("events.tsv");
     let out = ok(&neuroloop(&[
         "eval",
         "--truth",
-        p(&sim.join("truth.tsv")),
+        p(&truth),
         "--events",
-        p(&session.join("events.tsv")),
+        p(&events),
     ]));
-    let s = score(&out);
+    (serde_json::from_str(&summary).unwrap(), score(&out))
+}
+
+#[test]
+fn rodent_simulate_replay_eval() {
+    let (summary, s) = simulate_replay_eval(
+        &["--preset", "rodent-ripple", "--minutes", "3", "--seed", "3"],
+        &["--preset", "rodent-ripple"],
+    );
+    assert_eq!(summary["status"], "complete");
+    assert!((summary["duration_s"].as_f64().unwrap() - 180.0).abs() < 1e-6);
     assert_eq!(s["scored"], "ripple");
     assert!(
         s["score"]["detection"]["truth"].as_u64().unwrap() > 20,
-        "{out}"
+        "{s}"
     );
-    assert!(
-        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5,
-        "{out}"
-    );
+    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5, "{s}");
 }
 
 #[test]
 fn sleep_simulate_replay_eval() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
-    let session = dir.path().join("session");
-    ok(&neuroloop(&[
-        "simulate",
-        "--preset",
-        "sleep",
-        "--minutes",
-        "10",
-        "--rate",
-        "200",
-        "--out",
-        p(&sim),
-    ]));
-    ok(&neuroloop(&[
-        "replay",
-        p(&sim.join("recording.edf")),
-        "--preset",
-        "sleep-spindle",
-        "--channel",
-        "C3-A2",
-        "--out",
-        p(&session),
-    ]));
-    let out = ok(&neuroloop(&[
-        "eval",
-        "--truth",
-        p(&sim.join("truth.tsv")),
-        "--events",
-        p(&session.join("events.tsv")),
-    ]));
-    let s = score(&out);
+    let (summary, s) = simulate_replay_eval(
+        &["--preset", "sleep", "--minutes", "10", "--rate", "200"],
+        &["--preset", "sleep-spindle", "--channel", "C3-A2"],
+    );
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(summary["channels"], serde_json::json!(["C3-A2"]));
     assert_eq!(s["scored"], "spindle");
     assert!(
         s["score"]["detection"]["truth"].as_u64().unwrap() > 10,
-        "{out}"
+        "{s}"
     );
-    assert!(
-        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3,
-        "{out}"
-    );
+    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3, "{s}");
 }
 
 #[test]

@@ -9,8 +9,9 @@ use crate::dsp::{butterworth, Band, Envelope, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
-/// Baseline updates per second: enough to follow slow drifts, cheap at any rate.
-const BASELINE_UPDATES_PER_S: f64 = 100.0;
+/// Points in the baseline window: plenty for a median, and one recompute stays
+/// a few microseconds at any rate.
+const BASELINE_POINTS: f64 = 500.0;
 
 #[derive(Debug, Clone)]
 struct ChannelStages {
@@ -69,7 +70,8 @@ impl EnvelopeThreshold {
                 field: "detector.band_low_hz",
                 message: e.to_string(),
             })?;
-        let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+        let update_every =
+            ((config.baseline_window_s * rate.hz() / BASELINE_POINTS).round() as usize).max(1);
         let stages = ChannelStages {
             filter: SosFilter::new(&sos),
             envelope: Envelope::new(config.envelope_window_ms, rate).map_err(|e| {

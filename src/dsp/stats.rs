@@ -66,16 +66,18 @@ impl Ewma {
     }
 }
 
-/// Running median and MAD over the last `window_s` seconds, recomputed every
+/// Running median and MAD over the last `window_s` seconds, sampled every
 /// `update_every` samples.
 ///
-/// The ring holds the window; a recompute copies it into a preallocated
-/// scratch buffer and selects the median, then the median absolute deviation,
-/// in O(window) time. That cost is paid once per `update_every` samples, so
-/// the amortised cost per sample is O(window / update_every); pick
-/// `update_every` so that a single recompute fits the block latency budget.
-/// Before the window has filled, statistics cover the samples seen so far;
-/// before the first recompute they are 0.
+/// Every `update_every`-th sample enters a ring of `window_s · rate /
+/// update_every` points and the statistics are recomputed (copy into a
+/// preallocated scratch buffer, select the median, then the median absolute
+/// deviation). So the cost is O(points) once per `update_every` samples and
+/// the amortised cost per sample is O(points / update_every): choose
+/// `update_every` so that a window holds a few hundred points, which is plenty
+/// for a median and keeps one recompute within a block's latency budget.
+/// Before the window has filled, statistics cover the points seen so far;
+/// before the first point they are 0.
 #[derive(Debug, Clone)]
 pub struct RobustBaseline {
     ring: Vec<f64>,
@@ -101,27 +103,29 @@ impl RobustBaseline {
                 allowed: "at least 1 sample",
             });
         }
+        let points = window.div_ceil(update_every);
         Ok(Self {
-            ring: vec![0.0; window],
+            ring: vec![0.0; points],
             next: 0,
             filled: 0,
             update_every,
             since_update: 0,
-            scratch: vec![0.0; window],
+            scratch: vec![0.0; points],
             median: 0.0,
             mad: 0.0,
         })
     }
 
-    /// Add one sample; every `update_every`-th call recomputes the statistics.
+    /// Add one sample; every `update_every`-th one enters the window and the
+    /// statistics are recomputed.
     #[inline]
     pub fn update(&mut self, x: f64) {
-        self.ring[self.next] = x;
-        self.next = (self.next + 1) % self.ring.len();
-        self.filled = (self.filled + 1).min(self.ring.len());
         self.since_update += 1;
         if self.since_update == self.update_every {
             self.since_update = 0;
+            self.ring[self.next] = x;
+            self.next = (self.next + 1) % self.ring.len();
+            self.filled = (self.filled + 1).min(self.ring.len());
             self.recompute();
         }
     }
@@ -132,7 +136,7 @@ impl RobustBaseline {
     }
 
     fn recompute(&mut self) {
-        // Until the ring wraps, the samples seen are exactly ring[..filled].
+        // Until the ring wraps, the points seen are exactly ring[..filled].
         let values = &mut self.scratch[..self.filled];
         values.copy_from_slice(&self.ring[..self.filled]);
         let median = median_in_place(values);
@@ -155,7 +159,7 @@ impl RobustBaseline {
         MAD_TO_SD * self.mad
     }
 
-    /// True once a whole window of samples has been seen.
+    /// True once a whole window of points has been seen.
     pub fn is_warm(&self) -> bool {
         self.filled == self.ring.len()
     }
@@ -237,8 +241,8 @@ mod tests {
 
     #[test]
     fn baseline_median_and_mad_match_direct_computation() {
-        // Window of 5 samples, recomputed every 2.
-        let mut baseline = RobustBaseline::new(0.5, 2, rate(10.0)).unwrap();
+        // Window of 5 samples, every sample enters.
+        let mut baseline = RobustBaseline::new(0.5, 1, rate(10.0)).unwrap();
         let xs = [3.0, 100.0, 1.0, 4.0, 1.0, 5.0, 9.0, -2.0];
         for &x in &xs {
             baseline.update(x);
@@ -249,15 +253,32 @@ mod tests {
         assert_eq!(baseline.mad(), 3.0);
         assert_eq!(baseline.robust_sd(), 1.4826 * 3.0);
         baseline.update(7.0);
-        assert_eq!(baseline.median(), 4.0, "not recomputed between updates");
         baseline.update(8.0);
         // Last 5: [5, 9, -2, 7, 8] → median 7; deviations [2, 2, 9, 0, 1] → MAD 2.
         assert_eq!((baseline.median(), baseline.mad()), (7.0, 2.0));
     }
 
     #[test]
+    fn baseline_decimates_into_its_window() {
+        // 1 s at 10 Hz, every 2nd sample enters: a window of 5 points.
+        let mut baseline = RobustBaseline::new(1.0, 2, rate(10.0)).unwrap();
+        let xs = [
+            0.0, 3.0, 0.0, 100.0, 0.0, 1.0, 0.0, 4.0, 0.0, 1.0, 0.0, 5.0, 0.0, 9.0, 0.0, -2.0,
+        ];
+        for &x in &xs[..15] {
+            baseline.update(x);
+        }
+        // Entered: 3, 100, 1, 4, 1, 5, 9 → window [1, 4, 1, 5, 9], median 4.
+        assert!(baseline.is_warm());
+        assert_eq!(baseline.median(), 4.0);
+        baseline.update(xs[15]);
+        // Window [4, 1, 5, 9, -2] → median 4, MAD 3.
+        assert_eq!((baseline.median(), baseline.mad()), (4.0, 3.0));
+    }
+
+    #[test]
     fn baseline_even_partial_window_uses_mean_of_middle_values() {
-        let mut baseline = RobustBaseline::new(1.0, 4, rate(10.0)).unwrap();
+        let mut baseline = RobustBaseline::new(1.0, 1, rate(10.0)).unwrap();
         for x in [1.0, 10.0, 2.0, 4.0] {
             baseline.update(x);
         }
