@@ -240,6 +240,33 @@ mod tests {
         assert!((150..250).contains(&stims), "{stims} stims of 400");
     }
 
+    #[test]
+    fn blanking_covers_exactly_the_interval_after_delivered_pulses() {
+        let config = TriggerConfig {
+            mode: TriggerMode::Random,
+            refractory_ms: 0.0,
+            max_per_minute: 6000,
+            blanking_ms: 5.0,
+            delay_max_ms: 20.0,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        let mut expected = vec![false; 3000];
+        let mut shams = 0;
+        for detected_at in (100..2800).step_by(37) {
+            let decision = policy.decide(&detection_at(detected_at)).unwrap();
+            if decision.delivered {
+                let onset = decision.onset as usize;
+                expected[onset..onset + 5].fill(true);
+            } else {
+                shams += 1;
+            }
+        }
+        assert!(shams > 0, "the sham branch must be exercised");
+        let blanked: Vec<bool> = (0..3000).map(|n| policy.blanks(n)).collect();
+        assert_eq!(blanked, expected);
+    }
+
     proptest! {
         /// Whatever the detections, accepted onsets respect the refractory
         /// period, every 60-s window holds at most max_per_minute and the
