@@ -52,7 +52,7 @@ pub enum DetectorConfig {
     EnvelopeThreshold(EnvelopeThresholdConfig),
     /// Sharp-wave ripples (rodent CA1): band-pass envelopes per channel or as
     /// a root-sum-square consensus, k-of-n voting, noise veto and brain-state gating.
-    Ripple(RippleConfig),
+    Ripple(Box<RippleConfig>),
 }
 
 /// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,

@@ -54,7 +54,7 @@ pub struct ControllerCounters {
 #[derive(Debug, Clone)]
 enum ActiveDetector {
     EnvelopeThreshold(EnvelopeThreshold),
-    Ripple(Ripple),
+    Ripple(Box<Ripple>),
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +82,9 @@ impl Controller {
             DetectorConfig::EnvelopeThreshold(c) => {
                 ActiveDetector::EnvelopeThreshold(EnvelopeThreshold::new(c, rate, channels)?)
             }
-            DetectorConfig::Ripple(c) => ActiveDetector::Ripple(Ripple::new(c, rate, channels)?),
+            DetectorConfig::Ripple(c) => {
+                ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
+            }
         };
         Ok(Self {
             rate,
