@@ -50,6 +50,130 @@ pub enum DetectorConfig {
     /// hysteresis and a minimum duration. The stand-in for every paradigm until
     /// the dedicated detectors exist.
     EnvelopeThreshold(EnvelopeThresholdConfig),
+    /// Sharp-wave ripples (rodent CA1): band-pass envelopes per channel or as
+    /// a root-sum-square consensus, k-of-n voting, noise veto and brain-state gating.
+    Ripple(Box<RippleConfig>),
+}
+
+/// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,
+/// ms, s or SD, so one config works at any sample rate from 1000 Hz up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RippleConfig {
+    pub band_low_hz: f64,
+    pub band_high_hz: f64,
+    /// Butterworth order (a band-pass of order N has 2N poles; lower = less delay).
+    pub filter_order: usize,
+    /// RMS envelope window.
+    pub envelope_window_ms: f64,
+    /// Start: envelope z-score above threshold_sd for at least min_duration_ms ...
+    pub threshold_sd: f64,
+    pub min_duration_ms: f64,
+    /// ... end: back under end_threshold_sd (hysteresis).
+    pub end_threshold_sd: f64,
+    /// Events longer than this are closed.
+    pub max_duration_ms: f64,
+    /// No detection before this much signal has been seen.
+    pub warmup_s: f64,
+    pub baseline: RippleBaselineConfig,
+    pub channels: RippleChannelsConfig,
+    pub veto: RippleVetoConfig,
+    pub state: RippleStateConfig,
+}
+
+/// How each envelope's centre and spread are estimated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RippleBaselineConfig {
+    pub mode: BaselineMode,
+    pub statistic: BaselineStatistic,
+    /// adaptive: sliding window (median/MAD) or EWMA time constant (mean/SD);
+    /// calibrate: the calibration window at the start of the session.
+    pub window_s: f64,
+    /// frozen: centre and SD of each detection stream's envelope, in input units
+    /// (one value per detection channel, or one for the consensus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen_center: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen_sd: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineMode {
+    /// Keep following the signal.
+    Adaptive,
+    /// Estimate over the first `window_s`, then hold (no detection before).
+    Calibrate,
+    /// Use `frozen_center` / `frozen_sd` from the config (e.g. a previous session).
+    Frozen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineStatistic {
+    MeanSd,
+    MedianMad,
+}
+
+/// How several channels make one decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RippleChannelsConfig {
+    pub combine: ChannelCombine,
+    /// vote: at least vote_k channels must each pass threshold and minimum
+    /// duration within vote_window_ms of one another.
+    pub vote_k: usize,
+    pub vote_window_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelCombine {
+    /// Per-channel envelopes, k-of-n voting.
+    Vote,
+    /// One envelope of the root-sum-square of the band-passed channels (Kay 2016's consensus).
+    Consensus,
+}
+
+/// Noise / EMG veto: power in a band above the ripple band (or on a dedicated
+/// reference channel) above its own baseline blocks detections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RippleVetoConfig {
+    pub enabled: bool,
+    /// Position (0-based) of a dedicated reference among the processed channels;
+    /// unset = the mean of the detection channels. Not used for detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<usize>,
+    pub band_low_hz: f64,
+    pub band_high_hz: f64,
+    pub threshold_sd: f64,
+    /// The veto holds this long after the reference last exceeded its threshold.
+    pub hold_ms: f64,
+}
+
+/// Brain-state gating: no detection while the theta/delta power ratio says
+/// running or REM (or an external speed input says moving).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RippleStateConfig {
+    pub enabled: bool,
+    pub theta_low_hz: f64,
+    pub theta_high_hz: f64,
+    pub delta_low_hz: f64,
+    pub delta_high_hz: f64,
+    /// EWMA time constant of the band powers.
+    pub power_window_s: f64,
+    /// The gate closes when theta/delta rises above ratio_close and reopens
+    /// when it falls below ratio_open (hysteresis).
+    pub ratio_close: f64,
+    pub ratio_open: f64,
+    /// Position (0-based) of a speed input among the processed channels; not used for detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_channel: Option<usize>,
+    /// Gate closed while the speed input exceeds this (in its own units, usually cm/s).
+    pub max_speed: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +230,9 @@ pub struct TriggerConfig {
     pub max_per_session: u32,
     /// Seed of the stim/sham draw and the random delay.
     pub seed: u64,
+    /// After each delivered pulse's onset the detector sees the last clean
+    /// frame held for this long, so the stimulus artifact cannot re-trigger.
+    pub blanking_ms: f64,
 }
 
 impl Default for TriggerConfig {
@@ -120,6 +247,7 @@ impl Default for TriggerConfig {
             max_per_minute: 60,
             max_per_session: 2000,
             seed: 1,
+            blanking_ms: 0.0,
         }
     }
 }
@@ -251,6 +379,7 @@ impl Config {
         }
         match &self.detector {
             DetectorConfig::EnvelopeThreshold(d) => d.validate()?,
+            DetectorConfig::Ripple(d) => d.validate()?,
         }
         self.trigger.validate()?;
         self.simulator.validate()
@@ -311,6 +440,124 @@ impl EnvelopeThresholdConfig {
     }
 }
 
+impl RippleConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_band(
+            ("detector.band_low_hz", self.band_low_hz),
+            ("detector.band_high_hz", self.band_high_hz),
+        )?;
+        if !(1..=8).contains(&self.filter_order) {
+            return Err(invalid(
+                "detector.filter_order",
+                format!("must be between 1 and 8, got {}", self.filter_order),
+            ));
+        }
+        check_range(
+            "detector.envelope_window_ms",
+            self.envelope_window_ms,
+            1.0,
+            100.0,
+        )?;
+        check_range("detector.threshold_sd", self.threshold_sd, 0.0, 100.0)?;
+        check_range(
+            "detector.end_threshold_sd",
+            self.end_threshold_sd,
+            -10.0,
+            self.threshold_sd,
+        )?;
+        check_range(
+            "detector.min_duration_ms",
+            self.min_duration_ms,
+            0.0,
+            1000.0,
+        )?;
+        check_range(
+            "detector.max_duration_ms",
+            self.max_duration_ms,
+            self.min_duration_ms.max(1.0),
+            60_000.0,
+        )?;
+        check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
+        let b = &self.baseline;
+        check_range("detector.baseline.window_s", b.window_s, 0.5, 3600.0)?;
+        if b.mode == BaselineMode::Frozen {
+            if b.frozen_center.is_empty() || b.frozen_center.len() != b.frozen_sd.len() {
+                return Err(invalid(
+                    "detector.baseline.frozen_sd",
+                    format!(
+                        "mode = \"frozen\" needs frozen_center and frozen_sd of equal, non-zero length, got {} and {}",
+                        b.frozen_center.len(),
+                        b.frozen_sd.len()
+                    ),
+                ));
+            }
+            for &sd in &b.frozen_sd {
+                check_range("detector.baseline.frozen_sd", sd, 1e-12, f64::MAX)?;
+            }
+            for &center in &b.frozen_center {
+                check_range("detector.baseline.frozen_center", center, 0.0, f64::MAX)?;
+            }
+        }
+        let c = &self.channels;
+        if c.vote_k == 0 || c.vote_k > 256 {
+            return Err(invalid(
+                "detector.channels.vote_k",
+                format!("must be between 1 and 256, got {}", c.vote_k),
+            ));
+        }
+        check_range(
+            "detector.channels.vote_window_ms",
+            c.vote_window_ms,
+            0.0,
+            1000.0,
+        )?;
+        let v = &self.veto;
+        check_band(
+            ("detector.veto.band_low_hz", v.band_low_hz),
+            ("detector.veto.band_high_hz", v.band_high_hz),
+        )?;
+        check_range("detector.veto.threshold_sd", v.threshold_sd, 0.0, 100.0)?;
+        check_range("detector.veto.hold_ms", v.hold_ms, 0.0, 10_000.0)?;
+        let s = &self.state;
+        check_band(
+            ("detector.state.theta_low_hz", s.theta_low_hz),
+            ("detector.state.theta_high_hz", s.theta_high_hz),
+        )?;
+        check_band(
+            ("detector.state.delta_low_hz", s.delta_low_hz),
+            ("detector.state.delta_high_hz", s.delta_high_hz),
+        )?;
+        check_range("detector.state.power_window_s", s.power_window_s, 0.1, 60.0)?;
+        check_range("detector.state.ratio_close", s.ratio_close, 0.0, 1e6)?;
+        check_range(
+            "detector.state.ratio_open",
+            s.ratio_open,
+            0.0,
+            s.ratio_close,
+        )?;
+        if !s.max_speed.is_finite() {
+            return Err(invalid(
+                "detector.state.max_speed",
+                format!("must be a finite number, got {}", s.max_speed),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A band `(low, high)` of positive frequencies with low < high.
+fn check_band(low: (&'static str, f64), high: (&'static str, f64)) -> Result<(), ConfigError> {
+    check_range(low.0, low.1, 0.01, 20_000.0)?;
+    check_range(high.0, high.1, 0.01, 20_000.0)?;
+    if high.1 <= low.1 {
+        return Err(invalid(
+            high.0,
+            format!("must be greater than {} ({}), got {}", low.0, low.1, high.1),
+        ));
+    }
+    Ok(())
+}
+
 impl TriggerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("trigger.stim_probability", self.stim_probability, 0.0, 1.0)?;
@@ -322,6 +569,7 @@ impl TriggerConfig {
             10_000.0,
         )?;
         check_range("trigger.pulse_ms", self.pulse_ms, 0.01, 10_000.0)?;
+        check_range("trigger.blanking_ms", self.blanking_ms, 0.0, 10_000.0)?;
         check_range(
             "trigger.refractory_ms",
             self.refractory_ms,
@@ -382,7 +630,7 @@ mod tests {
     fn out_of_range_values_name_the_field_and_range() {
         let text = Preset::RodentRipple
             .toml()
-            .replace("filter_order = 4", "filter_order = 12");
+            .replace("filter_order = 3", "filter_order = 12");
         let err = Config::from_toml(&text, "rig.toml")
             .unwrap_err()
             .to_string();

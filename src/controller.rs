@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ConfigError, DetectorConfig};
 use crate::detect::envelope_threshold::EnvelopeThreshold;
+use crate::detect::ripple::Ripple;
 use crate::detect::DetectorOutput;
 use crate::event::{Event, Outbox};
 use crate::time::{SampleIndex, SampleRate};
@@ -53,6 +54,7 @@ pub struct ControllerCounters {
 #[derive(Debug, Clone)]
 enum ActiveDetector {
     EnvelopeThreshold(EnvelopeThreshold),
+    Ripple(Box<Ripple>),
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,9 @@ pub struct Controller {
     channels: usize,
     detector: ActiveDetector,
     policy: TriggerPolicy,
+    /// The last frame outside post-stimulus blanking; detectors see it held
+    /// while a delivered pulse's blanking interval lasts.
+    held: Vec<f64>,
     next: SampleIndex,
     counters: ControllerCounters,
 }
@@ -77,12 +82,16 @@ impl Controller {
             DetectorConfig::EnvelopeThreshold(c) => {
                 ActiveDetector::EnvelopeThreshold(EnvelopeThreshold::new(c, rate, channels)?)
             }
+            DetectorConfig::Ripple(c) => {
+                ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
+            }
         };
         Ok(Self {
             rate,
             channels,
             detector,
             policy: TriggerPolicy::new(&config.trigger, rate),
+            held: vec![0.0; channels],
             next: 0,
             counters: ControllerCounters::default(),
         })
@@ -136,7 +145,10 @@ impl Controller {
         self.counters.blocks += 1;
         let overflow_before = outbox.overflowed;
         let Self {
-            detector, policy, ..
+            detector,
+            policy,
+            held,
+            ..
         } = self;
         for (i, frame) in block.samples.chunks_exact(block.channels).enumerate() {
             let n = block.start + i as u64;
@@ -144,8 +156,14 @@ impl Controller {
                 self.next = n;
                 return Err(Fault::NonFinite { channel, sample: n });
             }
-            let ActiveDetector::EnvelopeThreshold(d) = detector;
-            d.process_frame(n, frame, |output| route(output, policy, outbox));
+            if !policy.blanks(n) {
+                held.copy_from_slice(frame);
+            }
+            let emit = |output| route(output, policy, outbox);
+            match detector {
+                ActiveDetector::EnvelopeThreshold(d) => d.process_frame(n, held, emit),
+                ActiveDetector::Ripple(d) => d.process_frame(n, held, emit),
+            }
         }
         let frames = block.frames() as u64;
         self.counters.frames += frames;
@@ -160,8 +178,11 @@ impl Controller {
         let Self {
             detector, policy, ..
         } = self;
-        let ActiveDetector::EnvelopeThreshold(d) = detector;
-        d.finish(end, |output| route(output, policy, outbox));
+        let emit = |output| route(output, policy, outbox);
+        match detector {
+            ActiveDetector::EnvelopeThreshold(d) => d.finish(end, emit),
+            ActiveDetector::Ripple(d) => d.finish(end, emit),
+        }
     }
 }
 

@@ -278,7 +278,7 @@ fn config_typo_names_the_field() {
 }
 
 #[test]
-fn band_above_nyquist_names_the_field() {
+fn ripple_preset_refuses_rates_below_1000_hz() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     // DREAMS excerpt 3 is sampled at 50 Hz: a ripple band cannot exist there.
@@ -291,7 +291,7 @@ fn band_above_nyquist_names_the_field() {
             "--out",
             p(&out),
         ]),
-        &["detector.band_high_hz", "Nyquist"],
+        &["detector.kind", "at least 1000 Hz", "50 Hz"],
     );
     assert!(
         !out.exists(),

@@ -4,6 +4,7 @@
 //! once the event's end is known (this is what gets logged).
 
 pub mod envelope_threshold;
+pub mod ripple;
 
 use crate::event::Detection;
 

@@ -11,7 +11,7 @@ pub mod stats;
 pub use butterworth::{butterworth, Band, DesignError};
 pub use envelope::Envelope;
 pub use sos::{Section, Sos, SosBank, SosFilter};
-pub use stats::{Ewma, RobustBaseline};
+pub use stats::{Ewma, Moments, RobustBaseline};
 
 use crate::time::SampleRate;
 

@@ -66,6 +66,42 @@ impl Ewma {
     }
 }
 
+/// Exact mean and standard deviation of every sample seen (Welford's update),
+/// for calibration windows.
+#[derive(Debug, Clone, Default)]
+pub struct Moments {
+    count: u64,
+    mean: f64,
+    sum_sq_dev: f64,
+}
+
+impl Moments {
+    #[inline]
+    pub fn update(&mut self, x: f64) {
+        self.count += 1;
+        let deviation = x - self.mean;
+        self.mean += deviation / self.count as f64;
+        self.sum_sq_dev += deviation * (x - self.mean);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    /// Population standard deviation (0 before two samples).
+    pub fn std_dev(&self) -> f64 {
+        if self.count > 1 {
+            (self.sum_sq_dev / self.count as f64).sqrt()
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Running median and MAD over the last `window_s` seconds, sampled every
 /// `update_every` samples.
 ///
@@ -229,6 +265,16 @@ mod tests {
             "{}",
             ewma.mean()
         );
+    }
+
+    #[test]
+    fn moments_match_direct_mean_and_sd() {
+        let xs = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        let mut moments = Moments::default();
+        xs.iter().for_each(|&x| moments.update(x));
+        assert_eq!(moments.count(), 8);
+        assert_eq!(moments.mean(), 5.0);
+        assert!((moments.std_dev() - 2.0).abs() < 1e-12);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The trigger policy shared by every paradigm: turns accepted detections into
 //! scheduled stimuli (or shams), enforcing the refractory period, the rate
 //! limit and the per-session cap in sample time. Outputs are only ever
-//! scheduled through here, so no paradigm can bypass the limits.
+//! scheduled through here, so no paradigm can bypass the limits. It also
+//! knows when delivered pulses happen, so it answers whether a sample falls in
+//! a post-stimulus blanking interval.
+
+use std::collections::VecDeque;
 
 use crate::config::{TriggerConfig, TriggerMode};
 use crate::event::{Detection, TriggerDecision};
@@ -35,6 +39,11 @@ pub struct TriggerPolicy {
     recent_head: usize,
     last_onset: Option<SampleIndex>,
     counters: TriggerCounters,
+    blanking: u64,
+    /// Onsets of delivered pulses whose blanking has not ended, in order
+    /// (accepted onsets never decrease). Capacity max_per_minute: delays are
+    /// at most 10 s, so no more can be pending and pushing never allocates.
+    blank_onsets: VecDeque<SampleIndex>,
 }
 
 impl TriggerPolicy {
@@ -53,7 +62,22 @@ impl TriggerPolicy {
             recent_head: 0,
             last_onset: None,
             counters: TriggerCounters::default(),
+            blanking: rate.samples_in_ms(config.blanking_ms),
+            blank_onsets: VecDeque::with_capacity(config.max_per_minute as usize),
         }
+    }
+
+    /// True if sample `n` lies in [onset, onset + blanking_ms) of a delivered
+    /// pulse. Call with non-decreasing `n`.
+    pub fn blanks(&mut self, n: SampleIndex) -> bool {
+        while self
+            .blank_onsets
+            .front()
+            .is_some_and(|&onset| onset + self.blanking <= n)
+        {
+            self.blank_onsets.pop_front();
+        }
+        self.blank_onsets.front().is_some_and(|&onset| onset <= n)
     }
 
     pub fn counters(&self) -> TriggerCounters {
@@ -93,6 +117,9 @@ impl TriggerPolicy {
         };
         self.record(onset);
         if delivered {
+            if self.blanking > 0 && self.blank_onsets.len() < self.blank_onsets.capacity() {
+                self.blank_onsets.push_back(onset);
+            }
             self.counters.delivered += 1;
         } else {
             self.counters.sham += 1;
@@ -211,6 +238,33 @@ mod tests {
         assert_eq!(first, run());
         let stims = first.iter().filter(|&&d| d).count();
         assert!((150..250).contains(&stims), "{stims} stims of 400");
+    }
+
+    #[test]
+    fn blanking_covers_exactly_the_interval_after_delivered_pulses() {
+        let config = TriggerConfig {
+            mode: TriggerMode::Random,
+            refractory_ms: 0.0,
+            max_per_minute: 6000,
+            blanking_ms: 5.0,
+            delay_max_ms: 20.0,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        let mut expected = vec![false; 3000];
+        let mut shams = 0;
+        for detected_at in (100..2800).step_by(37) {
+            let decision = policy.decide(&detection_at(detected_at)).unwrap();
+            if decision.delivered {
+                let onset = decision.onset as usize;
+                expected[onset..onset + 5].fill(true);
+            } else {
+                shams += 1;
+            }
+        }
+        assert!(shams > 0, "the sham branch must be exercised");
+        let blanked: Vec<bool> = (0..3000).map(|n| policy.blanks(n)).collect();
+        assert_eq!(blanked, expected);
     }
 
     proptest! {

@@ -1,0 +1,620 @@
+//! The sharp-wave ripple detector.
+//!
+//! Per detection channel a causal Butterworth band-pass (default 150–250 Hz)
+//! and an RMS envelope, z-scored against a baseline (adaptive, calibrated then
+//! held, or frozen from the config; mean/SD or median/MAD). In `vote` mode each
+//! channel is a stream and an event starts when `vote_k` streams have each been
+//! above `threshold_sd` for `min_duration_ms` within `vote_window_ms`; in
+//! `consensus` mode the band-passed channels are combined root-sum-square into
+//! one envelope (Kay et al. 2016). The event ends when fewer than `vote_k`
+//! streams stay above `end_threshold_sd` (hysteresis).
+//!
+//! Two things block new events: a noise veto (the envelope of a band above the
+//! ripple band, on the mean of the detection channels or a dedicated channel,
+//! above its own baseline; held for `hold_ms`) and a brain-state gate (theta/delta
+//! power ratio with hysteresis, and optionally a speed input). Streams whose runs
+//! overlap a block start counting again once it lifts.
+//!
+//! Baselines and the state gate run on a slow clock of about 250 Hz (every
+//! `slow_every` samples), which keeps the median/MAD recompute cheap and the
+//! delta filter well conditioned at 30 kHz.
+
+use crate::config::{
+    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStateConfig,
+    RippleVetoConfig,
+};
+use crate::detect::DetectorOutput;
+use crate::dsp::{butterworth, Band, Envelope, Ewma, Moments, RobustBaseline, SosFilter};
+use crate::event::{Detection, EventKind};
+use crate::time::{SampleIndex, SampleRate};
+
+/// Lowest sample rate accepted: ripples reach 250 Hz and need a few samples per cycle.
+pub const MIN_RATE_HZ: f64 = 1000.0;
+/// Target rate of the slow clock that drives baselines and the state gate.
+const SLOW_CLOCK_HZ: f64 = 250.0;
+/// Points per second entering the median/MAD window (one recompute each).
+const BASELINE_UPDATES_PER_S: f64 = 10.0;
+/// Order of the veto band-pass and of the theta/delta band-passes.
+const AUX_FILTER_ORDER: usize = 2;
+
+fn invalid(field: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { field, message }
+}
+
+fn bandpass(
+    order: usize,
+    low_hz: f64,
+    high_hz: f64,
+    rate: SampleRate,
+    field: &'static str,
+) -> Result<SosFilter, ConfigError> {
+    if high_hz >= rate.nyquist_hz() {
+        return Err(invalid(
+            field,
+            format!(
+                "must be below the Nyquist frequency {} Hz of this {rate} signal, got {high_hz}",
+                rate.nyquist_hz()
+            ),
+        ));
+    }
+    let sos = butterworth(order, Band::Bandpass { low_hz, high_hz }, rate)
+        .map_err(|e| invalid(field, e.to_string()))?;
+    Ok(SosFilter::new(&sos))
+}
+
+/// Centre and spread of one envelope.
+#[derive(Debug, Clone)]
+enum Baseline {
+    AdaptiveRobust(RobustBaseline),
+    AdaptiveEwma(Ewma),
+    CalibrateRobust { window: RobustBaseline, done: bool },
+    CalibrateMoments { moments: Moments, len: u64 },
+    Frozen { center: f64, sd: f64 },
+}
+
+impl Baseline {
+    /// Feed one slow-clock sample of the envelope.
+    fn update(&mut self, x: f64) {
+        match self {
+            Baseline::AdaptiveRobust(b) => b.update(x),
+            Baseline::AdaptiveEwma(e) => e.update(x),
+            Baseline::CalibrateRobust { window, done } => {
+                if !*done {
+                    window.update(x);
+                    *done = window.is_warm();
+                }
+            }
+            Baseline::CalibrateMoments { moments, len } => {
+                if moments.count() < *len {
+                    moments.update(x);
+                }
+            }
+            Baseline::Frozen { .. } => {}
+        }
+    }
+
+    /// (centre, SD); SD 0 until there is something to compare against.
+    fn center_sd(&self) -> (f64, f64) {
+        match self {
+            Baseline::AdaptiveRobust(b) => (b.median(), b.robust_sd()),
+            Baseline::AdaptiveEwma(e) => (e.mean(), e.std_dev()),
+            Baseline::CalibrateRobust { window, done } => {
+                if *done {
+                    (window.median(), window.robust_sd())
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Baseline::CalibrateMoments { moments, len } => {
+                if moments.count() >= *len {
+                    (moments.mean(), moments.std_dev())
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Baseline::Frozen { center, sd } => (*center, *sd),
+        }
+    }
+}
+
+/// One detection stream: an envelope, its baseline and its threshold runs.
+#[derive(Debug, Clone)]
+struct Stream {
+    envelope: Envelope,
+    baseline: Baseline,
+    /// Input channel reported for this stream.
+    channel: usize,
+    z: f64,
+    /// Start of the current run above `threshold_sd`.
+    above_since: Option<SampleIndex>,
+    /// Last sample at which that run had lasted `min_duration`.
+    qualified_at: Option<SampleIndex>,
+    /// Start of the current run above `end_threshold_sd` (the event onset).
+    rise_start: Option<SampleIndex>,
+}
+
+#[derive(Debug, Clone)]
+struct Veto {
+    /// Dedicated reference channel; `None` = mean of the detection channels.
+    channel: Option<usize>,
+    filter: SosFilter,
+    envelope: Envelope,
+    baseline: RobustBaseline,
+    threshold_sd: f64,
+    hold: u64,
+    /// Vetoed up to (excluding) this sample.
+    until: SampleIndex,
+}
+
+#[derive(Debug, Clone)]
+struct StateGate {
+    speed_channel: Option<usize>,
+    max_speed: f64,
+    /// Boxcar sum of the reference over one slow-clock period (anti-aliasing).
+    sum: f64,
+    theta: SosFilter,
+    delta: SosFilter,
+    theta_power: Ewma,
+    delta_power: Ewma,
+    close_above: f64,
+    open_below: f64,
+    closed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Quiet,
+    InEvent { detection: Detection, peak_z: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Ripple {
+    /// Input channels used for detection (not the veto or speed channels).
+    detection_channels: Vec<usize>,
+    /// One filter per detection channel.
+    filters: Vec<SosFilter>,
+    consensus: bool,
+    streams: Vec<Stream>,
+    vote_k: usize,
+    vote_window: u64,
+    threshold_sd: f64,
+    end_threshold_sd: f64,
+    min_duration: u64,
+    max_duration: u64,
+    warmup: u64,
+    slow_every: u64,
+    veto: Option<Veto>,
+    gate: Option<StateGate>,
+    /// Qualifications before this sample are spent (by an event or a block).
+    counts_from: SampleIndex,
+    /// The veto or the state gate blocked the previous sample; baselines then
+    /// hold, so they describe the quiet state detections are made in.
+    blocked: bool,
+    state: State,
+}
+
+impl Ripple {
+    pub fn new(
+        config: &RippleConfig,
+        rate: SampleRate,
+        channels: usize,
+    ) -> Result<Self, ConfigError> {
+        if rate.hz() < MIN_RATE_HZ {
+            return Err(invalid(
+                "detector.kind",
+                format!(
+                    "the ripple detector needs a sample rate of at least {MIN_RATE_HZ} Hz \
+                     (ripples reach 250 Hz), this recording is {rate}"
+                ),
+            ));
+        }
+        let check_channel = |field: &'static str, index: Option<usize>| match index {
+            Some(i) if i >= channels => Err(invalid(
+                field,
+                format!(
+                    "channel position {i} is out of range: {channels} channel(s) are processed"
+                ),
+            )),
+            _ => Ok(()),
+        };
+        let veto_channel = config.veto.channel.filter(|_| config.veto.enabled);
+        let speed_channel = config.state.speed_channel.filter(|_| config.state.enabled);
+        check_channel("detector.veto.channel", veto_channel)?;
+        check_channel("detector.state.speed_channel", speed_channel)?;
+        let detection_channels: Vec<usize> = (0..channels)
+            .filter(|&c| Some(c) != veto_channel && Some(c) != speed_channel)
+            .collect();
+        if detection_channels.is_empty() {
+            return Err(invalid(
+                "input.channels",
+                "leaves no channel for detection after the veto and speed channels".into(),
+            ));
+        }
+        let consensus = config.channels.combine == ChannelCombine::Consensus;
+        let stream_count = if consensus {
+            1
+        } else {
+            detection_channels.len()
+        };
+        let vote_k = if consensus { 1 } else { config.channels.vote_k };
+        if vote_k > stream_count {
+            return Err(invalid(
+                "detector.channels.vote_k",
+                format!("asks for {vote_k} channels, only {stream_count} detection channel(s)"),
+            ));
+        }
+        let slow_every = ((rate.hz() / SLOW_CLOCK_HZ).round() as u64).max(1);
+        let slow_rate = SampleRate::new(rate.hz() / slow_every as f64).expect("positive rate");
+        let filter = bandpass(
+            config.filter_order,
+            config.band_low_hz,
+            config.band_high_hz,
+            rate,
+            "detector.band_high_hz",
+        )?;
+        let envelope = Envelope::new(config.envelope_window_ms, rate)
+            .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?;
+        let streams = (0..stream_count)
+            .map(|i| {
+                Ok(Stream {
+                    envelope: envelope.clone(),
+                    baseline: baseline(config, slow_rate, i, stream_count)?,
+                    channel: detection_channels[i],
+                    z: 0.0,
+                    above_since: None,
+                    qualified_at: None,
+                    rise_start: None,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let veto = if config.veto.enabled {
+            Some(build_veto(
+                &config.veto,
+                veto_channel,
+                rate,
+                slow_rate,
+                config,
+            )?)
+        } else {
+            None
+        };
+        let gate = if config.state.enabled {
+            Some(build_gate(&config.state, speed_channel, slow_rate)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            filters: vec![filter; detection_channels.len()],
+            detection_channels,
+            consensus,
+            streams,
+            vote_k,
+            vote_window: rate.samples_in_ms(config.channels.vote_window_ms),
+            threshold_sd: config.threshold_sd,
+            end_threshold_sd: config.end_threshold_sd,
+            min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
+            max_duration: rate.samples_in_ms(config.max_duration_ms).max(1),
+            warmup: rate.samples_in_s(config.warmup_s),
+            slow_every,
+            veto,
+            gate,
+            counts_from: 0,
+            blocked: false,
+            state: State::Quiet,
+        })
+    }
+
+    /// Process one frame (one sample per input channel) at sample index `n`.
+    pub fn process_frame(
+        &mut self,
+        n: SampleIndex,
+        frame: &[f64],
+        mut emit: impl FnMut(DetectorOutput),
+    ) {
+        let slow_tick = n % self.slow_every == self.slow_every - 1;
+        let learn = slow_tick && !self.blocked;
+        let mut reference = 0.0;
+        let mut sum_squares = 0.0;
+        for (i, (filter, &c)) in self
+            .filters
+            .iter_mut()
+            .zip(&self.detection_channels)
+            .enumerate()
+        {
+            let x = frame[c];
+            reference += x;
+            let y = filter.process(x);
+            if self.consensus {
+                sum_squares += y * y;
+            } else {
+                self.streams[i].update(y, learn);
+            }
+        }
+        reference /= self.detection_channels.len() as f64;
+        if self.consensus {
+            let y = (sum_squares / self.detection_channels.len() as f64).sqrt();
+            self.streams[0].update(y, learn);
+        }
+        let vetoed = self
+            .veto
+            .as_mut()
+            .is_some_and(|v| v.process(n, frame, reference, slow_tick));
+        let gated = self
+            .gate
+            .as_mut()
+            .is_some_and(|g| g.process(frame, reference, slow_tick));
+        let (threshold, end_threshold, min_duration) =
+            (self.threshold_sd, self.end_threshold_sd, self.min_duration);
+        for s in &mut self.streams {
+            s.track_runs(n, threshold, end_threshold, min_duration);
+        }
+        self.blocked = vetoed || gated;
+        if n < self.warmup {
+            return;
+        }
+        if self.blocked {
+            // Runs seen while blocked are void; they count again from the next sample.
+            self.counts_from = n + 1;
+        }
+        self.step(n, self.blocked, &mut emit);
+    }
+
+    fn step(&mut self, n: SampleIndex, blocked: bool, emit: &mut impl FnMut(DetectorOutput)) {
+        let (best, best_z) = self
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.z))
+            .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+        self.state = match self.state {
+            State::Quiet => {
+                let window_start = n.saturating_sub(self.vote_window).max(self.counts_from);
+                let votes = self
+                    .streams
+                    .iter()
+                    .filter(|s| s.qualified_at.is_some_and(|q| q >= window_start))
+                    .count();
+                if blocked || votes < self.vote_k {
+                    State::Quiet
+                } else {
+                    let onset = self
+                        .streams
+                        .iter()
+                        .filter_map(|s| s.rise_start)
+                        .min()
+                        .unwrap_or(n);
+                    let detection = Detection {
+                        kind: EventKind::Ripple,
+                        channel: self.streams[best].channel,
+                        onset,
+                        end: n + 1,
+                        peak: n,
+                        detected_at: n,
+                        stim_target: None,
+                        target_phase_deg: None,
+                    };
+                    emit(DetectorOutput::Commit(detection));
+                    State::InEvent {
+                        detection,
+                        peak_z: best_z,
+                    }
+                }
+            }
+            State::InEvent {
+                mut detection,
+                mut peak_z,
+            } => {
+                if best_z > peak_z {
+                    peak_z = best_z;
+                    detection.peak = n;
+                }
+                let up = self
+                    .streams
+                    .iter()
+                    .filter(|s| s.z > self.end_threshold_sd)
+                    .count();
+                if up < self.vote_k || n + 1 - detection.onset >= self.max_duration {
+                    detection.end = n + 1;
+                    emit(DetectorOutput::Finish(detection));
+                    self.counts_from = n + 1;
+                    State::Quiet
+                } else {
+                    State::InEvent { detection, peak_z }
+                }
+            }
+        };
+    }
+
+    /// Close an event still open at the end of the input.
+    pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
+        if let State::InEvent { mut detection, .. } = self.state {
+            detection.end = end;
+            emit(DetectorOutput::Finish(detection));
+        }
+        self.state = State::Quiet;
+    }
+}
+
+impl Stream {
+    #[inline]
+    fn update(&mut self, band_passed: f64, learn: bool) {
+        let envelope = self.envelope.process(band_passed);
+        if learn {
+            self.baseline.update(envelope);
+        }
+        let (center, sd) = self.baseline.center_sd();
+        self.z = if sd > 0.0 {
+            (envelope - center) / sd
+        } else {
+            0.0
+        };
+    }
+
+    #[inline]
+    fn track_runs(&mut self, n: SampleIndex, threshold: f64, end_threshold: f64, min: u64) {
+        if self.z > threshold {
+            let since = *self.above_since.get_or_insert(n);
+            if n + 1 - since >= min {
+                self.qualified_at = Some(n);
+            }
+        } else {
+            self.above_since = None;
+        }
+        if self.z > end_threshold {
+            self.rise_start.get_or_insert(n);
+        } else {
+            self.rise_start = None;
+        }
+    }
+}
+
+impl Veto {
+    /// True while detections are vetoed.
+    #[inline]
+    fn process(&mut self, n: SampleIndex, frame: &[f64], mean: f64, slow_tick: bool) -> bool {
+        let x = self.channel.map_or(mean, |c| frame[c]);
+        let envelope = self.envelope.process(self.filter.process(x));
+        if slow_tick {
+            self.baseline.update(envelope);
+        }
+        let sd = self.baseline.robust_sd();
+        if sd > 0.0 && (envelope - self.baseline.median()) / sd > self.threshold_sd {
+            self.until = n + self.hold + 1;
+        }
+        n < self.until
+    }
+}
+
+impl StateGate {
+    /// True while the gate is closed (running, REM, or moving).
+    #[inline]
+    fn process(&mut self, frame: &[f64], mean: f64, slow_tick: bool) -> bool {
+        let moving = self
+            .speed_channel
+            .is_some_and(|c| frame[c] > self.max_speed);
+        let r = self;
+        r.sum += mean;
+        if slow_tick {
+            let x = std::mem::take(&mut r.sum);
+            let theta = r.theta.process(x);
+            let delta = r.delta.process(x);
+            r.theta_power.update(theta * theta);
+            r.delta_power.update(delta * delta);
+            let ratio = r.theta_power.mean() / r.delta_power.mean().max(f64::MIN_POSITIVE);
+            if ratio > r.close_above {
+                r.closed = true;
+            } else if ratio < r.open_below {
+                r.closed = false;
+            }
+        }
+        moving || r.closed
+    }
+}
+
+fn baseline(
+    config: &RippleConfig,
+    slow_rate: SampleRate,
+    stream: usize,
+    streams: usize,
+) -> Result<Baseline, ConfigError> {
+    let b = &config.baseline;
+    let window_field = "detector.baseline.window_s";
+    let robust = |update_every: usize| {
+        RobustBaseline::new(b.window_s, update_every, slow_rate)
+            .map_err(|e| invalid(window_field, e.to_string()))
+    };
+    let updates_every = ((slow_rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+    Ok(match (b.mode, b.statistic) {
+        (BaselineMode::Adaptive, BaselineStatistic::MedianMad) => {
+            Baseline::AdaptiveRobust(robust(updates_every)?)
+        }
+        (BaselineMode::Adaptive, BaselineStatistic::MeanSd) => Baseline::AdaptiveEwma(
+            Ewma::new(b.window_s, slow_rate).map_err(|e| invalid(window_field, e.to_string()))?,
+        ),
+        (BaselineMode::Calibrate, BaselineStatistic::MedianMad) => Baseline::CalibrateRobust {
+            window: robust(updates_every)?,
+            done: false,
+        },
+        (BaselineMode::Calibrate, BaselineStatistic::MeanSd) => Baseline::CalibrateMoments {
+            moments: Moments::default(),
+            len: slow_rate.samples_in_s(b.window_s).max(1),
+        },
+        (BaselineMode::Frozen, _) => {
+            if b.frozen_center.len() != streams {
+                return Err(invalid(
+                    "detector.baseline.frozen_center",
+                    format!(
+                        "needs one value per detection stream ({streams}), got {}",
+                        b.frozen_center.len()
+                    ),
+                ));
+            }
+            Baseline::Frozen {
+                center: b.frozen_center[stream],
+                sd: b.frozen_sd[stream],
+            }
+        }
+    })
+}
+
+fn build_veto(
+    v: &RippleVetoConfig,
+    channel: Option<usize>,
+    rate: SampleRate,
+    slow_rate: SampleRate,
+    config: &RippleConfig,
+) -> Result<Veto, ConfigError> {
+    let updates_every = ((slow_rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+    Ok(Veto {
+        channel,
+        filter: bandpass(
+            AUX_FILTER_ORDER,
+            v.band_low_hz,
+            v.band_high_hz,
+            rate,
+            "detector.veto.band_high_hz",
+        )?,
+        envelope: Envelope::new(config.envelope_window_ms, rate)
+            .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?,
+        baseline: RobustBaseline::new(config.baseline.window_s, updates_every, slow_rate)
+            .map_err(|e| invalid("detector.baseline.window_s", e.to_string()))?,
+        threshold_sd: v.threshold_sd,
+        hold: rate.samples_in_ms(v.hold_ms),
+        until: 0,
+    })
+}
+
+fn build_gate(
+    s: &RippleStateConfig,
+    speed_channel: Option<usize>,
+    slow_rate: SampleRate,
+) -> Result<StateGate, ConfigError> {
+    let power = || {
+        Ewma::new(s.power_window_s, slow_rate)
+            .map_err(|e| invalid("detector.state.power_window_s", e.to_string()))
+    };
+    Ok(StateGate {
+        speed_channel,
+        max_speed: s.max_speed,
+        sum: 0.0,
+        theta: bandpass(
+            AUX_FILTER_ORDER,
+            s.theta_low_hz,
+            s.theta_high_hz,
+            slow_rate,
+            "detector.state.theta_high_hz",
+        )?,
+        delta: bandpass(
+            AUX_FILTER_ORDER,
+            s.delta_low_hz,
+            s.delta_high_hz,
+            slow_rate,
+            "detector.state.delta_high_hz",
+        )?,
+        theta_power: power()?,
+        delta_power: power()?,
+        close_above: s.ratio_close,
+        open_below: s.ratio_open,
+        closed: false,
+    })
+}

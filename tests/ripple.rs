@@ -1,0 +1,259 @@
+//! The ripple detector through the controller: accuracy floors on a simulated
+//! recording, a false-positive ceiling on the real theta recording, refusal of
+//! low sample rates, and sample-exact post-stimulus blanking.
+
+use neuroloop::config::{Config, DetectorConfig, Preset};
+use neuroloop::controller::{Block, Controller};
+use neuroloop::eval::{score_ripples, EventRow, RippleScore, TruthRow};
+use neuroloop::event::{Event, Outbox};
+use neuroloop::io::{read_recording, FileOptions};
+use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
+use neuroloop::time::SampleRate;
+
+fn interleave(signals: &[Vec<f64>]) -> Vec<f64> {
+    let frames = signals[0].len();
+    (0..frames)
+        .flat_map(|i| signals.iter().map(move |s| s[i]))
+        .collect()
+}
+
+/// All events of one session over interleaved `data`, in blocks of `block`.
+fn run(
+    config: &Config,
+    rate: SampleRate,
+    channels: usize,
+    data: &[f64],
+    block: usize,
+) -> Vec<Event> {
+    let mut controller = Controller::new(config, rate, channels).unwrap();
+    let mut outbox = Outbox::with_capacity(1024);
+    let mut events = Vec::new();
+    for (i, chunk) in data.chunks(block * channels).enumerate() {
+        outbox.clear();
+        let b = Block {
+            start: (i * block) as u64,
+            channels,
+            samples: chunk,
+        };
+        controller.process_block(&b, &mut outbox).unwrap();
+        events.extend_from_slice(outbox.events());
+    }
+    outbox.clear();
+    controller.finish(&mut outbox);
+    events.extend_from_slice(outbox.events());
+    events
+}
+
+fn score(seconds: f64, seed: u64, rate_hz: f64) -> RippleScore {
+    let rate = SampleRate::new(rate_hz).unwrap();
+    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, seconds, seed, rate)).unwrap();
+    let signals: Vec<Vec<f64>> = sim
+        .recording
+        .signals
+        .iter()
+        .map(|s| s.samples.clone())
+        .collect();
+    let events = run(
+        &Preset::RodentRipple.config(),
+        rate,
+        signals.len(),
+        &interleave(&signals),
+        64,
+    );
+    let s = |n: u64| rate.seconds(n);
+    let mut detections = Vec::new();
+    let mut stims = Vec::new();
+    for event in events {
+        match event {
+            Event::Detection(d) => detections.push(EventRow {
+                onset_s: s(d.onset),
+                duration_s: s(d.end - d.onset),
+                trial_type: "ripple".into(),
+                detected_at_s: Some(s(d.detected_at)),
+                decided_at_s: None,
+            }),
+            Event::Trigger(t) if t.delivered => stims.push(EventRow {
+                onset_s: s(t.onset),
+                duration_s: s(t.duration),
+                trial_type: "stim".into(),
+                detected_at_s: None,
+                decided_at_s: Some(s(t.decided_at)),
+            }),
+            Event::Trigger(_) => {}
+        }
+    }
+    let truth: Vec<TruthRow> = sim
+        .truth
+        .iter()
+        .filter(|t| t.trial_type == "ripple")
+        .map(|t| TruthRow {
+            onset_s: t.onset_s,
+            duration_s: t.duration_s,
+            peak_s: t.peak_s,
+            trial_type: t.trial_type.clone(),
+        })
+        .collect();
+    score_ripples(&truth, &detections, &stims, seconds / 60.0)
+}
+
+/// Floors just under what the preset reaches on this recording (see docs/ripple.md).
+#[test]
+fn simulated_accuracy_floors() {
+    let s = score(180.0, 2, 1250.0);
+    eprintln!("{s:?}");
+    assert!(s.detection.truth > 30, "{s:?}");
+    assert!(s.detection.f1 >= 0.62, "F1 {}", s.detection.f1);
+    assert!(
+        s.detection.precision >= 0.65,
+        "precision {}",
+        s.detection.precision
+    );
+    let latency = s.latency_ms.unwrap();
+    assert!(
+        latency.median <= 37.0,
+        "median latency {} ms",
+        latency.median
+    );
+    assert!(
+        s.share_stims_within_50ms >= 0.85,
+        "{}",
+        s.share_stims_within_50ms
+    );
+    assert!(
+        s.false_positives_per_min <= 5.0,
+        "{}",
+        s.false_positives_per_min
+    );
+}
+
+#[test]
+fn theta_recording_false_positive_ceiling() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/rodent/hc2_theta_1000hz.edf"
+    );
+    let recording = read_recording(std::path::Path::new(path), &FileOptions::default()).unwrap();
+    let signal = &recording.signals[0];
+    let events = run(
+        &Preset::RodentRipple.config(),
+        signal.rate,
+        1,
+        &signal.samples,
+        64,
+    );
+    let detections = events
+        .iter()
+        .filter(|e| matches!(e, Event::Detection(_)))
+        .count();
+    let minutes = signal.samples.len() as f64 / signal.rate.hz() / 60.0;
+    assert!(
+        detections as f64 / minutes <= 1.0,
+        "{detections} detections in {minutes} min"
+    );
+}
+
+#[test]
+fn refuses_rates_below_1000_hz_naming_the_problem() {
+    let config = Preset::RodentRipple.config();
+    let err = Controller::new(&config, SampleRate::new(999.0).unwrap(), 4)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("detector.kind") && err.contains("at least 1000 Hz") && err.contains("999 Hz"),
+        "{err}"
+    );
+    assert!(Controller::new(&config, SampleRate::new(1000.0).unwrap(), 4).is_ok());
+}
+
+/// An artifact confined to [onset + 1, onset + blanking) of every delivered
+/// pulse leaves every decision unchanged, at any block size; without blanking
+/// the same artifacts change them.
+#[test]
+fn blanking_hides_stimulus_artifacts_sample_exactly() {
+    let rate = SampleRate::new(1250.0).unwrap();
+    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, 120.0, 4, rate)).unwrap();
+    let signals: Vec<Vec<f64>> = sim
+        .recording
+        .signals
+        .iter()
+        .map(|s| s.samples.clone())
+        .collect();
+    let channels = signals.len();
+    let clean = interleave(&signals);
+    let mut config = Preset::RodentRipple.config();
+    config.trigger.blanking_ms = 8.0;
+    let blank = rate.samples_in_ms(8.0) as usize;
+    let reference = run(&config, rate, channels, &clean, 64);
+    let onsets: Vec<usize> = reference
+        .iter()
+        .filter_map(|e| match e {
+            Event::Trigger(t) if t.delivered => Some(t.onset as usize),
+            _ => None,
+        })
+        .collect();
+    assert!(onsets.len() > 5, "too few stims to test blanking");
+    let mut with_artifacts = clean.clone();
+    for &onset in &onsets {
+        for n in onset + 1..(onset + blank).min(clean.len() / channels) {
+            for c in 0..channels {
+                // A biphasic pulse of ±4 mV, far above any ripple.
+                with_artifacts[n * channels + c] += if n % 2 == 0 { 4000.0 } else { -4000.0 };
+            }
+        }
+    }
+    for block in [1, 64, 1000] {
+        assert_eq!(
+            run(&config, rate, channels, &with_artifacts, block),
+            reference,
+            "block {block}"
+        );
+    }
+    config.trigger.blanking_ms = 0.0;
+    assert_ne!(run(&config, rate, channels, &with_artifacts, 64), reference);
+}
+
+#[test]
+fn every_baseline_and_combine_mode_runs() {
+    let rate = SampleRate::new(1250.0).unwrap();
+    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, 60.0, 5, rate)).unwrap();
+    let signals: Vec<Vec<f64>> = sim
+        .recording
+        .signals
+        .iter()
+        .map(|s| s.samples.clone())
+        .collect();
+    let data = interleave(&signals);
+    let base = Preset::RodentRipple.config();
+    let variants = [
+        "mode = \"adaptive\"\nstatistic = \"mean-sd\"",
+        "mode = \"calibrate\"\nstatistic = \"median-mad\"",
+        "mode = \"calibrate\"\nstatistic = \"mean-sd\"",
+        "mode = \"frozen\"\nstatistic = \"mean-sd\"\nfrozen_center = [13.0]\nfrozen_sd = [5.0]",
+    ];
+    for variant in variants {
+        let text = Preset::RodentRipple
+            .toml()
+            .replace("mode = \"adaptive\"           # or \"calibrate\" (first window_s, then held) or \"frozen\"\nstatistic = \"median-mad\"    # or \"mean-sd\"", variant)
+            .replace("window_s = 30.0", "window_s = 10.0");
+        assert_ne!(text, Preset::RodentRipple.toml(), "variant not applied");
+        let config = Config::from_toml(&text, variant).unwrap();
+        let events = run(&config, rate, signals.len(), &data, 64);
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Detection(_))),
+            "{variant}"
+        );
+    }
+    let vote = |k: usize| {
+        let mut config = base.clone();
+        let DetectorConfig::Ripple(r) = &mut config.detector else {
+            panic!("the rodent preset runs the ripple detector")
+        };
+        r.channels.combine = neuroloop::config::ChannelCombine::Vote;
+        r.channels.vote_k = k;
+        config
+    };
+    let events = run(&vote(2), rate, signals.len(), &data, 64);
+    assert!(events.iter().any(|e| matches!(e, Event::Detection(_))));
+    let err = Controller::new(&vote(5), rate, 4).unwrap_err().to_string();
+    assert!(err.contains("detector.channels.vote_k"), "{err}");
+}
