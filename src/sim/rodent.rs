@@ -215,19 +215,28 @@ fn add_ripples(
     let rate_per_s = schedule.range(0.3, 1.0);
     let mut onset_s = epoch.start_s + EDGE_CLEARANCE_S + schedule.exponential(1.0 / rate_per_s);
     loop {
+        // The drawn duration (20–150 ms) is the ripple as an expert marks it:
+        // where its amplitude on the strongest channel exceeds that channel's
+        // background RMS in the ripple band (the half-amplitude interval for
+        // ripples weaker than 2x the RMS). The taper's support is wider; it is
+        // kept in the truth parameters.
         let duration_s = (0.06 * (0.35 * schedule.gaussian()).exp()).clamp(0.02, 0.15);
-        let end_s = onset_s + duration_s;
-        if end_s > epoch.end_s - EDGE_CLEARANCE_S {
-            break;
-        }
-        let peak_s = onset_s + duration_s * schedule.range(0.35, 0.65);
+        let peak_fraction = schedule.range(0.35, 0.65);
         let freq_hz = schedule.range(155.0, 245.0);
         let phase = schedule.range(0.0, TAU);
         let snr = schedule.log_range(3.0, 8.0) * event_snr;
         let gains = channel_gains(schedule, channels.len(), 0.75);
         let sharp_wave_s = schedule.range(0.05, 0.1);
-        let sharp_wave_peak_s = peak_s + schedule.range(-0.01, 0.01);
+        let sharp_wave_jitter_s = schedule.range(-0.01, 0.01);
         let sharp_wave_uv = schedule.range(100.0, 300.0) * event_snr;
+        let visible_fraction = BurstEnvelope::width_fraction_above((1.0 / snr).min(0.5));
+        let support_s = duration_s / visible_fraction;
+        let end_s = onset_s + support_s;
+        if end_s > epoch.end_s - EDGE_CLEARANCE_S {
+            break;
+        }
+        let peak_s = onset_s + support_s * peak_fraction;
+        let sharp_wave_peak_s = peak_s + sharp_wave_jitter_s;
         if !distractors.overlaps(onset_s, end_s, RIPPLE_CLEARANCE_S) {
             // Each channel's ripple is `snr` times its own ripple-band RMS, scaled by its gain.
             let amplitudes: Vec<f64> = gains
@@ -242,15 +251,18 @@ fn add_ripples(
             };
             add_burst(channels, &amplitudes, rate, &envelope, freq_hz, phase, 1.0);
             let strongest = amplitudes.iter().cloned().fold(0.0, f64::max);
+            let visible_onset_s = peak_s - visible_fraction * (peak_s - onset_s);
             truth.push(event_on_all(
                 "ripple",
-                onset_s,
+                visible_onset_s,
                 duration_s,
                 peak_s,
                 &[
                     ("freq_hz", freq_hz),
                     ("amplitude_uv", strongest),
                     ("snr", snr),
+                    ("support_onset_s", onset_s),
+                    ("support_duration_s", support_s),
                 ],
             ));
             let sharp_wave_onset_s = sharp_wave_peak_s - 0.5 * sharp_wave_s;

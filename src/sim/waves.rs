@@ -39,8 +39,21 @@ impl BurstEnvelope {
             self.end_s - self.peak_s
         };
         let z = Self::EDGE_SD * (t - self.peak_s) / half_width;
-        let edge = (-0.5 * Self::EDGE_SD * Self::EDGE_SD).exp();
+        let edge = Self::edge_value();
         (((-0.5 * z * z).exp() - edge) / (1.0 - edge)).max(0.0)
+    }
+
+    fn edge_value() -> f64 {
+        (-0.5 * Self::EDGE_SD * Self::EDGE_SD).exp()
+    }
+
+    /// The share (0..=1) of each half-width over which the envelope is at
+    /// least `fraction` (0..=1) of its peak: the interval is
+    /// `peak − w·(peak − onset) .. peak + w·(end − peak)`.
+    pub fn width_fraction_above(fraction: f64) -> f64 {
+        let edge = Self::edge_value();
+        let level = fraction.clamp(0.0, 1.0) * (1.0 - edge) + edge;
+        (-2.0 * level.ln()).max(0.0).sqrt() / Self::EDGE_SD
     }
 }
 
@@ -175,6 +188,14 @@ mod tests {
         assert!((envelope.at(1.03) - 1.0).abs() < 1e-12);
         assert!(envelope.at(1.02) < 1.0 && envelope.at(1.05) < 1.0);
         assert!(envelope.at(1.0005) < 0.01, "no step at the onset");
+        for fraction in [0.1, 0.25, 0.5, 0.9] {
+            let w = BurstEnvelope::width_fraction_above(fraction);
+            let (start, end) = (1.03 - w * 0.03, 1.03 + w * 0.07);
+            assert!(1.0 < start && start < 1.03 && 1.03 < end && end < 1.1);
+            assert!((envelope.at(start) - fraction).abs() < 1e-9, "{fraction}");
+            assert!((envelope.at(end) - fraction).abs() < 1e-9, "{fraction}");
+        }
+        assert!((BurstEnvelope::width_fraction_above(0.0) - 1.0).abs() < 1e-12);
     }
 
     #[test]
