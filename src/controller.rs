@@ -5,6 +5,8 @@
 
 use crate::config::{Config, ConfigError, DetectorConfig};
 use crate::detect::envelope_threshold::EnvelopeThreshold;
+use crate::detect::slow_oscillation::SlowOscillationDetector;
+use crate::detect::spindle::SpindleDetector;
 use crate::detect::DetectorOutput;
 use crate::event::{Event, Outbox};
 use crate::time::{SampleIndex, SampleRate};
@@ -53,6 +55,8 @@ pub struct ControllerCounters {
 #[derive(Debug, Clone)]
 enum ActiveDetector {
     EnvelopeThreshold(EnvelopeThreshold),
+    Spindle(SpindleDetector),
+    SlowOscillation(SlowOscillationDetector),
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,12 @@ impl Controller {
         let detector = match &config.detector {
             DetectorConfig::EnvelopeThreshold(c) => {
                 ActiveDetector::EnvelopeThreshold(EnvelopeThreshold::new(c, rate, channels)?)
+            }
+            DetectorConfig::Spindle(c) => {
+                ActiveDetector::Spindle(SpindleDetector::new(c, rate, channels)?)
+            }
+            DetectorConfig::SlowOscillation(c) => {
+                ActiveDetector::SlowOscillation(SlowOscillationDetector::new(c, rate, channels)?)
             }
         };
         Ok(Self {
@@ -144,8 +154,12 @@ impl Controller {
                 self.next = n;
                 return Err(Fault::NonFinite { channel, sample: n });
             }
-            let ActiveDetector::EnvelopeThreshold(d) = detector;
-            d.process_frame(n, frame, |output| route(output, policy, outbox));
+            let emit = |output| route(output, policy, outbox);
+            match detector {
+                ActiveDetector::EnvelopeThreshold(d) => d.process_frame(n, frame, emit),
+                ActiveDetector::Spindle(d) => d.process_frame(n, frame, emit),
+                ActiveDetector::SlowOscillation(d) => d.process_frame(n, frame, emit),
+            }
         }
         let frames = block.frames() as u64;
         self.counters.frames += frames;
@@ -160,8 +174,12 @@ impl Controller {
         let Self {
             detector, policy, ..
         } = self;
-        let ActiveDetector::EnvelopeThreshold(d) = detector;
-        d.finish(end, |output| route(output, policy, outbox));
+        let emit = |output| route(output, policy, outbox);
+        match detector {
+            ActiveDetector::EnvelopeThreshold(d) => d.finish(end, emit),
+            ActiveDetector::Spindle(d) => d.finish(end, emit),
+            ActiveDetector::SlowOscillation(d) => d.finish(end, emit),
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 //! once the event's end is known (this is what gets logged).
 
 pub mod envelope_threshold;
+pub mod sleep_gate;
+pub mod slow_oscillation;
+pub mod spindle;
 
 use crate::event::Detection;
 
