@@ -207,6 +207,17 @@ pub enum TriggerMode {
     Random,
 }
 
+/// What one accepted detection schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StimSequence {
+    /// One stimulus.
+    Single,
+    /// Ngo et al. 2013: a second click `second_click_after_ms` after the first;
+    /// the refractory period then counts from the second.
+    TwoClick,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
@@ -225,6 +236,9 @@ pub struct TriggerConfig {
     pub max_per_session: u32,
     /// Seed of the stim/sham draw and the random delay.
     pub seed: u64,
+    pub sequence: StimSequence,
+    /// Second click of a two-click sequence, after the first (Ngo: 1075 ms).
+    pub second_click_after_ms: f64,
 }
 
 impl Default for TriggerConfig {
@@ -239,6 +253,8 @@ impl Default for TriggerConfig {
             max_per_minute: 60,
             max_per_session: 2000,
             seed: 1,
+            sequence: StimSequence::Single,
+            second_click_after_ms: 1075.0,
         }
     }
 }
@@ -630,6 +646,12 @@ impl TriggerConfig {
             10_000.0,
         )?;
         check_range("trigger.pulse_ms", self.pulse_ms, 0.01, 10_000.0)?;
+        check_range(
+            "trigger.second_click_after_ms",
+            self.second_click_after_ms,
+            self.pulse_ms,
+            60_000.0,
+        )?;
         check_range(
             "trigger.refractory_ms",
             self.refractory_ms,

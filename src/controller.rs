@@ -119,6 +119,12 @@ impl Controller {
         self.policy.counters()
     }
 
+    /// Allow stimulus onsets only inside these `[start, end)` sample intervals
+    /// (e.g. from a hypnogram), before the first block.
+    pub fn restrict_stimulation_to(&mut self, intervals: Vec<(SampleIndex, SampleIndex)>) {
+        self.policy.restrict_to(intervals);
+    }
+
     /// Process one block; events go to `outbox` (which the caller clears).
     /// Deadline: must finish well within the block's own duration (1 ms blocks
     /// at 30 kHz × 64 channels is the design point). On a fault nothing of the
@@ -188,6 +194,9 @@ fn route(output: DetectorOutput, policy: &mut TriggerPolicy, outbox: &mut Outbox
         DetectorOutput::Commit(detection) => {
             if let Some(decision) = policy.decide(&detection) {
                 outbox.push(Event::Trigger(decision));
+            }
+            if let Some(second) = policy.take_follow_up() {
+                outbox.push(Event::Trigger(second));
             }
         }
         DetectorOutput::Finish(detection) => outbox.push(Event::Detection(detection)),
