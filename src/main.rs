@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use neuroloop::config::{Config, Preset};
+use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
@@ -90,6 +91,9 @@ struct ReplayArgs {
     /// Pace the replay at the recording's rate instead of as fast as possible.
     #[arg(long)]
     realtime: bool,
+    /// Stimulate only in N2/N3 epochs of this hypnogram (DREAMS .txt or EDF+ .edf).
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
     /// Channels in a headerless .dat file.
     #[arg(long)]
     raw_channels: Option<usize>,
@@ -117,6 +121,8 @@ struct RunArgs {
 enum ScoreKind {
     Ripple,
     Spindle,
+    /// Slow-oscillation phase of every stim (needs --recording).
+    SoPhase,
 }
 
 #[derive(Args)]
@@ -134,6 +140,16 @@ struct EvalArgs {
     /// Score only events with onset before this time (DREAMS expert 1 stops at 1000 s).
     #[arg(long)]
     until_s: Option<f64>,
+    /// For --type so-phase: the recording the session replayed (first channel is scored).
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    /// For --type so-phase: a hypnogram (DREAMS .txt or EDF+) for stims per minute of N3
+    /// and stims in wake/REM.
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
+    /// For --type so-phase: the target phase in degrees (0 = up-state peak).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    target_deg: f64,
     /// Recording length in minutes (default: from summary.json beside events.tsv).
     #[arg(long)]
     minutes: Option<f64>,
@@ -265,10 +281,18 @@ fn replay(args: ReplayArgs) -> Result<()> {
         let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from("sessions").join(format!("replay-{stem}"))
     });
+    let stim_allowed = match &args.hypnogram {
+        Some(path) => {
+            let rate = recording.signals[signals[0]].rate;
+            Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem))
+        }
+        None => None,
+    };
     let input = SessionInput {
         recording: &recording,
         signals,
         description: args.input.display().to_string(),
+        stim_allowed,
     };
     let frames = input.recording.signals[input.signals[0]].samples.len() as u64;
     let bar = if frames > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -335,6 +359,7 @@ fn run(args: RunArgs) -> Result<()> {
             sim_config.seed,
             rate.hz()
         ),
+        stim_allowed: None,
     };
     let stop = stop_flag()?;
     let mut last_print = 0.0;
@@ -352,6 +377,23 @@ fn run(args: RunArgs) -> Result<()> {
     .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
     print_summary(&out, &report.progress, report.interrupted, report.wall_s);
     Ok(())
+}
+
+/// A DREAMS hypnogram (.txt) or EDF+ hypnogram annotations (.edf).
+fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
+    let is_edf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
+    let hypnogram = if is_edf {
+        let recording = io::read_recording(path, &FileOptions::default())?;
+        Hypnogram::from_annotations(&recording.annotations)
+    } else {
+        Hypnogram::parse_dreams(&read_text(path)?, &path.display().to_string())?
+    };
+    if hypnogram.epochs.is_empty() {
+        bail!("{}: no sleep stages found", path.display());
+    }
+    Ok(hypnogram)
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -377,6 +419,9 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         (None, Some(until)) => until / 60.0,
         (None, None) => minutes_from_summary(&args.events)?,
     };
+    if args.kind == Some(ScoreKind::SoPhase) {
+        return evaluate_phase(&args, &events);
+    }
     let kind = args.kind.unwrap_or_else(|| {
         if events.iter().any(|e| e.trial_type == "spindle") {
             ScoreKind::Spindle
@@ -419,6 +464,7 @@ fn evaluate(args: EvalArgs) -> Result<()> {
             let score = eval::score_intervals(&truth, &detections, 0.2);
             ("spindle", serde_json::to_value(score)?)
         }
+        ScoreKind::SoPhase => unreachable!("handled above"),
     };
     let report = serde_json::json!({
         "events": args.events,
@@ -432,6 +478,66 @@ fn evaluate(args: EvalArgs) -> Result<()> {
     println!("{text}");
     if let Some(path) = &args.json {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Offline SO phase of every delivered stim, and where they fell in the hypnogram.
+fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
+    let path = args
+        .recording
+        .as_ref()
+        .context("--type so-phase needs --recording (the replayed file)")?;
+    let recording = io::read_recording(path, &FileOptions::default())?;
+    let signal = recording
+        .signals
+        .first()
+        .with_context(|| format!("{} has no signals", path.display()))?;
+    let phase = eval::phase::offline_phase(&signal.samples, signal.rate)
+        .with_context(|| format!("{}: cannot design the SO band-pass", path.display()))?;
+    let stims: Vec<f64> = events
+        .iter()
+        .filter(|e| e.trial_type == "stim")
+        .map(|e| e.onset_s)
+        .collect();
+    let phases: Vec<f64> = stims
+        .iter()
+        .filter_map(|&t| phase.get(signal.rate.index_at(t) as usize).copied())
+        .collect();
+    let score = eval::phase::score_phases(&phases, args.target_deg);
+    let stages = match &args.hypnogram {
+        Some(h) => {
+            let hypnogram = read_hypnogram(h)?;
+            let at = |stage| {
+                stims
+                    .iter()
+                    .filter(|&&t| hypnogram.stage_at(t) == stage)
+                    .count()
+            };
+            let n3_minutes = hypnogram.minutes_in(Stage::N3);
+            serde_json::json!({
+                "n3_minutes": n3_minutes,
+                "stims_in_n3": at(Stage::N3),
+                "stims_per_min_n3": if n3_minutes > 0.0 { at(Stage::N3) as f64 / n3_minutes } else { 0.0 },
+                "stims_in_n2": at(Stage::N2),
+                "stims_in_n1": at(Stage::N1),
+                "stims_in_wake": at(Stage::Wake),
+                "stims_in_rem": at(Stage::Rem),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let report = serde_json::json!({
+        "events": args.events,
+        "recording": path,
+        "scored": "so_phase",
+        "score": score,
+        "stages": stages,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(out) = &args.json {
+        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
 }
