@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
@@ -40,6 +41,25 @@ enum Command {
     /// A realtime session. With no config: a closed loop against the built-in
     /// simulator, paced in real time.
     Run(RunArgs),
+    /// Render the sleep-stimulation click (pink noise) to a WAV file for calibration.
+    Click(ClickArgs),
+}
+
+#[derive(Args)]
+struct ClickArgs {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 48_000)]
+    rate_hz: u32,
+    #[arg(long, default_value_t = 50.0)]
+    duration_ms: f64,
+    #[arg(long, default_value_t = 5.0)]
+    ramp_ms: f64,
+    /// RMS level of the plateau in dB relative to full scale.
+    #[arg(long, default_value_t = -20.0, allow_hyphen_values = true)]
+    level_dbfs: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -165,6 +185,7 @@ fn main() {
         Command::Replay(a) => replay(a),
         Command::Eval(a) => evaluate(a),
         Command::Run(a) => run(a),
+        Command::Click(a) => click(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -394,6 +415,26 @@ fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
         bail!("{}: no sleep stages found", path.display());
     }
     Ok(hypnogram)
+}
+
+fn click(args: ClickArgs) -> Result<()> {
+    let spec = ClickSpec {
+        duration_ms: args.duration_ms,
+        ramp_ms: args.ramp_ms,
+        level_dbfs: args.level_dbfs,
+        seed: args.seed,
+    };
+    let samples = spec.render(f64::from(args.rate_hz))?;
+    io::wav::write_wav_f32(&args.out, args.rate_hz, &samples)?;
+    println!(
+        "{} samples ({} ms at {} Hz, {} dBFS RMS) written to {}",
+        samples.len(),
+        args.duration_ms,
+        args.rate_hz,
+        args.level_dbfs,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn read_text(path: &Path) -> Result<String> {
