@@ -12,6 +12,7 @@ out=${1:-$here/out/dreams-suite}
 bin="$here/target/release/neuroloop"
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 mkdir -p "$out"
+for i in 1 2 3 4 5 6; do rm -rf "$out/spindle$i" "$out/clas$i"; done   # replay refuses to overwrite a session
 for i in 1 2 3 4 5 6; do
   "$bin" replay "$data/excerpt$i.edf" --preset sleep-spindle --out "$out/spindle$i" >/dev/null
   "$bin" eval --events "$out/spindle$i/events.tsv" --until-s 1000 \

@@ -56,7 +56,8 @@ pub struct ControllerCounters {
 enum ActiveDetector {
     EnvelopeThreshold(EnvelopeThreshold),
     Spindle(SpindleDetector),
-    SlowOscillation(SlowOscillationDetector),
+    /// Boxed: its filters, gate and estimators make it far larger than the others.
+    SlowOscillation(Box<SlowOscillationDetector>),
 }
 
 #[derive(Debug, Clone)]
@@ -84,9 +85,9 @@ impl Controller {
             DetectorConfig::Spindle(c) => {
                 ActiveDetector::Spindle(SpindleDetector::new(c, rate, channels)?)
             }
-            DetectorConfig::SlowOscillation(c) => {
-                ActiveDetector::SlowOscillation(SlowOscillationDetector::new(c, rate, channels)?)
-            }
+            DetectorConfig::SlowOscillation(c) => ActiveDetector::SlowOscillation(Box::new(
+                SlowOscillationDetector::new(c, rate, channels)?,
+            )),
         };
         Ok(Self {
             rate,

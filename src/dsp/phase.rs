@@ -15,7 +15,7 @@
 use std::f64::consts::{PI, TAU};
 
 use super::stats::median_in_place;
-use super::{positive, DspError, Envelope};
+use super::{positive, DspError, Envelope, Ewma};
 use crate::time::{SampleIndex, SampleRate};
 
 /// Learns the trough→peak delay of recent waves; see the module docs.
@@ -96,6 +96,9 @@ pub struct Pll {
     kp: f64,
     ki: f64,
     amplitude: Envelope,
+    /// The loop frequency carries a double-frequency ripple from the phase
+    /// detector; extrapolation uses its 2-s running mean.
+    omega_mean: Ewma,
 }
 
 impl Pll {
@@ -130,6 +133,7 @@ impl Pll {
             ki: wn * wn / DETECTOR_GAIN,
             // One second normalises the amplitude over about one slow-oscillation cycle.
             amplitude: Envelope::new(1000.0, rate)?,
+            omega_mean: Ewma::new(2.0, rate)?,
         })
     }
 
@@ -145,6 +149,7 @@ impl Pll {
         let predicted = self.phase + self.omega;
         let error = -u * predicted.sin();
         self.omega = (self.omega + self.ki * error).clamp(self.omega_min, self.omega_max);
+        self.omega_mean.update(self.omega);
         self.phase = wrap(predicted + self.kp * error);
         self.phase
     }
@@ -154,15 +159,15 @@ impl Pll {
         self.phase
     }
 
-    /// Current frequency estimate in radians per sample.
+    /// Current frequency estimate in radians per sample (ripple averaged out).
     pub fn omega(&self) -> f64 {
-        self.omega
+        self.omega_mean.mean()
     }
 
     /// Samples from now until the phase next reaches `target` (radians).
     pub fn samples_until(&self, target: f64) -> u64 {
         let ahead = (target - self.phase).rem_euclid(TAU);
-        (ahead / self.omega).round() as u64
+        (ahead / self.omega()).round() as u64
     }
 }
 
@@ -190,13 +195,14 @@ mod tests {
         let f_hz = 0.8;
         let mut pll = Pll::new(0.5, 2.0, 0.3, fs).unwrap();
         let x = |n: u64| 50.0 * (TAU * f_hz * fs.seconds(n)).cos();
-        for n in 0..3000 {
+        // Stop mid-cycle (period 125 samples; peaks at multiples of 125).
+        for n in 0..2950 {
             pll.process(x(n));
         }
         let hz = pll.omega() * fs.hz() / TAU;
         assert!((hz - f_hz).abs() < 0.02, "locked at {hz} Hz");
         // The next peak of cos is at the next multiple of the period.
-        let now = 2999;
+        let now = 2949;
         let predicted = now + pll.samples_until(0.0);
         let period = fs.hz() / f_hz;
         let next_peak = ((now as f64 / period).floor() + 1.0) * period;
