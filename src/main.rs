@@ -460,9 +460,6 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         (None, Some(until)) => until / 60.0,
         (None, None) => minutes_from_summary(&args.events)?,
     };
-    if args.kind == Some(ScoreKind::SoPhase) {
-        return evaluate_phase(&args, &events);
-    }
     let kind = args.kind.unwrap_or_else(|| {
         if events.iter().any(|e| e.trial_type == "spindle") {
             ScoreKind::Spindle
@@ -505,7 +502,7 @@ fn evaluate(args: EvalArgs) -> Result<()> {
             let score = eval::score_intervals(&truth, &detections, 0.2);
             ("spindle", serde_json::to_value(score)?)
         }
-        ScoreKind::SoPhase => unreachable!("handled above"),
+        ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };
     let report = serde_json::json!({
         "events": args.events,
