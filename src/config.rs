@@ -53,6 +53,125 @@ pub enum DetectorConfig {
     /// Sharp-wave ripples (rodent CA1): band-pass envelopes per channel or as
     /// a root-sum-square consensus, k-of-n voting, noise veto and brain-state gating.
     Ripple(Box<RippleConfig>),
+    /// Sleep spindles (A7-like): sigma-band power against a running baseline,
+    /// relative sigma power and sigma/broadband correlation.
+    Spindle(SpindleConfig),
+    /// Slow-oscillation up-state targeting: a stimulus scheduled at a target phase.
+    SlowOscillation(SlowOscillationConfig),
+}
+
+/// How the slow-oscillation detector predicts the target phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseEstimator {
+    /// Ngo 2013: the trough plus the subject's trough→peak delay, learned online.
+    HalfWaveDelay,
+    /// A phase-locked loop (Santostasi 2016) extrapolated to the target phase.
+    Pll,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowOscillationConfig {
+    pub band_low_hz: f64,
+    pub band_high_hz: f64,
+    pub filter_order: usize,
+    pub estimator: PhaseEstimator,
+    /// 0 = up-state peak, ±180 = trough.
+    pub target_phase_deg: f64,
+    /// A trough (negative half-wave peak of the band-passed signal) must be below this ...
+    pub negative_threshold_uv: f64,
+    /// ... and, if above 0, below −adaptive_threshold_sd × the running robust SD
+    /// of the band-passed signal over `baseline_window_s` (adapts to the subject).
+    pub adaptive_threshold_sd: f64,
+    pub baseline_window_s: f64,
+    /// Trough→peak delay used until waves have been seen (Ngo: ~500 ms).
+    pub initial_delay_ms: f64,
+    /// Trough→peak delays outside this range are not slow-oscillation half-waves.
+    pub min_delay_ms: f64,
+    pub max_delay_ms: f64,
+    /// The delay estimate is the median of this many recent waves.
+    pub learn_waves: usize,
+    /// PLL natural frequency (only for estimator = "pll").
+    pub pll_loop_hz: f64,
+    pub warmup_s: f64,
+    #[serde(default)]
+    pub gate: SleepGateConfig,
+}
+
+/// The online sleep-depth gate: no detection in wake/REM-like or artifacted signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SleepGateConfig {
+    pub enabled: bool,
+    pub delta_low_hz: f64,
+    pub delta_high_hz: f64,
+    /// Upper edge lowered to 90 % of Nyquist on low-rate recordings.
+    pub beta_low_hz: f64,
+    pub beta_high_hz: f64,
+    /// Window of the delta and beta power.
+    pub window_s: f64,
+    /// The gate opens when 10·log10(delta / beta power) rises above open_db ...
+    pub open_db: f64,
+    /// ... and closes when it falls under close_db (hysteresis).
+    pub close_db: f64,
+    /// Artifact: |raw sample| above this ...
+    pub artifact_uv: f64,
+    /// ... or beta RMS over 1 s above this ...
+    pub artifact_beta_uv: f64,
+    /// ... closes the gate for this long.
+    pub artifact_hold_s: f64,
+}
+
+impl Default for SleepGateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            delta_low_hz: 0.5,
+            delta_high_hz: 4.0,
+            beta_low_hz: 16.0,
+            beta_high_hz: 30.0,
+            window_s: 10.0,
+            open_db: 20.0,
+            close_db: 17.0,
+            artifact_uv: 400.0,
+            artifact_beta_uv: 15.0,
+            artifact_hold_s: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpindleConfig {
+    pub sigma_low_hz: f64,
+    pub sigma_high_hz: f64,
+    /// Broadband reference for relative power and correlation; the upper edge
+    /// is lowered to 90 % of Nyquist on low-rate recordings.
+    pub broad_low_hz: f64,
+    pub broad_high_hz: f64,
+    /// Butterworth order of both band-passes.
+    pub filter_order: usize,
+    /// Window of the sigma/broadband power and correlation features.
+    pub window_ms: f64,
+    /// Sliding window of the median/MAD baselines of the power features.
+    pub baseline_window_s: f64,
+    /// No detection before the baselines have seen this much signal.
+    pub warmup_s: f64,
+    /// Start: log sigma power above its baseline by this many robust SDs ...
+    pub abs_threshold_sd: f64,
+    /// ... and log(sigma / broadband power) above its baseline by this many robust SDs ...
+    pub rel_threshold_sd: f64,
+    /// ... and sigma/broadband correlation above this.
+    pub corr_threshold: f64,
+    /// End: the relative power falls under this many robust SDs (hysteresis).
+    pub end_rel_threshold_sd: f64,
+    /// Commit (and trigger) once the start conditions have held this long.
+    pub commit_after_ms: f64,
+    /// Events shorter than this are dropped when they end.
+    pub min_duration_ms: f64,
+    /// Events are closed at this length.
+    pub max_duration_ms: f64,
 }
 
 /// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,
@@ -212,6 +331,17 @@ pub enum TriggerMode {
     Random,
 }
 
+/// What one accepted detection schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StimSequence {
+    /// One stimulus.
+    Single,
+    /// Ngo et al. 2013: a second click `second_click_after_ms` after the first;
+    /// the refractory period then counts from the second.
+    TwoClick,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
@@ -233,6 +363,9 @@ pub struct TriggerConfig {
     /// After each delivered pulse's onset the detector sees the last clean
     /// frame held for this long, so the stimulus artifact cannot re-trigger.
     pub blanking_ms: f64,
+    pub sequence: StimSequence,
+    /// Second click of a two-click sequence, after the first (Ngo: 1075 ms).
+    pub second_click_after_ms: f64,
 }
 
 impl Default for TriggerConfig {
@@ -248,6 +381,8 @@ impl Default for TriggerConfig {
             max_per_session: 2000,
             seed: 1,
             blanking_ms: 0.0,
+            sequence: StimSequence::Single,
+            second_click_after_ms: 1075.0,
         }
     }
 }
@@ -380,6 +515,8 @@ impl Config {
         match &self.detector {
             DetectorConfig::EnvelopeThreshold(d) => d.validate()?,
             DetectorConfig::Ripple(d) => d.validate()?,
+            DetectorConfig::Spindle(d) => d.validate()?,
+            DetectorConfig::SlowOscillation(d) => d.validate()?,
         }
         self.trigger.validate()?;
         self.simulator.validate()
@@ -558,6 +695,166 @@ fn check_band(low: (&'static str, f64), high: (&'static str, f64)) -> Result<(),
     Ok(())
 }
 
+fn check_order(field: &'static str, order: usize) -> Result<(), ConfigError> {
+    if (1..=8).contains(&order) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("must be between 1 and 8, got {order}"),
+        ))
+    }
+}
+
+impl SpindleConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_band(
+            ("detector.sigma_low_hz", self.sigma_low_hz),
+            ("detector.sigma_high_hz", self.sigma_high_hz),
+        )?;
+        check_band(
+            ("detector.broad_low_hz", self.broad_low_hz),
+            ("detector.broad_high_hz", self.broad_high_hz),
+        )?;
+        check_order("detector.filter_order", self.filter_order)?;
+        check_range("detector.window_ms", self.window_ms, 20.0, 5_000.0)?;
+        check_range(
+            "detector.baseline_window_s",
+            self.baseline_window_s,
+            1.0,
+            3600.0,
+        )?;
+        check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
+        check_range(
+            "detector.abs_threshold_sd",
+            self.abs_threshold_sd,
+            -10.0,
+            100.0,
+        )?;
+        check_range(
+            "detector.rel_threshold_sd",
+            self.rel_threshold_sd,
+            -10.0,
+            100.0,
+        )?;
+        check_range("detector.corr_threshold", self.corr_threshold, -1.0, 1.0)?;
+        check_range(
+            "detector.end_rel_threshold_sd",
+            self.end_rel_threshold_sd,
+            -10.0,
+            self.rel_threshold_sd,
+        )?;
+        check_range(
+            "detector.min_duration_ms",
+            self.min_duration_ms,
+            0.0,
+            10_000.0,
+        )?;
+        check_range(
+            "detector.commit_after_ms",
+            self.commit_after_ms,
+            0.0,
+            self.min_duration_ms.max(0.0),
+        )?;
+        check_range(
+            "detector.max_duration_ms",
+            self.max_duration_ms,
+            self.min_duration_ms.max(1.0),
+            60_000.0,
+        )
+    }
+}
+
+impl SlowOscillationConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_band(
+            ("detector.band_low_hz", self.band_low_hz),
+            ("detector.band_high_hz", self.band_high_hz),
+        )?;
+        check_order("detector.filter_order", self.filter_order)?;
+        check_range(
+            "detector.target_phase_deg",
+            self.target_phase_deg,
+            -180.0,
+            180.0,
+        )?;
+        check_range(
+            "detector.negative_threshold_uv",
+            self.negative_threshold_uv,
+            -10_000.0,
+            0.0,
+        )?;
+        check_range(
+            "detector.adaptive_threshold_sd",
+            self.adaptive_threshold_sd,
+            0.0,
+            100.0,
+        )?;
+        check_range(
+            "detector.baseline_window_s",
+            self.baseline_window_s,
+            1.0,
+            3600.0,
+        )?;
+        check_range("detector.min_delay_ms", self.min_delay_ms, 1.0, 10_000.0)?;
+        check_range(
+            "detector.max_delay_ms",
+            self.max_delay_ms,
+            self.min_delay_ms,
+            10_000.0,
+        )?;
+        check_range(
+            "detector.initial_delay_ms",
+            self.initial_delay_ms,
+            self.min_delay_ms,
+            self.max_delay_ms,
+        )?;
+        if !(1..=1000).contains(&self.learn_waves) {
+            return Err(invalid(
+                "detector.learn_waves",
+                format!("must be between 1 and 1000, got {}", self.learn_waves),
+            ));
+        }
+        check_range("detector.pll_loop_hz", self.pll_loop_hz, 0.01, 10.0)?;
+        check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
+        self.gate.validate()
+    }
+}
+
+impl SleepGateConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_band(
+            ("detector.gate.delta_low_hz", self.delta_low_hz),
+            ("detector.gate.delta_high_hz", self.delta_high_hz),
+        )?;
+        check_band(
+            ("detector.gate.beta_low_hz", self.beta_low_hz),
+            ("detector.gate.beta_high_hz", self.beta_high_hz),
+        )?;
+        check_range("detector.gate.window_s", self.window_s, 0.5, 600.0)?;
+        check_range("detector.gate.open_db", self.open_db, -100.0, 100.0)?;
+        check_range(
+            "detector.gate.close_db",
+            self.close_db,
+            -100.0,
+            self.open_db,
+        )?;
+        check_range("detector.gate.artifact_uv", self.artifact_uv, 0.0, 1e6)?;
+        check_range(
+            "detector.gate.artifact_beta_uv",
+            self.artifact_beta_uv,
+            0.0,
+            1e6,
+        )?;
+        check_range(
+            "detector.gate.artifact_hold_s",
+            self.artifact_hold_s,
+            0.0,
+            600.0,
+        )
+    }
+}
+
 impl TriggerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("trigger.stim_probability", self.stim_probability, 0.0, 1.0)?;
@@ -570,6 +867,18 @@ impl TriggerConfig {
         )?;
         check_range("trigger.pulse_ms", self.pulse_ms, 0.01, 10_000.0)?;
         check_range("trigger.blanking_ms", self.blanking_ms, 0.0, 10_000.0)?;
+        check_range(
+            "trigger.refractory_ms",
+            self.refractory_ms,
+            0.0,
+            3_600_000.0,
+        )?;
+        check_range(
+            "trigger.second_click_after_ms",
+            self.second_click_after_ms,
+            self.pulse_ms,
+            60_000.0,
+        )?;
         check_range(
             "trigger.refractory_ms",
             self.refractory_ms,

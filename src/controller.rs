@@ -6,6 +6,8 @@
 use crate::config::{Config, ConfigError, DetectorConfig};
 use crate::detect::envelope_threshold::EnvelopeThreshold;
 use crate::detect::ripple::Ripple;
+use crate::detect::slow_oscillation::SlowOscillationDetector;
+use crate::detect::spindle::SpindleDetector;
 use crate::detect::DetectorOutput;
 use crate::event::{Event, Outbox};
 use crate::time::{SampleIndex, SampleRate};
@@ -55,6 +57,9 @@ pub struct ControllerCounters {
 enum ActiveDetector {
     EnvelopeThreshold(EnvelopeThreshold),
     Ripple(Box<Ripple>),
+    Spindle(SpindleDetector),
+    /// Boxed: its filters, gate and estimators make it far larger than the others.
+    SlowOscillation(Box<SlowOscillationDetector>),
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +90,12 @@ impl Controller {
             DetectorConfig::Ripple(c) => {
                 ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
             }
+            DetectorConfig::Spindle(c) => {
+                ActiveDetector::Spindle(SpindleDetector::new(c, rate, channels)?)
+            }
+            DetectorConfig::SlowOscillation(c) => ActiveDetector::SlowOscillation(Box::new(
+                SlowOscillationDetector::new(c, rate, channels)?,
+            )),
         };
         Ok(Self {
             rate,
@@ -116,6 +127,12 @@ impl Controller {
 
     pub fn trigger_counters(&self) -> TriggerCounters {
         self.policy.counters()
+    }
+
+    /// Allow stimulus onsets only inside these `[start, end)` sample intervals
+    /// (e.g. from a hypnogram), before the first block.
+    pub fn restrict_stimulation_to(&mut self, intervals: Vec<(SampleIndex, SampleIndex)>) {
+        self.policy.restrict_to(intervals);
     }
 
     /// Process one block; events go to `outbox` (which the caller clears).
@@ -163,6 +180,8 @@ impl Controller {
             match detector {
                 ActiveDetector::EnvelopeThreshold(d) => d.process_frame(n, held, emit),
                 ActiveDetector::Ripple(d) => d.process_frame(n, held, emit),
+                ActiveDetector::Spindle(d) => d.process_frame(n, held, emit),
+                ActiveDetector::SlowOscillation(d) => d.process_frame(n, held, emit),
             }
         }
         let frames = block.frames() as u64;
@@ -182,6 +201,8 @@ impl Controller {
         match detector {
             ActiveDetector::EnvelopeThreshold(d) => d.finish(end, emit),
             ActiveDetector::Ripple(d) => d.finish(end, emit),
+            ActiveDetector::Spindle(d) => d.finish(end, emit),
+            ActiveDetector::SlowOscillation(d) => d.finish(end, emit),
         }
     }
 }
@@ -191,6 +212,9 @@ fn route(output: DetectorOutput, policy: &mut TriggerPolicy, outbox: &mut Outbox
         DetectorOutput::Commit(detection) => {
             if let Some(decision) = policy.decide(&detection) {
                 outbox.push(Event::Trigger(decision));
+            }
+            if let Some(second) = policy.take_follow_up() {
+                outbox.push(Event::Trigger(second));
             }
         }
         DetectorOutput::Finish(detection) => outbox.push(Event::Detection(detection)),

@@ -21,11 +21,13 @@
 //! * [`io`]: everything that touches the OS: file formats, session output.
 //! * [`session`]: drives a recording through the controller into a session folder.
 //! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
+//! * [`click`]: the pink-noise click of auditory sleep stimulation (pure rendering).
 //! * [`config`]: the TOML schema, presets and up-front validation.
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
 
+pub mod click;
 pub mod config;
 pub mod controller;
 pub mod detect;

@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
+use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
@@ -39,6 +41,25 @@ enum Command {
     /// A realtime session. With no config: a closed loop against the built-in
     /// simulator, paced in real time.
     Run(RunArgs),
+    /// Render the sleep-stimulation click (pink noise) to a WAV file for calibration.
+    Click(ClickArgs),
+}
+
+#[derive(Args)]
+struct ClickArgs {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 48_000)]
+    rate_hz: u32,
+    #[arg(long, default_value_t = 50.0)]
+    duration_ms: f64,
+    #[arg(long, default_value_t = 5.0)]
+    ramp_ms: f64,
+    /// RMS level of the plateau in dB relative to full scale.
+    #[arg(long, default_value_t = -20.0, allow_hyphen_values = true)]
+    level_dbfs: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -90,6 +111,9 @@ struct ReplayArgs {
     /// Pace the replay at the recording's rate instead of as fast as possible.
     #[arg(long)]
     realtime: bool,
+    /// Stimulate only in N2/N3 epochs of this hypnogram (DREAMS .txt or EDF+ .edf).
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
     /// Channels in a headerless .dat file.
     #[arg(long)]
     raw_channels: Option<usize>,
@@ -117,6 +141,8 @@ struct RunArgs {
 enum ScoreKind {
     Ripple,
     Spindle,
+    /// Slow-oscillation phase of every stim (needs --recording).
+    SoPhase,
 }
 
 #[derive(Args)]
@@ -134,6 +160,16 @@ struct EvalArgs {
     /// Score only events with onset before this time (DREAMS expert 1 stops at 1000 s).
     #[arg(long)]
     until_s: Option<f64>,
+    /// For --type so-phase: the recording the session replayed (first channel is scored).
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    /// For --type so-phase: a hypnogram (DREAMS .txt or EDF+) for stims per minute of N3
+    /// and stims in wake/REM.
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
+    /// For --type so-phase: the target phase in degrees (0 = up-state peak).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    target_deg: f64,
     /// Recording length in minutes (default: from summary.json beside events.tsv).
     #[arg(long)]
     minutes: Option<f64>,
@@ -149,6 +185,7 @@ fn main() {
         Command::Replay(a) => replay(a),
         Command::Eval(a) => evaluate(a),
         Command::Run(a) => run(a),
+        Command::Click(a) => click(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -265,10 +302,18 @@ fn replay(args: ReplayArgs) -> Result<()> {
         let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from("sessions").join(format!("replay-{stem}"))
     });
+    let stim_allowed = match &args.hypnogram {
+        Some(path) => {
+            let rate = recording.signals[signals[0]].rate;
+            Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem))
+        }
+        None => None,
+    };
     let input = SessionInput {
         recording: &recording,
         signals,
         description: args.input.display().to_string(),
+        stim_allowed,
     };
     let frames = input.recording.signals[input.signals[0]].samples.len() as u64;
     let bar = if frames > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -335,6 +380,7 @@ fn run(args: RunArgs) -> Result<()> {
             sim_config.seed,
             rate.hz()
         ),
+        stim_allowed: None,
     };
     let stop = stop_flag()?;
     let mut last_print = 0.0;
@@ -351,6 +397,43 @@ fn run(args: RunArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
     print_summary(&out, &report.progress, report.interrupted, report.wall_s);
+    Ok(())
+}
+
+/// A DREAMS hypnogram (.txt) or EDF+ hypnogram annotations (.edf).
+fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
+    let is_edf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
+    let hypnogram = if is_edf {
+        let recording = io::read_recording(path, &FileOptions::default())?;
+        Hypnogram::from_annotations(&recording.annotations)
+    } else {
+        Hypnogram::parse_dreams(&read_text(path)?, &path.display().to_string())?
+    };
+    if hypnogram.epochs.is_empty() {
+        bail!("{}: no sleep stages found", path.display());
+    }
+    Ok(hypnogram)
+}
+
+fn click(args: ClickArgs) -> Result<()> {
+    let spec = ClickSpec {
+        duration_ms: args.duration_ms,
+        ramp_ms: args.ramp_ms,
+        level_dbfs: args.level_dbfs,
+        seed: args.seed,
+    };
+    let samples = spec.render(f64::from(args.rate_hz))?;
+    io::wav::write_wav_f32(&args.out, args.rate_hz, &samples)?;
+    println!(
+        "{} samples ({} ms at {} Hz, {} dBFS RMS) written to {}",
+        samples.len(),
+        args.duration_ms,
+        args.rate_hz,
+        args.level_dbfs,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -419,6 +502,7 @@ fn evaluate(args: EvalArgs) -> Result<()> {
             let score = eval::score_intervals(&truth, &detections, 0.2);
             ("spindle", serde_json::to_value(score)?)
         }
+        ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };
     let report = serde_json::json!({
         "events": args.events,
@@ -432,6 +516,66 @@ fn evaluate(args: EvalArgs) -> Result<()> {
     println!("{text}");
     if let Some(path) = &args.json {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Offline SO phase of every delivered stim, and where they fell in the hypnogram.
+fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
+    let path = args
+        .recording
+        .as_ref()
+        .context("--type so-phase needs --recording (the replayed file)")?;
+    let recording = io::read_recording(path, &FileOptions::default())?;
+    let signal = recording
+        .signals
+        .first()
+        .with_context(|| format!("{} has no signals", path.display()))?;
+    let phase = eval::phase::offline_phase(&signal.samples, signal.rate)
+        .with_context(|| format!("{}: cannot design the SO band-pass", path.display()))?;
+    let stims: Vec<f64> = events
+        .iter()
+        .filter(|e| e.trial_type == "stim")
+        .map(|e| e.onset_s)
+        .collect();
+    let phases: Vec<f64> = stims
+        .iter()
+        .filter_map(|&t| phase.get(signal.rate.index_at(t) as usize).copied())
+        .collect();
+    let score = eval::phase::score_phases(&phases, args.target_deg);
+    let stages = match &args.hypnogram {
+        Some(h) => {
+            let hypnogram = read_hypnogram(h)?;
+            let at = |stage| {
+                stims
+                    .iter()
+                    .filter(|&&t| hypnogram.stage_at(t) == stage)
+                    .count()
+            };
+            let n3_minutes = hypnogram.minutes_in(Stage::N3);
+            serde_json::json!({
+                "n3_minutes": n3_minutes,
+                "stims_in_n3": at(Stage::N3),
+                "stims_per_min_n3": if n3_minutes > 0.0 { at(Stage::N3) as f64 / n3_minutes } else { 0.0 },
+                "stims_in_n2": at(Stage::N2),
+                "stims_in_n1": at(Stage::N1),
+                "stims_in_wake": at(Stage::Wake),
+                "stims_in_rem": at(Stage::Rem),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let report = serde_json::json!({
+        "events": args.events,
+        "recording": path,
+        "scored": "so_phase",
+        "score": score,
+        "stages": stages,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(out) = &args.json {
+        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct SessionInput<'a> {
     pub signals: Vec<usize>,
     /// Human-readable description of the source (a path, or the simulator spec).
     pub description: String,
+    /// If set, stimuli only inside these `[start, end)` sample intervals (a hypnogram gate).
+    pub stim_allowed: Option<Vec<(crate::time::SampleIndex, crate::time::SampleIndex)>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub fn run_session(
     let channels = signals.len();
     let frames_total = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0) as u64;
     let mut controller = Controller::new(config, rate, channels)?;
+    if let Some(allowed) = &input.stim_allowed {
+        controller.restrict_stimulation_to(allowed.clone());
+    }
     let labels: Vec<String> = signals.iter().map(|s| s.label.trim().to_string()).collect();
     let mut writer = SessionWriter::create(out, rate, labels.clone(), &config.to_toml())?;
 

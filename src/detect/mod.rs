@@ -5,6 +5,9 @@
 
 pub mod envelope_threshold;
 pub mod ripple;
+pub mod sleep_gate;
+pub mod slow_oscillation;
+pub mod spindle;
 
 use crate::event::Detection;
 

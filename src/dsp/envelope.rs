@@ -3,47 +3,79 @@
 use super::{window_samples, DspError};
 use crate::time::SampleRate;
 
-/// Causal RMS over the last `window_ms` milliseconds.
+/// Causal mean over the last `window_len` samples.
 ///
-/// A running sum of squares over a ring; the sum is re-added from the ring
-/// each time the ring wraps, so rounding cannot accumulate (O(1) amortised
-/// per sample). Before the window fills, the missing samples count as zeros.
+/// A running sum over a ring; the sum is re-added from the ring each time the
+/// ring wraps, so rounding cannot accumulate (O(1) amortised per sample).
+/// Before the window fills, the missing samples count as zeros.
 #[derive(Debug, Clone)]
-pub struct Envelope {
-    squares: Vec<f64>,
+pub struct MovingMean {
+    values: Vec<f64>,
     next: usize,
-    sum_of_squares: f64,
+    sum: f64,
 }
 
-impl Envelope {
+impl MovingMean {
     pub fn new(window_ms: f64, rate: SampleRate) -> Result<Self, DspError> {
         let window = window_samples("window_ms", window_ms / 1000.0, window_ms, rate)?;
         Ok(Self {
-            squares: vec![0.0; window],
+            values: vec![0.0; window],
             next: 0,
-            sum_of_squares: 0.0,
+            sum: 0.0,
         })
     }
 
     /// Window length in samples.
     pub fn window_len(&self) -> usize {
-        self.squares.len()
+        self.values.len()
+    }
+
+    /// Take one sample, return the mean of the window ending at it.
+    #[inline]
+    pub fn process(&mut self, x: f64) -> f64 {
+        let oldest = std::mem::replace(&mut self.values[self.next], x);
+        self.next += 1;
+        if self.next == self.values.len() {
+            self.next = 0;
+            self.sum = self.values.iter().sum();
+        } else {
+            self.sum += x - oldest;
+        }
+        self.sum / self.values.len() as f64
+    }
+
+    /// Forget all samples, as just after `new`.
+    pub fn reset(&mut self) {
+        self.values.fill(0.0);
+        self.next = 0;
+        self.sum = 0.0;
+    }
+}
+
+/// Causal RMS over the last `window_ms` milliseconds: the square root of a
+/// [`MovingMean`] of squares.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    mean_square: MovingMean,
+}
+
+impl Envelope {
+    pub fn new(window_ms: f64, rate: SampleRate) -> Result<Self, DspError> {
+        Ok(Self {
+            mean_square: MovingMean::new(window_ms, rate)?,
+        })
+    }
+
+    /// Window length in samples.
+    pub fn window_len(&self) -> usize {
+        self.mean_square.window_len()
     }
 
     /// Take one sample, return the RMS of the window ending at it.
     #[inline]
     pub fn process(&mut self, x: f64) -> f64 {
-        let square = x * x;
-        let oldest = std::mem::replace(&mut self.squares[self.next], square);
-        self.next += 1;
-        if self.next == self.squares.len() {
-            self.next = 0;
-            self.sum_of_squares = self.squares.iter().sum();
-        } else {
-            self.sum_of_squares += square - oldest;
-        }
-        // Rounding can leave a tiny negative sum after large values leave the window.
-        (self.sum_of_squares.max(0.0) / self.squares.len() as f64).sqrt()
+        // Rounding can leave a tiny negative mean after large values leave the window.
+        self.mean_square.process(x * x).max(0.0).sqrt()
     }
 
     /// Replace each sample of a block by its envelope; identical to [`Self::process`] per sample.
@@ -53,9 +85,7 @@ impl Envelope {
 
     /// Forget all samples, as just after `new`.
     pub fn reset(&mut self) {
-        self.squares.fill(0.0);
-        self.next = 0;
-        self.sum_of_squares = 0.0;
+        self.mean_square.reset();
     }
 }
 

@@ -5,11 +5,13 @@
 
 pub mod butterworth;
 pub mod envelope;
+pub mod phase;
 pub mod sos;
 pub mod stats;
 
 pub use butterworth::{butterworth, Band, DesignError};
-pub use envelope::Envelope;
+pub use envelope::{Envelope, MovingMean};
+pub use phase::{HalfWaveDelay, Pll};
 pub use sos::{Section, Sos, SosBank, SosFilter};
 pub use stats::{Ewma, Moments, RobustBaseline};
 

@@ -213,7 +213,7 @@ impl RobustBaseline {
 }
 
 /// Median (mean of the two middle values for even lengths, as numpy); reorders `values`.
-fn median_in_place(values: &mut [f64]) -> f64 {
+pub(crate) fn median_in_place(values: &mut [f64]) -> f64 {
     let len = values.len();
     let (lower, &mut upper_middle, _) = values.select_nth_unstable_by(len / 2, f64::total_cmp);
     if len % 2 == 1 {

@@ -8,6 +8,8 @@
 //!
 //! Parsing works on text, so this module does no I/O.
 
+pub mod hypnogram;
+pub mod phase;
 pub mod tables;
 
 pub use tables::{EventRow, TruthRow};

@@ -77,3 +77,22 @@ pub fn read_wav(path: &Path, volts_per_full_scale: f64) -> Result<Recording, Fil
         annotations: Vec::new(),
     })
 }
+
+/// Write mono 32-bit float samples (a rendered stimulus) as a WAV file.
+pub fn write_wav_f32(path: &Path, rate_hz: u32, samples: &[f32]) -> Result<(), FileError> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate_hz,
+        bits_per_sample: 32,
+        sample_format: SampleFormat::Float,
+    };
+    let wav_error = |source| FileError::Wav {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(wav_error)?;
+    for &s in samples {
+        writer.write_sample(s).map_err(wav_error)?;
+    }
+    writer.finalize().map_err(wav_error)
+}

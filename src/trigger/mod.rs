@@ -1,13 +1,11 @@
 //! The trigger policy shared by every paradigm: turns accepted detections into
 //! scheduled stimuli (or shams), enforcing the refractory period, the rate
 //! limit and the per-session cap in sample time. Outputs are only ever
-//! scheduled through here, so no paradigm can bypass the limits. It also
-//! knows when delivered pulses happen, so it answers whether a sample falls in
-//! a post-stimulus blanking interval.
+//! scheduled through here, so no paradigm can bypass the limits.
 
 use std::collections::VecDeque;
 
-use crate::config::{TriggerConfig, TriggerMode};
+use crate::config::{StimSequence, TriggerConfig, TriggerMode};
 use crate::event::{Detection, TriggerDecision};
 use crate::rng::Rng;
 use crate::time::{SampleIndex, SampleRate};
@@ -21,6 +19,8 @@ pub struct TriggerCounters {
     pub refused_refractory: u64,
     pub refused_rate_limit: u64,
     pub refused_session_cap: u64,
+    /// Refused because the onset lies outside the allowed intervals (hypnogram gate).
+    pub refused_gate: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +44,13 @@ pub struct TriggerPolicy {
     /// (accepted onsets never decrease). Capacity max_per_minute: delays are
     /// at most 10 s, so no more can be pending and pushing never allocates.
     blank_onsets: VecDeque<SampleIndex>,
+    /// Offset of the second click of a two-click sequence, if configured.
+    second_click: Option<u64>,
+    /// The second click of the last accepted sequence, until taken.
+    follow_up: Option<TriggerDecision>,
+    /// Sorted, disjoint `[start, end)` sample intervals where onsets are
+    /// allowed; `None` = everywhere.
+    allowed: Option<Vec<(SampleIndex, SampleIndex)>>,
 }
 
 impl TriggerPolicy {
@@ -62,6 +69,12 @@ impl TriggerPolicy {
             recent_head: 0,
             last_onset: None,
             counters: TriggerCounters::default(),
+            second_click: match config.sequence {
+                StimSequence::Single => None,
+                StimSequence::TwoClick => Some(rate.samples_in_ms(config.second_click_after_ms)),
+            },
+            follow_up: None,
+            allowed: None,
             blanking: rate.samples_in_ms(config.blanking_ms),
             blank_onsets: VecDeque::with_capacity(config.max_per_minute as usize),
         }
@@ -80,6 +93,34 @@ impl TriggerPolicy {
         self.blank_onsets.front().is_some_and(|&onset| onset <= n)
     }
 
+    /// Allow onsets only inside these `[start, end)` sample intervals (e.g. the
+    /// N2/N3 epochs of a hypnogram), given up front so the gate does not depend
+    /// on block boundaries. Overlapping intervals are merged.
+    pub fn restrict_to(&mut self, mut intervals: Vec<(SampleIndex, SampleIndex)>) {
+        intervals.sort_unstable();
+        let mut merged: Vec<(SampleIndex, SampleIndex)> = Vec::with_capacity(intervals.len());
+        for (start, end) in intervals.into_iter().filter(|(s, e)| s < e) {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        self.allowed = Some(merged);
+    }
+
+    fn is_allowed(&self, onset: SampleIndex) -> bool {
+        self.allowed.as_ref().map_or(true, |intervals| {
+            let after = intervals.partition_point(|&(start, _)| start <= onset);
+            after > 0 && onset < intervals[after - 1].1
+        })
+    }
+
+    /// The second click of the sequence `decide` just accepted (two-click
+    /// mode), which passed the gate, rate limit and cap in its own right.
+    pub fn take_follow_up(&mut self) -> Option<TriggerDecision> {
+        self.follow_up.take()
+    }
+
     pub fn counters(&self) -> TriggerCounters {
         self.counters
     }
@@ -95,6 +136,11 @@ impl TriggerPolicy {
             Some(target) => target.max(decided_at),
             None => decided_at + self.draw_delay(),
         };
+        self.follow_up = None;
+        if !self.is_allowed(onset) {
+            self.counters.refused_gate += 1;
+            return None;
+        }
         if self
             .last_onset
             .is_some_and(|last| onset < last + self.refractory)
@@ -115,23 +161,35 @@ impl TriggerPolicy {
             TriggerMode::Sham | TriggerMode::Off => false,
             TriggerMode::Random => self.rng.uniform() < self.stim_probability,
         };
-        self.record(onset);
-        if delivered {
-            if self.blanking > 0 && self.blank_onsets.len() < self.blank_onsets.capacity() {
-                self.blank_onsets.push_back(onset);
-            }
-            self.counters.delivered += 1;
-        } else {
-            self.counters.sham += 1;
-        }
-        Some(TriggerDecision {
+        self.record(onset, delivered);
+        let first = TriggerDecision {
             delivered,
             channel: detection.channel,
             onset,
             duration: self.pulse,
             decided_at,
             target_phase_deg: detection.target_phase_deg,
-        })
+        };
+        if let Some(offset) = self.second_click {
+            let second = onset + offset;
+            // Part of the sequence, so exempt from the refractory period; the
+            // gate, the session cap and the rate limit still apply.
+            if !self.is_allowed(second) {
+                self.counters.refused_gate += 1;
+            } else if self.counters.accepted >= self.max_per_session {
+                self.counters.refused_session_cap += 1;
+            } else if self.minute_is_full(second) {
+                self.counters.refused_rate_limit += 1;
+            } else {
+                self.record(second, delivered);
+                self.follow_up = Some(TriggerDecision {
+                    onset: second,
+                    target_phase_deg: None,
+                    ..first
+                });
+            }
+        }
+        Some(first)
     }
 
     fn draw_delay(&mut self) -> u64 {
@@ -153,8 +211,16 @@ impl TriggerPolicy {
         onset < oldest + self.one_minute
     }
 
-    fn record(&mut self, onset: SampleIndex) {
+    fn record(&mut self, onset: SampleIndex, delivered: bool) {
         self.counters.accepted += 1;
+        if delivered {
+            if self.blanking > 0 && self.blank_onsets.len() < self.blank_onsets.capacity() {
+                self.blank_onsets.push_back(onset);
+            }
+            self.counters.delivered += 1;
+        } else {
+            self.counters.sham += 1;
+        }
         self.last_onset = Some(onset);
         if self.recent_onsets.len() < self.recent_onsets.capacity() {
             self.recent_onsets.push(onset);
@@ -267,6 +333,47 @@ mod tests {
         assert_eq!(blanked, expected);
     }
 
+    #[test]
+    fn two_click_sequence_then_pause() {
+        let config = TriggerConfig {
+            sequence: StimSequence::TwoClick,
+            second_click_after_ms: 1075.0,
+            refractory_ms: 2500.0,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        let first = policy.decide(&detection_at(10_000)).unwrap();
+        let second = policy.take_follow_up().unwrap();
+        assert_eq!(second.onset - first.onset, 1075);
+        assert!(policy.take_follow_up().is_none(), "taken once");
+        // The pause counts from the second click.
+        assert!(policy.decide(&detection_at(13_000)).is_none());
+        assert!(policy.decide(&detection_at(13_575)).is_some());
+        assert_eq!(policy.counters().accepted, 4);
+    }
+
+    #[test]
+    fn gate_intervals_refuse_onsets_outside() {
+        let config = TriggerConfig {
+            refractory_ms: 0.0,
+            sequence: StimSequence::TwoClick,
+            second_click_after_ms: 1000.0,
+            ..TriggerConfig::default()
+        };
+        let mut policy = TriggerPolicy::new(&config, rate());
+        policy.restrict_to(vec![(5000, 6500), (1000, 2000), (1500, 3000)]);
+        assert!(policy.decide(&detection_at(999)).is_none());
+        assert!(policy.decide(&detection_at(1000)).is_some());
+        assert!(
+            policy.take_follow_up().is_some(),
+            "2000 is inside the merged interval"
+        );
+        assert!(policy.decide(&detection_at(3000)).is_none());
+        assert!(policy.decide(&detection_at(5600)).is_some());
+        assert!(policy.take_follow_up().is_none(), "6600 is outside");
+        assert_eq!(policy.counters().refused_gate, 3);
+    }
+
     proptest! {
         /// Whatever the detections, accepted onsets respect the refractory
         /// period, every 60-s window holds at most max_per_minute and the
@@ -278,6 +385,7 @@ mod tests {
             max_per_minute in 1u32..50,
             max_per_session in 0u32..200,
             delay_max_ms in 0.0f64..500.0,
+            two_click in proptest::bool::ANY,
         ) {
             let config = TriggerConfig {
                 mode: TriggerMode::Random,
@@ -286,6 +394,8 @@ mod tests {
                 max_per_session,
                 delay_min_ms: 0.0,
                 delay_max_ms,
+                sequence: if two_click { StimSequence::TwoClick } else { StimSequence::Single },
+                second_click_after_ms: 1075.0,
                 ..TriggerConfig::default()
             };
             let mut policy = TriggerPolicy::new(&config, rate());
@@ -295,14 +405,22 @@ mod tests {
                 now += gap;
                 if let Some(decision) = policy.decide(&detection_at(now)) {
                     prop_assert!(decision.onset >= decision.decided_at);
-                    onsets.push(decision.onset);
+                    onsets.push((decision.onset, false));
+                }
+                if let Some(second) = policy.take_follow_up() {
+                    onsets.push((second.onset, true));
                 }
             }
             prop_assert!(onsets.len() <= max_per_session as usize);
             let refractory = rate().samples_in_ms(refractory_ms);
             for pair in onsets.windows(2) {
-                prop_assert!(pair[1] >= pair[0] + refractory);
+                // A sequence's second click is exempt from the refractory period only.
+                if !pair[1].1 {
+                    prop_assert!(pair[1].0 >= pair[0].0 + refractory);
+                }
             }
+            let mut onsets: Vec<u64> = onsets.into_iter().map(|(o, _)| o).collect();
+            onsets.sort_unstable();
             for (i, &start) in onsets.iter().enumerate() {
                 let in_window = onsets[i..].iter().take_while(|&&t| t < start + 60_000).count();
                 prop_assert!(in_window <= max_per_minute as usize);

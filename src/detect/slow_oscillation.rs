@@ -1,0 +1,194 @@
+//! Slow-oscillation up-state targeting (closed-loop auditory stimulation).
+//!
+//! The channels' mean is band-passed (causal Butterworth, default 0.5–2 Hz).
+//! A trough of the band-passed signal (seen one sample late, as a local
+//! minimum) below the negative threshold, while the sleep gate is open,
+//! commits a detection whose `stim_target` is the predicted sample of the
+//! target phase (default 0° = the up-state peak), from one of two estimators
+//! (see `dsp::phase`). The detection finishes at the following up-state peak
+//! (or `max_delay_ms` after the trough); every half-wave from a trough below
+//! threshold to its peak teaches the half-wave-delay estimator.
+
+use std::f64::consts::PI;
+
+use crate::config::{ConfigError, PhaseEstimator, SlowOscillationConfig};
+use crate::detect::sleep_gate::SleepGate;
+use crate::detect::DetectorOutput;
+use crate::dsp::{butterworth, Band, HalfWaveDelay, Pll, RobustBaseline, SosFilter};
+use crate::event::{Detection, EventKind};
+use crate::time::{SampleIndex, SampleRate};
+
+/// Updates per second of the adaptive-threshold baseline.
+const BASELINE_UPDATES_PER_S: f64 = 4.0;
+
+#[derive(Debug, Clone)]
+pub struct SlowOscillationDetector {
+    filter: SosFilter,
+    gate: SleepGate,
+    estimator: PhaseEstimator,
+    half_wave: HalfWaveDelay,
+    pll: Pll,
+    spread: RobustBaseline,
+    target_phase_deg: f64,
+    negative_threshold_uv: f64,
+    adaptive_threshold_sd: f64,
+    warmup: u64,
+    /// The last two band-passed samples (n−1, n−2).
+    previous: [f64; 2],
+    /// Last trough below threshold (gate open or not), for learning the half-wave delay.
+    last_trough: Option<SampleIndex>,
+    /// Start of the current negative half-wave (last downward zero crossing).
+    down_crossing: SampleIndex,
+    /// A committed detection waiting for its up-state peak.
+    open: Option<Detection>,
+}
+
+impl SlowOscillationDetector {
+    pub fn new(
+        config: &SlowOscillationConfig,
+        rate: SampleRate,
+        _channels: usize,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |field, message: String| ConfigError::Invalid { field, message };
+        let sos = butterworth(
+            config.filter_order,
+            Band::Bandpass {
+                low_hz: config.band_low_hz,
+                high_hz: config.band_high_hz,
+            },
+            rate,
+        )
+        .map_err(|e| invalid("detector.band_high_hz", format!("{e} (at {rate})")))?;
+        let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+        Ok(Self {
+            filter: SosFilter::new(&sos),
+            gate: SleepGate::new(&config.gate, rate)?,
+            estimator: config.estimator,
+            half_wave: HalfWaveDelay::new(
+                rate.samples_in_ms(config.initial_delay_ms),
+                rate.samples_in_ms(config.min_delay_ms),
+                rate.samples_in_ms(config.max_delay_ms),
+                config.learn_waves,
+            )
+            .map_err(|e| invalid("detector.learn_waves", e.to_string()))?,
+            pll: Pll::new(
+                config.band_low_hz,
+                config.band_high_hz,
+                config.pll_loop_hz,
+                rate,
+            )
+            .map_err(|e| invalid("detector.pll_loop_hz", e.to_string()))?,
+            spread: RobustBaseline::new(config.baseline_window_s, update_every, rate)
+                .map_err(|e| invalid("detector.baseline_window_s", e.to_string()))?,
+            target_phase_deg: config.target_phase_deg,
+            negative_threshold_uv: config.negative_threshold_uv,
+            adaptive_threshold_sd: config.adaptive_threshold_sd,
+            warmup: rate.samples_in_s(config.warmup_s),
+            previous: [0.0; 2],
+            last_trough: None,
+            down_crossing: 0,
+            open: None,
+        })
+    }
+
+    /// The trough threshold in µV at this moment (fixed, or adaptive if deeper).
+    fn threshold_uv(&self) -> f64 {
+        let adaptive = -self.adaptive_threshold_sd * self.spread.robust_sd();
+        self.negative_threshold_uv.min(adaptive)
+    }
+
+    /// Process one frame (one sample per channel) at sample index `n`.
+    pub fn process_frame(
+        &mut self,
+        n: SampleIndex,
+        frame: &[f64],
+        mut emit: impl FnMut(DetectorOutput),
+    ) {
+        let x = frame.iter().sum::<f64>() / frame.len().max(1) as f64;
+        let allowed = self.gate.process(n, x);
+        let y = self.filter.process(x);
+        self.pll.process(y);
+        if self.adaptive_threshold_sd > 0.0 {
+            self.spread.update(y);
+        }
+        let [y1, y2] = self.previous;
+        self.previous = [y, y1];
+        if n < 2 {
+            return;
+        }
+        if y1 >= 0.0 && y < 0.0 {
+            self.down_crossing = n;
+        }
+        let extremum_at = n - 1;
+        if y1 > y2 && y1 >= y && y1 > 0.0 {
+            self.on_peak(extremum_at, &mut emit);
+        }
+        if y1 < y2 && y1 <= y && y1 < self.threshold_uv() {
+            self.last_trough = Some(extremum_at);
+            if allowed && n >= self.warmup {
+                self.on_deep_trough(n, extremum_at, &mut emit);
+            }
+        }
+        if let Some(open) = self.open {
+            if n >= open.detected_at + self.half_wave.max_delay() {
+                self.finish_open(n, &mut emit);
+            }
+        }
+    }
+
+    fn on_peak(&mut self, peak: SampleIndex, emit: &mut impl FnMut(DetectorOutput)) {
+        if let Some(trough) = self.last_trough.take() {
+            self.half_wave.observe(peak - trough);
+        }
+        if let Some(mut open) = self.open.take() {
+            open.end = peak + 1;
+            emit(DetectorOutput::Finish(open));
+        }
+    }
+
+    fn on_deep_trough(
+        &mut self,
+        n: SampleIndex,
+        trough: SampleIndex,
+        emit: &mut impl FnMut(DetectorOutput),
+    ) {
+        if self.open.is_some() {
+            // A deeper trough in the same half-wave: keep the first commit.
+            return;
+        }
+        let target_rad = self.target_phase_deg * PI / 180.0;
+        let stim_target = match self.estimator {
+            PhaseEstimator::HalfWaveDelay => {
+                // Delay learned to the peak (0°); other targets scale by the
+                // half-cycle (trough = −180° → peak = 0°).
+                let delay = self.half_wave.delay() as f64;
+                trough + (delay * (1.0 + target_rad / PI)).round().max(0.0) as u64
+            }
+            PhaseEstimator::Pll => n + self.pll.samples_until(target_rad),
+        };
+        let detection = Detection {
+            kind: EventKind::SlowOscillation,
+            channel: 0,
+            onset: self.down_crossing.min(trough),
+            end: n + 1,
+            peak: trough,
+            detected_at: n,
+            stim_target: Some(stim_target.max(n)),
+            target_phase_deg: Some(self.target_phase_deg),
+        };
+        emit(DetectorOutput::Commit(detection));
+        self.open = Some(detection);
+    }
+
+    fn finish_open(&mut self, end: SampleIndex, emit: &mut impl FnMut(DetectorOutput)) {
+        if let Some(mut open) = self.open.take() {
+            open.end = end;
+            emit(DetectorOutput::Finish(open));
+        }
+    }
+
+    /// Close an event still open at the end of the input.
+    pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
+        self.finish_open(end, &mut emit);
+    }
+}

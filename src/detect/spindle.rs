@@ -1,0 +1,283 @@
+//! Streaming sleep-spindle detector in the spirit of A7 (Lacourse et al. 2019).
+//!
+//! Per channel, over a sliding `window_ms` window:
+//! - absolute sigma power: log10 of the mean square of the 11–16 Hz band;
+//! - relative sigma power: log10(sigma power / broadband power);
+//! - sigma/broadband correlation: how much of the broadband signal the sigma
+//!   oscillation explains (a spindle is a sigma burst, not broadband noise).
+//!
+//! The two power features are z-scored against causal median/MAD baselines
+//! (`baseline_window_s`). An event starts when all three exceed their
+//! thresholds, commits once they have held for `commit_after_ms`, ends when
+//! the relative power drops under `end_rel_threshold_sd`, and is logged only
+//! if it lasted `min_duration_ms` (events are closed at `max_duration_ms`).
+//! The channel with the highest relative-power z drives one state machine.
+
+use crate::config::{ConfigError, SpindleConfig};
+use crate::detect::DetectorOutput;
+use crate::dsp::{butterworth, Band, MovingMean, RobustBaseline, SosFilter};
+use crate::event::{Detection, EventKind};
+use crate::time::{SampleIndex, SampleRate};
+
+/// Baseline updates per second: the baselines follow minutes-scale drifts.
+const BASELINE_UPDATES_PER_S: f64 = 10.0;
+/// The broadband upper edge is kept under this share of Nyquist (50-Hz recordings).
+const MAX_SHARE_OF_NYQUIST: f64 = 0.9;
+/// Power floor (µV²) that keeps log10 finite on flat signals.
+const POWER_FLOOR: f64 = 1e-12;
+
+#[derive(Debug, Clone)]
+struct ChannelStages {
+    sigma: SosFilter,
+    broad: SosFilter,
+    sigma_power: MovingMean,
+    broad_power: MovingMean,
+    cross: MovingMean,
+    abs_baseline: RobustBaseline,
+    rel_baseline: RobustBaseline,
+}
+
+/// The features of one sample on one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Features {
+    abs_z: f64,
+    rel_z: f64,
+    corr: f64,
+}
+
+impl ChannelStages {
+    fn process(&mut self, x: f64) -> Features {
+        let s = self.sigma.process(x);
+        let b = self.broad.process(x);
+        let sigma_power = self.sigma_power.process(s * s).max(POWER_FLOOR);
+        let broad_power = self.broad_power.process(b * b).max(POWER_FLOOR);
+        let cross = self.cross.process(s * b);
+        let abs = sigma_power.log10();
+        let rel = (sigma_power / broad_power).log10();
+        self.abs_baseline.update(abs);
+        self.rel_baseline.update(rel);
+        Features {
+            abs_z: z_score(abs, &self.abs_baseline),
+            rel_z: z_score(rel, &self.rel_baseline),
+            corr: cross / (sigma_power * broad_power).sqrt(),
+        }
+    }
+}
+
+fn z_score(x: f64, baseline: &RobustBaseline) -> f64 {
+    let spread = baseline.robust_sd();
+    if spread > 0.0 {
+        (x - baseline.median()) / spread
+    } else {
+        0.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Quiet,
+    /// Start conditions hold since `start`; not yet committed.
+    Rising {
+        start: SampleIndex,
+    },
+    /// Committed; waiting for the relative power to fall back.
+    InEvent {
+        detection: Detection,
+        peak_z: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SpindleDetector {
+    channels: Vec<ChannelStages>,
+    abs_threshold_sd: f64,
+    rel_threshold_sd: f64,
+    corr_threshold: f64,
+    end_rel_threshold_sd: f64,
+    commit_after: u64,
+    min_duration: u64,
+    max_duration: u64,
+    warmup: u64,
+    /// The features describe the window ending at the current sample, i.e.
+    /// they lag the signal by half a window: boundaries are moved back by this.
+    half_window: u64,
+    state: State,
+    /// Committed events dropped as too short (their commits may have triggered).
+    dropped_short: u64,
+}
+
+fn design(
+    order: usize,
+    low_hz: f64,
+    high_hz: f64,
+    rate: SampleRate,
+    field: &'static str,
+) -> Result<SosFilter, ConfigError> {
+    let sos = butterworth(order, Band::Bandpass { low_hz, high_hz }, rate).map_err(|e| {
+        ConfigError::Invalid {
+            field,
+            message: format!("{e} (at {rate})"),
+        }
+    })?;
+    Ok(SosFilter::new(&sos))
+}
+
+impl SpindleDetector {
+    pub fn new(
+        config: &SpindleConfig,
+        rate: SampleRate,
+        channels: usize,
+    ) -> Result<Self, ConfigError> {
+        let broad_high_hz = config
+            .broad_high_hz
+            .min(MAX_SHARE_OF_NYQUIST * rate.nyquist_hz());
+        let invalid = |field, e: crate::dsp::DspError| ConfigError::Invalid {
+            field,
+            message: e.to_string(),
+        };
+        let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+        let baseline = || {
+            RobustBaseline::new(config.baseline_window_s, update_every, rate)
+                .map_err(|e| invalid("detector.baseline_window_s", e))
+        };
+        let window = || {
+            MovingMean::new(config.window_ms, rate).map_err(|e| invalid("detector.window_ms", e))
+        };
+        let stages = ChannelStages {
+            sigma: design(
+                config.filter_order,
+                config.sigma_low_hz,
+                config.sigma_high_hz,
+                rate,
+                "detector.sigma_high_hz",
+            )?,
+            broad: design(
+                config.filter_order,
+                config.broad_low_hz,
+                broad_high_hz,
+                rate,
+                "detector.broad_high_hz",
+            )?,
+            sigma_power: window()?,
+            broad_power: window()?,
+            cross: window()?,
+            abs_baseline: baseline()?,
+            rel_baseline: baseline()?,
+        };
+        Ok(Self {
+            channels: vec![stages; channels],
+            abs_threshold_sd: config.abs_threshold_sd,
+            rel_threshold_sd: config.rel_threshold_sd,
+            corr_threshold: config.corr_threshold,
+            end_rel_threshold_sd: config.end_rel_threshold_sd,
+            commit_after: rate.samples_in_ms(config.commit_after_ms),
+            min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
+            max_duration: rate.samples_in_ms(config.max_duration_ms).max(1),
+            warmup: rate.samples_in_s(config.warmup_s),
+            half_window: rate.samples_in_ms(config.window_ms / 2.0),
+            state: State::Quiet,
+            dropped_short: 0,
+        })
+    }
+
+    /// Committed events later dropped as shorter than `min_duration_ms`.
+    pub fn dropped_short(&self) -> u64 {
+        self.dropped_short
+    }
+
+    /// Process one frame (one sample per channel) at sample index `n`.
+    pub fn process_frame(
+        &mut self,
+        n: SampleIndex,
+        frame: &[f64],
+        mut emit: impl FnMut(DetectorOutput),
+    ) {
+        let mut best: Option<(usize, Features)> = None;
+        for (channel, (stages, &x)) in self.channels.iter_mut().zip(frame).enumerate() {
+            let features = stages.process(x);
+            if best.map_or(true, |(_, b)| features.rel_z > b.rel_z) {
+                best = Some((channel, features));
+            }
+        }
+        let Some((channel, features)) = best else {
+            return;
+        };
+        if n < self.warmup || !self.channels.iter().all(|c| c.rel_baseline.is_warm()) {
+            return;
+        }
+        self.step(n, features, channel, &mut emit);
+    }
+
+    fn starts(&self, f: &Features) -> bool {
+        f.abs_z > self.abs_threshold_sd
+            && f.rel_z > self.rel_threshold_sd
+            && f.corr > self.corr_threshold
+    }
+
+    fn step(
+        &mut self,
+        n: SampleIndex,
+        f: Features,
+        channel: usize,
+        emit: &mut impl FnMut(DetectorOutput),
+    ) {
+        self.state = match self.state {
+            State::Quiet if self.starts(&f) => State::Rising { start: n },
+            State::Quiet => State::Quiet,
+            State::Rising { .. } if !self.starts(&f) => State::Quiet,
+            State::Rising { start } if n - start >= self.commit_after => {
+                let detection = Detection {
+                    kind: EventKind::Spindle,
+                    channel,
+                    onset: start.saturating_sub(self.half_window),
+                    end: n + 1,
+                    peak: n,
+                    detected_at: n,
+                    stim_target: None,
+                    target_phase_deg: None,
+                };
+                emit(DetectorOutput::Commit(detection));
+                State::InEvent {
+                    detection,
+                    peak_z: f.rel_z,
+                }
+            }
+            rising @ State::Rising { .. } => rising,
+            State::InEvent {
+                mut detection,
+                mut peak_z,
+            } => {
+                if f.rel_z > peak_z {
+                    peak_z = f.rel_z;
+                    detection.peak = n;
+                }
+                if f.rel_z <= self.end_rel_threshold_sd
+                    || n + 1 - detection.onset >= self.max_duration
+                {
+                    detection.end = (n + 1).saturating_sub(self.half_window);
+                    self.close(detection, emit);
+                    State::Quiet
+                } else {
+                    State::InEvent { detection, peak_z }
+                }
+            }
+        };
+    }
+
+    fn close(&mut self, detection: Detection, emit: &mut impl FnMut(DetectorOutput)) {
+        if detection.end - detection.onset >= self.min_duration {
+            emit(DetectorOutput::Finish(detection));
+        } else {
+            self.dropped_short += 1;
+        }
+    }
+
+    /// Close an event still open at the end of the input.
+    pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
+        if let State::InEvent { mut detection, .. } = self.state {
+            detection.end = end;
+            self.close(detection, &mut emit);
+        }
+        self.state = State::Quiet;
+    }
+}
