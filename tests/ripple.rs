@@ -102,20 +102,20 @@ fn simulated_accuracy_floors() {
     let s = score(180.0, 2, 1250.0);
     eprintln!("{s:?}");
     assert!(s.detection.truth > 30, "{s:?}");
-    assert!(s.detection.f1 >= 0.62, "F1 {}", s.detection.f1);
+    assert!(s.detection.f1 >= 0.70, "F1 {}", s.detection.f1);
     assert!(
-        s.detection.precision >= 0.65,
+        s.detection.precision >= 0.68,
         "precision {}",
         s.detection.precision
     );
     let latency = s.latency_ms.unwrap();
     assert!(
-        latency.median <= 37.0,
+        latency.median <= 35.0,
         "median latency {} ms",
         latency.median
     );
     assert!(
-        s.share_stims_within_50ms >= 0.85,
+        s.share_stims_within_50ms >= 0.92,
         "{}",
         s.share_stims_within_50ms
     );
