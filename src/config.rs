@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::event::EventKind;
 use crate::sim::Preset as SimPreset;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,10 +45,6 @@ impl Default for InputConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DetectorConfig {
-    /// Band-pass → RMS envelope → robust running baseline → threshold with
-    /// hysteresis and a minimum duration. The stand-in for every paradigm until
-    /// the dedicated detectors exist.
-    EnvelopeThreshold(EnvelopeThresholdConfig),
     /// Sharp-wave ripples (rodent CA1): band-pass envelopes per channel or as
     /// a root-sum-square consensus, k-of-n voting, noise veto and brain-state gating.
     Ripple(Box<RippleConfig>),
@@ -295,29 +290,6 @@ pub struct RippleStateConfig {
     pub max_speed: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvelopeThresholdConfig {
-    /// What the detections are called in `events.tsv`.
-    pub event: EventKind,
-    pub band_low_hz: f64,
-    pub band_high_hz: f64,
-    /// Butterworth order (a band-pass of order N has 2N poles).
-    pub filter_order: usize,
-    pub envelope_window_ms: f64,
-    /// Sliding window of the median/MAD baseline of the envelope.
-    pub baseline_window_s: f64,
-    /// No detection before the baseline has seen this much signal.
-    pub warmup_s: f64,
-    /// Start: envelope above median + threshold_sd × robust SD ...
-    pub threshold_sd: f64,
-    /// ... for at least min_duration_ms; end: back under median + end_threshold_sd × robust SD.
-    pub end_threshold_sd: f64,
-    pub min_duration_ms: f64,
-    /// Events longer than this are closed (and flagged by their duration).
-    pub max_duration_ms: f64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TriggerMode {
@@ -513,67 +485,12 @@ impl Config {
             ));
         }
         match &self.detector {
-            DetectorConfig::EnvelopeThreshold(d) => d.validate()?,
             DetectorConfig::Ripple(d) => d.validate()?,
             DetectorConfig::Spindle(d) => d.validate()?,
             DetectorConfig::SlowOscillation(d) => d.validate()?,
         }
         self.trigger.validate()?;
         self.simulator.validate()
-    }
-}
-
-impl EnvelopeThresholdConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_range("detector.band_low_hz", self.band_low_hz, 0.01, 20_000.0)?;
-        check_range("detector.band_high_hz", self.band_high_hz, 0.01, 20_000.0)?;
-        if self.band_high_hz <= self.band_low_hz {
-            return Err(invalid(
-                "detector.band_high_hz",
-                format!(
-                    "must be greater than detector.band_low_hz ({}), got {}",
-                    self.band_low_hz, self.band_high_hz
-                ),
-            ));
-        }
-        if !(1..=8).contains(&self.filter_order) {
-            return Err(invalid(
-                "detector.filter_order",
-                format!("must be between 1 and 8, got {}", self.filter_order),
-            ));
-        }
-        check_range(
-            "detector.envelope_window_ms",
-            self.envelope_window_ms,
-            0.1,
-            10_000.0,
-        )?;
-        check_range(
-            "detector.baseline_window_s",
-            self.baseline_window_s,
-            0.5,
-            3600.0,
-        )?;
-        check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
-        check_range("detector.threshold_sd", self.threshold_sd, 0.0, 100.0)?;
-        check_range(
-            "detector.end_threshold_sd",
-            self.end_threshold_sd,
-            -10.0,
-            self.threshold_sd,
-        )?;
-        check_range(
-            "detector.min_duration_ms",
-            self.min_duration_ms,
-            0.0,
-            10_000.0,
-        )?;
-        check_range(
-            "detector.max_duration_ms",
-            self.max_duration_ms,
-            self.min_duration_ms.max(1.0),
-            60_000.0,
-        )
     }
 }
 

@@ -4,7 +4,6 @@
 //! does no I/O and does not allocate: everything is sized when it is built.
 
 use crate::config::{Config, ConfigError, DetectorConfig};
-use crate::detect::envelope_threshold::EnvelopeThreshold;
 use crate::detect::ripple::Ripple;
 use crate::detect::slow_oscillation::SlowOscillationDetector;
 use crate::detect::spindle::SpindleDetector;
@@ -55,7 +54,6 @@ pub struct ControllerCounters {
 
 #[derive(Debug, Clone)]
 enum ActiveDetector {
-    EnvelopeThreshold(EnvelopeThreshold),
     Ripple(Box<Ripple>),
     Spindle(SpindleDetector),
     /// Boxed: its filters, gate and estimators make it far larger than the others.
@@ -84,9 +82,6 @@ impl Controller {
             });
         }
         let detector = match &config.detector {
-            DetectorConfig::EnvelopeThreshold(c) => {
-                ActiveDetector::EnvelopeThreshold(EnvelopeThreshold::new(c, rate, channels)?)
-            }
             DetectorConfig::Ripple(c) => {
                 ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
             }
@@ -178,7 +173,6 @@ impl Controller {
             }
             let emit = |output| route(output, policy, outbox);
             match detector {
-                ActiveDetector::EnvelopeThreshold(d) => d.process_frame(n, held, emit),
                 ActiveDetector::Ripple(d) => d.process_frame(n, held, emit),
                 ActiveDetector::Spindle(d) => d.process_frame(n, held, emit),
                 ActiveDetector::SlowOscillation(d) => d.process_frame(n, held, emit),
@@ -199,7 +193,6 @@ impl Controller {
         } = self;
         let emit = |output| route(output, policy, outbox);
         match detector {
-            ActiveDetector::EnvelopeThreshold(d) => d.finish(end, emit),
             ActiveDetector::Ripple(d) => d.finish(end, emit),
             ActiveDetector::Spindle(d) => d.finish(end, emit),
             ActiveDetector::SlowOscillation(d) => d.finish(end, emit),

@@ -40,10 +40,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Interleaved frames of a simulated rodent recording.
-fn rodent_frames(seconds: f64) -> (SampleRate, usize, Vec<f64>) {
-    let rate = SampleRate::new(1250.0).unwrap();
-    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, seconds, 11, rate)).unwrap();
+/// Interleaved frames of a simulated recording.
+fn frames(preset: SimPreset, seconds: f64) -> (SampleRate, usize, Vec<f64>) {
+    let rate = SampleRate::new(preset.default_rate_hz()).unwrap();
+    let sim = simulate(&SimSpec::new(preset, seconds, 11, rate)).unwrap();
     let signals = &sim.recording.signals;
     let frames = signals[0].samples.len();
     let mut data = Vec::with_capacity(frames * signals.len());
@@ -53,14 +53,15 @@ fn rodent_frames(seconds: f64) -> (SampleRate, usize, Vec<f64>) {
     (rate, signals.len(), data)
 }
 
-/// Run the rodent preset over `data`, cutting blocks with `next_size`.
+/// Run `preset` over `data`, cutting blocks with `next_size`.
 fn run(
+    preset: Preset,
     rate: SampleRate,
     channels: usize,
     data: &[f64],
     mut next_size: impl FnMut() -> usize,
 ) -> Vec<Event> {
-    let mut controller = Controller::new(&Preset::RodentRipple.config(), rate, channels).unwrap();
+    let mut controller = Controller::new(&preset.config(), rate, channels).unwrap();
     let mut outbox = Outbox::with_capacity(1024);
     let mut events = Vec::new();
     let frames = data.len() / channels;
@@ -83,59 +84,62 @@ fn run(
     events
 }
 
+/// Each preset with the simulation it is meant for, long enough to trigger.
+fn cases() -> [(Preset, SimPreset, f64); 3] {
+    [
+        (Preset::RodentRipple, SimPreset::RodentRipple, 90.0),
+        (Preset::SleepSpindle, SimPreset::Sleep, 600.0),
+        (Preset::SleepClas, SimPreset::Sleep, 600.0),
+    ]
+}
+
 #[test]
 fn events_are_identical_for_any_block_size() {
-    let (rate, channels, data) = rodent_frames(90.0);
-    let reference = run(rate, channels, &data, || 64);
-    assert!(
-        reference
-            .iter()
-            .filter(|e| matches!(e, Event::Trigger(_)))
-            .count()
-            > 5,
-        "too few events for the comparison to mean anything"
-    );
-    for size in [1, 7, 1000] {
-        assert_eq!(
-            run(rate, channels, &data, || size),
-            reference,
-            "block size {size}"
+    for (preset, sim, seconds) in cases() {
+        let (rate, channels, data) = frames(sim, seconds);
+        let reference = run(preset, rate, channels, &data, || 64);
+        assert!(
+            reference.len() > 10,
+            "{preset:?}: too few events for the comparison to mean anything"
         );
+        for size in [1, 7, 1000] {
+            let events = run(preset, rate, channels, &data, || size);
+            assert_eq!(events, reference, "{preset:?}, block size {size}");
+        }
+        let mut rng = Rng::new(5);
+        let random = run(preset, rate, channels, &data, || {
+            1 + (rng.uniform() * 300.0) as usize
+        });
+        assert_eq!(random, reference, "{preset:?}, random block sizes");
     }
-    let mut rng = Rng::new(5);
-    let random = run(rate, channels, &data, || {
-        1 + (rng.uniform() * 300.0) as usize
-    });
-    assert_eq!(random, reference, "random block sizes");
 }
 
 #[test]
 fn process_block_does_not_allocate() {
-    let (rate, channels, data) = rodent_frames(60.0);
-    let mut controller = Controller::new(&Preset::RodentRipple.config(), rate, channels).unwrap();
-    let mut outbox = Outbox::with_capacity(1024);
-    let block_frames = 32;
-    let mut emitted = 0;
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
-        let block = Block {
-            start: (i * block_frames) as u64,
-            channels,
-            samples: chunk,
-        };
-        outbox.clear();
-        ARMED.with(|a| a.set(true));
-        controller.process_block(&block, &mut outbox).unwrap();
-        ARMED.with(|a| a.set(false));
-        emitted += outbox.events().len();
+    for (preset, sim, seconds) in cases() {
+        let (rate, channels, data) = frames(sim, seconds);
+        let mut controller = Controller::new(&preset.config(), rate, channels).unwrap();
+        let mut outbox = Outbox::with_capacity(1024);
+        let block_frames = 32;
+        let mut emitted = 0;
+        ALLOCATIONS.store(0, Ordering::Relaxed);
+        for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
+            let block = Block {
+                start: (i * block_frames) as u64,
+                channels,
+                samples: chunk,
+            };
+            outbox.clear();
+            ARMED.with(|a| a.set(true));
+            controller.process_block(&block, &mut outbox).unwrap();
+            ARMED.with(|a| a.set(false));
+            emitted += outbox.events().len();
+        }
+        assert!(emitted > 0, "{preset:?}: the run must exercise detection");
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed),
+            0,
+            "{preset:?}: process_block allocated"
+        );
     }
-    assert!(
-        emitted > 0,
-        "the run must exercise detection and triggering"
-    );
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        0,
-        "process_block allocated"
-    );
 }
