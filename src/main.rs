@@ -255,12 +255,20 @@ fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {
     }
 }
 
-fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64) {
+/// `ripple=3 stim=3`, or `no events`.
+fn counts_line(progress: &Progress) -> String {
+    if progress.counts.is_empty() {
+        return "no events".into();
+    }
     let counts: Vec<String> = progress
         .counts
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    counts.join(" ")
+}
+
+fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64) {
     println!(
         "{} {:.1} s of signal in {:.2} s ({:.0}x real time): {}",
         if interrupted {
@@ -271,11 +279,7 @@ fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64
         progress.seconds_done,
         wall_s,
         progress.seconds_done / wall_s.max(1e-9),
-        if counts.is_empty() {
-            "no events".into()
-        } else {
-            counts.join(" ")
-        }
+        counts_line(progress)
     );
     println!("session written to {}", dir.display());
 }
@@ -387,8 +391,7 @@ fn run(args: RunArgs) -> Result<()> {
     let report = run_session("run", &input, &config, &out, Pacing::RealTime, &stop, |p| {
         if p.seconds_done - last_print >= 1.0 || p.frames_done == p.frames_total {
             last_print = p.seconds_done;
-            let counts: Vec<String> = p.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("t={:6.1} s  {}", p.seconds_done, counts.join("  "));
+            println!("t={:6.1} s  {}", p.seconds_done, counts_line(p));
         }
     })?;
     std::fs::write(
