@@ -244,3 +244,48 @@ impl SlowOscillationDetector {
         self.finish_open(end, &mut emit);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DetectorConfig, Preset};
+    use std::f64::consts::TAU;
+
+    #[test]
+    fn zero_crossing_delay_commits_at_the_crossing_and_targets_the_peak() {
+        let DetectorConfig::SlowOscillation(mut config) = Preset::SleepClas.config().detector
+        else {
+            unreachable!("sleep-clas is a slow-oscillation preset")
+        };
+        config.estimator = PhaseEstimator::ZeroCrossingDelay;
+        config.zero_crossing_delay_scale = 1.0;
+        config.gate.enabled = false;
+        let rate = SampleRate::new(100.0).unwrap();
+        let mut detector = SlowOscillationDetector::new(&config, rate, 1).unwrap();
+        // 0.8 Hz, 100 µV: peaks every 125 samples, upward crossings 31 samples before them.
+        let x = |n: u64| 100.0 * (TAU * 0.8 * rate.seconds(n)).cos();
+        let mut commits = Vec::new();
+        for n in 0..6000 {
+            detector.process_frame(n, &[x(n)], |out| {
+                if let DetectorOutput::Commit(d) = out {
+                    commits.push(d);
+                }
+            });
+        }
+        assert!(commits.len() > 30, "{} commits", commits.len());
+        for d in &commits[2..] {
+            let to_crossing = (d.detected_at + 31) % 125;
+            assert!(
+                to_crossing <= 3 || to_crossing >= 122,
+                "commit at {}",
+                d.detected_at
+            );
+            let from_peak = d.stim_target.unwrap() % 125;
+            assert!(
+                from_peak <= 3 || from_peak >= 122,
+                "target {}",
+                d.stim_target.unwrap()
+            );
+        }
+    }
+}
