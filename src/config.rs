@@ -63,6 +63,9 @@ pub enum PhaseEstimator {
     HalfWaveDelay,
     /// A phase-locked loop (Santostasi 2016) extrapolated to the target phase.
     Pll,
+    /// Commit at the upward zero crossing after a deep trough; the target
+    /// follows after `zero_crossing_delay_scale` × the learned crossing→peak delay.
+    ZeroCrossingDelay,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,11 @@ pub struct SlowOscillationConfig {
     pub learn_waves: usize,
     /// PLL natural frequency (only for estimator = "pll").
     pub pll_loop_hz: f64,
+    /// Only for estimator = "zero-crossing-delay": the band-passed signal's
+    /// crossing→peak delay is scaled by this to reach the target (the causal
+    /// peak lags the up-state; see docs/sleep.md).
+    #[serde(default = "unit_scale")]
+    pub zero_crossing_delay_scale: f64,
     pub warmup_s: f64,
     #[serde(default)]
     pub gate: SleepGateConfig,
@@ -682,8 +690,18 @@ impl SpindleConfig {
     }
 }
 
+fn unit_scale() -> f64 {
+    1.0
+}
+
 impl SlowOscillationConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        check_range(
+            "detector.zero_crossing_delay_scale",
+            self.zero_crossing_delay_scale,
+            0.0,
+            10.0,
+        )?;
         check_band(
             ("detector.band_low_hz", self.band_low_hz),
             ("detector.band_high_hz", self.band_high_hz),

@@ -92,7 +92,7 @@ fn spindle_f1_floors_on_dreams() {
 
 #[test]
 fn so_stims_hit_the_up_phase_and_never_wake_or_rem() {
-    // Excerpt 2 (200 Hz, the most N3): measured 77 stims, mean error 3.4°, R 0.66, 88 % up-phase.
+    // Excerpt 2 (200 Hz, the most N3): measured 143 stims, mean error −16.8°, R 0.88, 97 % up-phase.
     let h = hypnogram(2);
     let (rate, samples, events) = replay(2, &Preset::SleepClas.config(), Some(&h));
     let onsets: Vec<u64> = events
@@ -102,7 +102,7 @@ fn so_stims_hit_the_up_phase_and_never_wake_or_rem() {
             _ => None,
         })
         .collect();
-    assert!(onsets.len() >= 60, "{} stims", onsets.len());
+    assert!(onsets.len() >= 130, "{} stims", onsets.len());
     for &o in &onsets {
         let stage = h.stage_at(rate.seconds(o));
         assert!(
@@ -114,9 +114,9 @@ fn so_stims_hit_the_up_phase_and_never_wake_or_rem() {
     let phase = offline_phase(&samples, rate).unwrap();
     let phases: Vec<f64> = onsets.iter().map(|&o| phase[o as usize]).collect();
     let score = score_phases(&phases, 0.0).unwrap();
-    assert!(score.mean_error_deg.abs() <= 12.0, "{score:?}");
-    assert!(score.r >= 0.6, "{score:?}");
-    assert!(score.share_in_half_cycle >= 0.83, "{score:?}");
+    assert!(score.mean_error_deg.abs() <= 18.0, "{score:?}");
+    assert!(score.r >= 0.85, "{score:?}");
+    assert!(score.share_in_half_cycle >= 0.95, "{score:?}");
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //! A trough of the band-passed signal (seen one sample late, as a local
 //! minimum) below the negative threshold, while the sleep gate is open,
 //! commits a detection whose `stim_target` is the predicted sample of the
-//! target phase (default 0° = the up-state peak), from one of two estimators
-//! (see `dsp::phase`). The detection finishes at the following up-state peak
-//! (or `max_delay_ms` after the trough); every half-wave from a trough below
-//! threshold to its peak teaches the half-wave-delay estimator.
+//! target phase (default 0° = the up-state peak), from one of three estimators
+//! (see `dsp::phase`). With `zero-crossing-delay` the commit waits for the
+//! upward zero crossing after the trough, so the prediction spans a quarter
+//! rather than half a cycle. The detection finishes at the following up-state
+//! peak (or `max_delay_ms` after the commit); every half-wave from a trough
+//! below threshold to its peak teaches the half-wave and crossing→peak delays.
 
 use std::f64::consts::PI;
 
@@ -27,6 +29,9 @@ pub struct SlowOscillationDetector {
     gate: SleepGate,
     estimator: PhaseEstimator,
     half_wave: HalfWaveDelay,
+    /// Upward zero crossing → peak delay of recent deep waves.
+    rising_quarter: HalfWaveDelay,
+    zero_crossing_delay_scale: f64,
     pll: Pll,
     spread: RobustBaseline,
     target_phase_deg: f64,
@@ -37,6 +42,10 @@ pub struct SlowOscillationDetector {
     previous: [f64; 2],
     /// Last trough below threshold (gate open or not), for learning the half-wave delay.
     last_trough: Option<SampleIndex>,
+    /// Upward zero crossing after a trough below threshold, for learning the crossing→peak delay.
+    last_up_crossing: Option<SampleIndex>,
+    /// A trough (gate open) waiting for its upward zero crossing (zero-crossing-delay estimator).
+    armed_trough: Option<SampleIndex>,
     /// Start of the current negative half-wave (last downward zero crossing).
     down_crossing: SampleIndex,
     /// A committed detection waiting for its up-state peak.
@@ -71,6 +80,15 @@ impl SlowOscillationDetector {
                 config.learn_waves,
             )
             .map_err(|e| invalid("detector.learn_waves", e.to_string()))?,
+            // The rising quarter-wave spans half the half-wave's range.
+            rising_quarter: HalfWaveDelay::new(
+                rate.samples_in_ms(config.initial_delay_ms / 2.0),
+                rate.samples_in_ms(config.min_delay_ms / 2.0),
+                rate.samples_in_ms(config.max_delay_ms / 2.0),
+                config.learn_waves,
+            )
+            .map_err(|e| invalid("detector.learn_waves", e.to_string()))?,
+            zero_crossing_delay_scale: config.zero_crossing_delay_scale,
             pll: Pll::new(
                 config.band_low_hz,
                 config.band_high_hz,
@@ -86,6 +104,8 @@ impl SlowOscillationDetector {
             warmup: rate.samples_in_s(config.warmup_s),
             previous: [0.0; 2],
             last_trough: None,
+            last_up_crossing: None,
+            armed_trough: None,
             down_crossing: 0,
             open: None,
         })
@@ -119,6 +139,20 @@ impl SlowOscillationDetector {
         if y1 >= 0.0 && y < 0.0 {
             self.down_crossing = n;
         }
+        if y1 < 0.0 && y >= 0.0 {
+            if self.last_trough.is_some() {
+                self.last_up_crossing = Some(n);
+            }
+            if let Some(trough) = self.armed_trough.take() {
+                if allowed {
+                    let target_rad = self.target_phase_deg * PI / 180.0;
+                    // The crossing is −90°, the learned delay reaches 0°.
+                    let delay = self.rising_quarter.delay() as f64 * self.zero_crossing_delay_scale;
+                    let ahead = (delay * (1.0 + target_rad / (PI / 2.0))).round().max(0.0) as u64;
+                    self.commit(n, trough, n + ahead, &mut emit);
+                }
+            }
+        }
         let extremum_at = n - 1;
         if y1 > y2 && y1 >= y && y1 > 0.0 {
             self.on_peak(extremum_at, &mut emit);
@@ -140,6 +174,9 @@ impl SlowOscillationDetector {
         if let Some(trough) = self.last_trough.take() {
             self.half_wave.observe(peak - trough);
         }
+        if let Some(crossing) = self.last_up_crossing.take() {
+            self.rising_quarter.observe(peak - crossing);
+        }
         if let Some(mut open) = self.open.take() {
             open.end = peak + 1;
             emit(DetectorOutput::Finish(open));
@@ -152,8 +189,8 @@ impl SlowOscillationDetector {
         trough: SampleIndex,
         emit: &mut impl FnMut(DetectorOutput),
     ) {
-        if self.open.is_some() {
-            // A deeper trough in the same half-wave: keep the first commit.
+        if self.open.is_some() || self.armed_trough.is_some() {
+            // A deeper trough in the same half-wave: keep the first one.
             return;
         }
         let target_rad = self.target_phase_deg * PI / 180.0;
@@ -165,7 +202,22 @@ impl SlowOscillationDetector {
                 trough + (delay * (1.0 + target_rad / PI)).round().max(0.0) as u64
             }
             PhaseEstimator::Pll => n + self.pll.samples_until(target_rad),
+            PhaseEstimator::ZeroCrossingDelay => {
+                self.armed_trough = Some(trough);
+                return;
+            }
         };
+        self.commit(n, trough, stim_target, emit);
+    }
+
+    /// Commit a detection at `n` for the wave whose trough was at `trough`.
+    fn commit(
+        &mut self,
+        n: SampleIndex,
+        trough: SampleIndex,
+        stim_target: SampleIndex,
+        emit: &mut impl FnMut(DetectorOutput),
+    ) {
         let detection = Detection {
             kind: EventKind::SlowOscillation,
             channel: 0,
@@ -190,5 +242,50 @@ impl SlowOscillationDetector {
     /// Close an event still open at the end of the input.
     pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
         self.finish_open(end, &mut emit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DetectorConfig, Preset};
+    use std::f64::consts::TAU;
+
+    #[test]
+    fn zero_crossing_delay_commits_at_the_crossing_and_targets_the_peak() {
+        let DetectorConfig::SlowOscillation(mut config) = Preset::SleepClas.config().detector
+        else {
+            unreachable!("sleep-clas is a slow-oscillation preset")
+        };
+        config.estimator = PhaseEstimator::ZeroCrossingDelay;
+        config.zero_crossing_delay_scale = 1.0;
+        config.gate.enabled = false;
+        let rate = SampleRate::new(100.0).unwrap();
+        let mut detector = SlowOscillationDetector::new(&config, rate, 1).unwrap();
+        // 0.8 Hz, 100 µV: peaks every 125 samples, upward crossings 31 samples before them.
+        let x = |n: u64| 100.0 * (TAU * 0.8 * rate.seconds(n)).cos();
+        let mut commits = Vec::new();
+        for n in 0..6000 {
+            detector.process_frame(n, &[x(n)], |out| {
+                if let DetectorOutput::Commit(d) = out {
+                    commits.push(d);
+                }
+            });
+        }
+        assert!(commits.len() > 30, "{} commits", commits.len());
+        for d in &commits[2..] {
+            let to_crossing = (d.detected_at + 31) % 125;
+            assert!(
+                to_crossing <= 3 || to_crossing >= 122,
+                "commit at {}",
+                d.detected_at
+            );
+            let from_peak = d.stim_target.unwrap() % 125;
+            assert!(
+                from_peak <= 3 || from_peak >= 122,
+                "target {}",
+                d.stim_target.unwrap()
+            );
+        }
     }
 }
