@@ -38,11 +38,36 @@ fn open_pty() -> std::io::Result<Pty> {
     termios::tcsetattr(slave.as_raw_fd(), termios::SetArg::TCSANOW, &attrs)
         .map_err(std::io::Error::from)?;
     let path = nix::unistd::ttyname(slave.as_raw_fd()).map_err(std::io::Error::from)?;
+    // Non-blocking master: a client that stops reading must not block the
+    // emulator (its writes are then lost, as a real device's would be).
+    let flags = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
     Ok(Pty {
         master,
         _slave: slave,
         path,
     })
+}
+
+/// Write everything to the non-blocking master, waiting while the client's
+/// buffer is full (so a slow reader delays packets rather than losing them;
+/// losses are injected explicitly by the faults). Gives up when `stop` is set.
+fn send(master: &mut File, mut bytes: &[u8], stop: &AtomicBool) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match master.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let mut fds = [PollFd::new(master.as_raw_fd(), PollFlags::POLLOUT)];
+                poll(&mut fds, 50).map_err(std::io::Error::from)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Wait up to `timeout` for the master to be readable; read what is there.
@@ -52,7 +77,10 @@ fn read_ready(master: &mut File, buf: &mut [u8], timeout: Duration) -> std::io::
     if poll(&mut fds, ms).map_err(std::io::Error::from)? == 0 {
         return Ok(0);
     }
-    master.read(buf)
+    match master.read(buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
+    }
 }
 
 /// Faults a Cyton emulator injects, counted in packets sent.
@@ -83,6 +111,9 @@ pub struct CytonLog {
     /// When packet 0 of the stream was written.
     pub stream_started: Option<Instant>,
     pub packets_sent: u64,
+    /// When each packet of the signal was written (index = signal packet;
+    /// packets skipped by a fault get no entry, so only fault-free logs index cleanly).
+    pub sent_at: Vec<Instant>,
     /// Gain per channel as last set by the client.
     pub gains: Vec<u8>,
     pub commands: Vec<u8>,
@@ -135,9 +166,9 @@ impl Drop for CytonEmulator {
     }
 }
 
-fn reply(master: &mut File, text: &str) -> std::io::Result<()> {
-    master.write_all(text.as_bytes())?;
-    master.write_all(openbci::REPLY_END)
+fn reply(master: &mut File, text: &str, stop: &AtomicBool) -> std::io::Result<()> {
+    send(master, text.as_bytes(), stop)?;
+    send(master, openbci::REPLY_END, stop)
 }
 
 fn serve_cyton(
@@ -179,9 +210,10 @@ fn serve_cyton(
                         reply(
                             &mut master,
                             &format!("Success: Channel set for {}", channel + 1),
+                            stop,
                         )?;
                     } else {
-                        reply(&mut master, "Failure: too few chars")?;
+                        reply(&mut master, "Failure: too few chars", stop)?;
                     }
                     cmd.clear();
                 }
@@ -199,15 +231,17 @@ fn serve_cyton(
                         } else {
                             "no daisy to attach!8"
                         },
+                        stop,
                     )?;
                 }
                 openbci::CMD_DAISY_OFF => {
                     daisy = false;
-                    reply(&mut master, "daisy removed8")?;
+                    reply(&mut master, "daisy removed8", stop)?;
                 }
                 b'v' => reply(
                     &mut master,
                     "OpenBCI V3 8-16 channel\nFirmware: v3.1.2 (neuroloop emulator)\n",
+                    stop,
                 )?,
                 _ => {}
             }
@@ -228,7 +262,11 @@ fn serve_cyton(
                 continue;
             }
             if f.garbage_every.is_some_and(|g| k % g == g - 1) {
-                master.write_all(&[0x13, 0xA0, 0x55, 0xC0, 0x00, 0xA0, 0x42])?;
+                send(
+                    &mut master,
+                    &[0x13, 0xA0, 0x55, 0xC0, 0x00, 0xA0, 0x42],
+                    stop,
+                )?;
             }
             let (frame, board) = if daisy {
                 // Even counter: the Daisy's channels 9–16; odd: the Cyton's 1–8.
@@ -243,7 +281,8 @@ fn serve_cyton(
                 *c = (uv / openbci::uv_per_count(log.gains[channel])).round() as i32;
             }
             started.get_or_init(Instant::now);
-            master.write_all(&openbci::encode_packet(k as u8, &counts))?;
+            send(&mut master, &openbci::encode_packet(k as u8, &counts), stop)?;
+            log.sent_at.push(Instant::now());
             log.packets_sent += 1;
             sent.store(log.packets_sent, Ordering::Relaxed);
         }
@@ -358,8 +397,9 @@ fn serve_pulse_pal(
             let Some(&op) = pending.get(1) else { break };
             let used = match op {
                 pulsepal::OP_HANDSHAKE => {
-                    master.write_all(&[pulsepal::HANDSHAKE_REPLY])?;
-                    master.write_all(&21u32.to_le_bytes())?;
+                    let mut reply = [pulsepal::HANDSHAKE_REPLY, 0, 0, 0, 0];
+                    reply[1..].copy_from_slice(&21u32.to_le_bytes());
+                    send(&mut master, &reply, stop)?;
                     lock(log).handshakes += 1;
                     2
                 }
@@ -377,7 +417,7 @@ fn serve_pulse_pal(
                             lock(log)
                                 .params
                                 .push((code, pending[3], u32::from_le_bytes(value)));
-                            master.write_all(&[1])?;
+                            send(&mut master, &[1], stop)?;
                             4 + len
                         }
                     }

@@ -381,8 +381,9 @@ fn read_reply<P: Read + ?Sized>(port: &mut P, timeout: Duration) -> Result<Strin
 }
 
 /// Put the board in the wanted mode (stop, Daisy on/off, every channel's
-/// gain) and start streaming. The port must have a short read timeout.
-pub fn configure_and_start<P: Read + Write + ?Sized>(
+/// gain). Streaming starts with [`CMD_START`] once the reader is running, so
+/// no packet waits in an OS buffer. The port must have a short read timeout.
+pub fn configure<P: Read + Write + ?Sized>(
     port: &mut P,
     daisy: bool,
     gain: u8,
@@ -412,7 +413,7 @@ pub fn configure_and_start<P: Read + Write + ?Sized>(
         write(port, &cmd)?;
         read_reply(port, reply_timeout)?;
     }
-    write(port, &[CMD_START])
+    Ok(())
 }
 
 /// Where the acquisition loop puts frames; implemented by the runtime's ring.

@@ -50,8 +50,10 @@ const OUTBOX_CAPACITY: usize = 4096;
 const EVENT_RING: usize = 1 << 16;
 /// Trigger commands buffered per sink.
 const COMMAND_RING: usize = 1024;
-/// Seconds of samples the acquisition ring holds.
+/// The acquisition ring holds this much signal, or `MIN_RING_FRAMES`
+/// frames (and chunks) if that is more, to ride out scheduling gaps.
 const SAMPLE_RING_S: f64 = 2.0;
+const MIN_RING_FRAMES: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -184,7 +186,7 @@ pub fn recording_source(
     })
 }
 
-/// Open a Cyton, set its mode and gains, and start it streaming.
+/// Open a Cyton and set its mode and gains; the acquisition thread starts the stream.
 pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
     let open_err = |message: String| DeviceError::Open {
         device: "openbci",
@@ -195,7 +197,7 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
         .timeout(Duration::from_millis(10))
         .open()
         .map_err(|e| open_err(e.to_string()))?;
-    openbci::configure_and_start(&mut port, c.daisy, c.gain)?;
+    openbci::configure(&mut port, c.daisy, c.gain)?;
     let channels = if c.daisy { 16 } else { 8 };
     let framer = Framer::new(c.daisy, &vec![c.gain; channels]);
     let rate = SampleRate::new(framer.rate_hz()).expect("constant rate");
@@ -554,12 +556,10 @@ pub fn run_live(
     }
 
     // Processing thread.
-    let (sample_tx, mut sample_rx) = HeapRb::<f64>::new(
-        (rate.hz() * SAMPLE_RING_S).ceil() as usize * source_channels
-            + opened.max_chunk_frames * source_channels,
-    )
-    .split();
-    let (header_tx, mut header_rx) = HeapRb::<ChunkHeader>::new(4096).split();
+    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
+    let (sample_tx, mut sample_rx) =
+        HeapRb::<f64>::new((ring_frames + opened.max_chunk_frames) * source_channels).split();
+    let (header_tx, mut header_rx) = HeapRb::<ChunkHeader>::new(ring_frames).split();
     let processing_thread = {
         let (stop_processing, source_done, shared, notice_tx) = (
             stop_processing.clone(),
@@ -596,6 +596,10 @@ pub fn run_live(
                 };
                 let raw = &mut raw[..h.frames * source_channels];
                 sample_rx.pop_slice(raw);
+                if limit.is_some_and(|l| h.start >= l) {
+                    let _ = notice_tx.send(Notice::Limit);
+                    break;
+                }
                 let mut frames = h.frames;
                 if let Some(limit) = limit {
                     frames = frames.min(limit.saturating_sub(h.start) as usize);
@@ -694,17 +698,26 @@ pub fn run_live(
                     r.run(&mut ring, &stop_acquisition);
                     Ok(())
                 }
-                Source::Cyton(mut c) => openbci::acquire(
-                    &mut c.port,
-                    &mut c.framer,
-                    &mut ring,
-                    c.stall,
-                    &stop_acquisition,
-                    &c.counters,
-                )
-                .inspect(|_| {
-                    let _ = c.port.write_all(&[openbci::CMD_STOP]);
-                }),
+                Source::Cyton(mut c) => c
+                    .port
+                    .write_all(&[openbci::CMD_START])
+                    .map_err(|e| DeviceError::Disconnected {
+                        device: "openbci",
+                        message: e.to_string(),
+                    })
+                    .and_then(|()| {
+                        openbci::acquire(
+                            &mut c.port,
+                            &mut c.framer,
+                            &mut ring,
+                            c.stall,
+                            &stop_acquisition,
+                            &c.counters,
+                        )
+                    })
+                    .inspect(|_| {
+                        let _ = c.port.write_all(&[openbci::CMD_STOP]);
+                    }),
             };
             if let Err(e) = result {
                 let _ = notice_tx.send(Notice::Device(e));
