@@ -111,7 +111,7 @@ pub struct CytonLog {
     /// When packet 0 of the stream was written.
     pub stream_started: Option<Instant>,
     pub packets_sent: u64,
-    /// When each packet of the signal was written (index = signal packet;
+    /// When each packet of the signal was about to be written (index = signal packet;
     /// packets skipped by a fault get no entry, so only fault-free logs index cleanly).
     pub sent_at: Vec<Instant>,
     /// Gain per channel as last set by the client.
@@ -281,8 +281,9 @@ fn serve_cyton(
                 *c = (uv / openbci::uv_per_count(log.gains[channel])).round() as i32;
             }
             started.get_or_init(Instant::now);
-            send(&mut master, &openbci::encode_packet(k as u8, &counts), stop)?;
+            // Stamped before the write: no reader can have the packet earlier.
             log.sent_at.push(Instant::now());
+            send(&mut master, &openbci::encode_packet(k as u8, &counts), stop)?;
             log.packets_sent += 1;
             sent.store(log.packets_sent, Ordering::Relaxed);
         }
