@@ -20,6 +20,12 @@ pub struct Config {
     /// The built-in simulator `run` uses when no hardware is configured.
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    /// Where `run` reads samples (default: the simulator).
+    #[serde(default)]
+    pub source: crate::runtime::config::SourceConfig,
+    /// Devices driven by trigger decisions (none: decisions are only logged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<crate::runtime::config::OutputConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -498,6 +504,10 @@ impl Config {
             DetectorConfig::SlowOscillation(d) => d.validate()?,
         }
         self.trigger.validate()?;
+        self.source.validate()?;
+        for output in &self.outputs {
+            output.validate()?;
+        }
         self.simulator.validate()
     }
 }

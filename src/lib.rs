@@ -20,6 +20,8 @@
 //! * [`controller`]: owns the stages; `process_block` is the one hot entry point.
 //! * [`io`]: everything that touches the OS: file formats, session output.
 //! * [`session`]: drives a recording through the controller into a session folder.
+//! * [`runtime`]: live sessions: acquisition, processing and sink threads joined
+//!   by lock-free rings; disarm-first shutdown; latency measurement.
 //! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
 //! * [`click`]: the pink-noise click of auditory sleep stimulation (pure rendering).
 //! * [`config`]: the TOML schema, presets and up-front validation.
@@ -37,6 +39,7 @@ pub mod event;
 pub mod io;
 pub mod recording;
 pub mod rng;
+pub mod runtime;
 pub mod session;
 pub mod sim;
 pub mod time;

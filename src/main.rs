@@ -13,8 +13,10 @@ use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
+use neuroloop::io::emulate;
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
+use neuroloop::runtime::{self, config::SourceConfig, latency::LatencySummary, Ending};
 use neuroloop::session::{run_session, Pacing, Progress, SessionInput};
 use neuroloop::sim::{self, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
@@ -39,10 +41,14 @@ enum Command {
     /// Score a session's events.tsv against ground truth.
     Eval(EvalArgs),
     /// A realtime session. With no config: a closed loop against the built-in
-    /// simulator, paced in real time.
+    /// simulator, paced in real time; `[source]`/`[[outputs]]` select devices.
     Run(RunArgs),
     /// Render the sleep-stimulation click (pink noise) to a WAV file for calibration.
     Click(ClickArgs),
+    /// Serve an emulated device on a pseudo-terminal (for tests and demos).
+    Emulate(EmulateArgs),
+    /// List serial ports (with USB vendor/product ids).
+    Devices,
 }
 
 #[derive(Args)]
@@ -60,6 +66,46 @@ struct ClickArgs {
     level_dbfs: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Args)]
+struct EmulateArgs {
+    #[command(subcommand)]
+    device: EmulatedDevice,
+}
+
+#[derive(Subcommand)]
+enum EmulatedDevice {
+    /// An OpenBCI Cyton streaming the sleep simulator as 33-byte packets at 250 Hz.
+    Openbci(EmulateOpenbciArgs),
+    /// A Pulse Pal v2 that prints each trigger it receives.
+    PulsePal(EmulatePulsePalArgs),
+}
+
+#[derive(Args)]
+struct EmulateOpenbciArgs {
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// 16 channels (Cyton + Daisy) at 125 Hz.
+    #[arg(long)]
+    daisy: bool,
+    /// Pacing relative to real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Also make a symlink to the pty at this path.
+    #[arg(long)]
+    link: Option<PathBuf>,
+    /// Write the simulator's ground truth here.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EmulatePulsePalArgs {
+    #[arg(long)]
+    link: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -186,6 +232,8 @@ fn main() {
         Command::Eval(a) => evaluate(a),
         Command::Run(a) => run(a),
         Command::Click(a) => click(a),
+        Command::Emulate(a) => emulate(a),
+        Command::Devices => devices(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -343,22 +391,21 @@ fn replay(args: ReplayArgs) -> Result<()> {
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    let config = load_config(&args.pipeline, Preset::RodentRipple)?;
+    let mut config = load_config(&args.pipeline, Preset::RodentRipple)?;
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
         bail!(
             "--duration-s must be a positive number, got {}",
             args.duration_s
         );
     }
-    let sim_config = &config.simulator;
-    let preset = sim_config.preset;
-    let rate = SampleRate::new(sim_config.rate_hz).context("simulator.rate_hz")?;
-    let mut spec = SimSpec::new(preset, args.duration_s, sim_config.seed, rate);
-    spec.artifacts = sim_config.artifacts;
-    spec.event_snr = sim_config.event_snr;
-    let simulation = sim::simulate(&spec)?;
-    let recording = &simulation.recording;
-    let signals = recording.select(&selectors(&args.pipeline, &config))?;
+    if !args.pipeline.channels.is_empty() {
+        config.input.channels = args
+            .pipeline
+            .channels
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+    }
     let out = args.pipeline.out.clone().unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -366,40 +413,204 @@ fn run(args: RunArgs) -> Result<()> {
             .unwrap_or_default();
         PathBuf::from("sessions").join(format!("run-{stamp}"))
     });
+    let mut truth = None;
+    let opened = match &config.source {
+        SourceConfig::Simulator => {
+            let sim_config = &config.simulator;
+            let rate = SampleRate::new(sim_config.rate_hz).context("simulator.rate_hz")?;
+            let mut spec = SimSpec::new(sim_config.preset, args.duration_s, sim_config.seed, rate);
+            spec.artifacts = sim_config.artifacts;
+            spec.event_snr = sim_config.event_snr;
+            let simulation = sim::simulate(&spec)?;
+            truth = Some(simulation.truth);
+            runtime::recording_source(
+                &simulation.recording,
+                config.input.block_size,
+                1.0,
+                format!(
+                    "simulator {} seed {} at {} Hz",
+                    sim_config.preset,
+                    sim_config.seed,
+                    rate.hz()
+                ),
+            )?
+        }
+        SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
+    };
+    let outputs = runtime::open_outputs(&config)?;
     println!(
-        "neuroloop run: closed loop against the built-in {} simulator (seed {}, {} Hz, {} channels), \
-         {} s paced in real time; Ctrl-C stops and writes the session",
-        sim_config.preset,
-        sim_config.seed,
-        rate.hz(),
-        signals.len(),
+        "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
+        opened.description,
+        opened.rate.hz(),
+        outputs.len(),
         args.duration_s
     );
-    let input = SessionInput {
-        recording,
-        signals,
-        description: format!(
-            "simulator {} seed {} at {} Hz",
-            sim_config.preset,
-            sim_config.seed,
-            rate.hz()
-        ),
-        stim_allowed: None,
-    };
     let stop = stop_flag()?;
-    let mut last_print = 0.0;
-    let report = run_session("run", &input, &config, &out, Pacing::RealTime, &stop, |p| {
-        if p.seconds_done - last_print >= 1.0 || p.frames_done == p.frames_total {
-            last_print = p.seconds_done;
-            println!("t={:6.1} s  {}", p.seconds_done, counts_line(p));
+    let report = runtime::run_live(
+        runtime::LiveSpec {
+            command: "run",
+            config: &config,
+            opened,
+            outputs,
+            out: &out,
+            duration_s: Some(args.duration_s),
+            realtime_priority: true,
+        },
+        &stop,
+        |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
+    )?;
+    if let Some(truth) = truth {
+        std::fs::write(out.join("truth.tsv"), sim::truth::truth_to_tsv(&truth))
+            .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
+    }
+    let fmt = |s: &Option<LatencySummary>| match s {
+        Some(s) => format!(
+            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (n={})",
+            s.p50_us, s.p99_us, s.max_us, s.count
+        ),
+        None => "n/a".into(),
+    };
+    println!(
+        "block processing: {}",
+        fmt(&report.latency.block_processing)
+    );
+    println!(
+        "sample arrival → trigger command written: {} ({} triggers written)",
+        fmt(&report.latency.arrival_to_command),
+        report.triggers_written
+    );
+    match &report.ending {
+        Ending::Complete | Ending::Interrupted => {
+            print_summary(
+                &report.dir,
+                &report.progress,
+                report.ending == Ending::Interrupted,
+                report.wall_s,
+            );
+            Ok(())
         }
-    })?;
-    std::fs::write(
-        out.join("truth.tsv"),
-        sim::truth::truth_to_tsv(&simulation.truth),
-    )
-    .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
-    print_summary(&out, &report.progress, report.interrupted, report.wall_s);
+        Ending::Device(e) => bail!(
+            "{e}; outputs disarmed, session stopped (partial events kept in {})",
+            report.dir.display()
+        ),
+        Ending::Fault(f) => bail!(
+            "{f}; outputs disarmed, session stopped (partial events kept in {})",
+            report.dir.display()
+        ),
+    }
+}
+
+fn emulate(args: EmulateArgs) -> Result<()> {
+    let stop = stop_flag()?;
+    let link = |path: &Path, link: &Option<PathBuf>| -> Result<()> {
+        if let Some(link) = link {
+            let _ = std::fs::remove_file(link);
+            std::os::unix::fs::symlink(path, link)
+                .with_context(|| format!("cannot create the link {}", link.display()))?;
+            println!("linked {} -> {}", link.display(), path.display());
+        }
+        Ok(())
+    };
+    match args.device {
+        EmulatedDevice::Openbci(a) => {
+            let channels = if a.daisy { 16 } else { 8 };
+            let rate = SampleRate::new(if a.daisy { 125.0 } else { 250.0 }).expect("constant");
+            let mut spec = SimSpec::new(SimPreset::Sleep, a.minutes * 60.0, a.seed, rate);
+            spec.channels = channels;
+            let simulation = sim::simulate(&spec)?;
+            let signals = &simulation.recording.signals;
+            let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
+            let mut frames_uv = Vec::with_capacity(frames * channels);
+            for i in 0..frames {
+                frames_uv.extend(signals.iter().map(|s| s.samples[i]));
+            }
+            if let Some(path) = &a.truth {
+                std::fs::write(path, sim::truth::truth_to_tsv(&simulation.truth))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let emulator = emulate::CytonEmulator::start(emulate::CytonSpec {
+                frames_uv,
+                daisy: a.daisy,
+                speed: a.speed,
+                faults: emulate::CytonFaults::default(),
+            })
+            .context("cannot open a pseudo-terminal")?;
+            println!(
+                "emulated OpenBCI Cyton{} on {} ({} min of the sleep simulator, seed {}, {}x real time); Ctrl-C stops",
+                if a.daisy { " + Daisy" } else { "" },
+                emulator.path.display(),
+                a.minutes,
+                a.seed,
+                a.speed
+            );
+            link(&emulator.path, &a.link)?;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let log = emulator.finish()?;
+            println!("sent {} packets", log.packets_sent);
+        }
+        EmulatedDevice::PulsePal(a) => {
+            let emulator = emulate::PulsePalEmulator::start(emulate::PulsePalFaults::default())
+                .context("cannot open a pseudo-terminal")?;
+            println!(
+                "emulated Pulse Pal v2 on {}; Ctrl-C stops",
+                emulator.path.display()
+            );
+            link(&emulator.path, &a.link)?;
+            let started = std::time::Instant::now();
+            let mut shown = 0;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let log = emulator
+                    .log
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("log poisoned"))?;
+                for t in &log.triggers[shown..] {
+                    println!(
+                        "t={:.4} s  trigger mask {:#06b}",
+                        t.at.duration_since(started).as_secs_f64(),
+                        t.mask
+                    );
+                }
+                shown = log.triggers.len();
+            }
+            let log = emulator.finish()?;
+            println!(
+                "{} handshake(s), {} parameter(s), {} trigger(s), {} abort(s)",
+                log.handshakes,
+                log.params.len(),
+                log.triggers.len(),
+                log.aborts
+            );
+        }
+    }
+    Ok(())
+}
+
+fn devices() -> Result<()> {
+    let ports = serialport::available_ports().context("cannot list serial ports")?;
+    if ports.is_empty() {
+        println!("no serial ports found");
+    }
+    for p in ports {
+        match p.port_type {
+            serialport::SerialPortType::UsbPort(usb) => println!(
+                "{}  usb {:04x}:{:04x}  {} {}{}",
+                p.port_name,
+                usb.vid,
+                usb.pid,
+                usb.manufacturer.unwrap_or_default(),
+                usb.product.unwrap_or_default(),
+                usb.serial_number
+                    .map(|s| format!(" (serial {s})"))
+                    .unwrap_or_default()
+            ),
+            serialport::SerialPortType::PciPort => println!("{}  pci", p.port_name),
+            serialport::SerialPortType::BluetoothPort => println!("{}  bluetooth", p.port_name),
+            serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
+        }
+    }
     Ok(())
 }
 

@@ -109,7 +109,7 @@ pub fn run_session(
                    wall_s: f64| {
         summary_json(SummaryParts {
             command,
-            input,
+            input: &input.description,
             config,
             rate,
             labels: &labels,
@@ -190,7 +190,7 @@ pub fn run_session(
     })
 }
 
-fn count(progress: &mut Progress, events: &[Event]) {
+pub(crate) fn count(progress: &mut Progress, events: &[Event]) {
     for event in events {
         let key = match event {
             Event::Detection(d) => d.kind.trial_type(),
@@ -200,21 +200,22 @@ fn count(progress: &mut Progress, events: &[Event]) {
     }
 }
 
-struct SummaryParts<'a> {
-    command: &'a str,
-    input: &'a SessionInput<'a>,
-    config: &'a Config,
-    rate: SampleRate,
-    labels: &'a [String],
-    progress: &'a Progress,
-    status: &'a str,
-    error: Option<String>,
-    controller: ControllerCounters,
-    trigger: TriggerCounters,
-    wall_s: f64,
+pub(crate) struct SummaryParts<'a> {
+    pub command: &'a str,
+    /// Description of the source.
+    pub input: &'a str,
+    pub config: &'a Config,
+    pub rate: SampleRate,
+    pub labels: &'a [String],
+    pub progress: &'a Progress,
+    pub status: &'a str,
+    pub error: Option<String>,
+    pub controller: ControllerCounters,
+    pub trigger: TriggerCounters,
+    pub wall_s: f64,
 }
 
-fn summary_json(p: SummaryParts) -> serde_json::Value {
+pub(crate) fn summary_json(p: SummaryParts) -> serde_json::Value {
     let minutes = p.progress.seconds_done / 60.0;
     let per_minute: BTreeMap<&str, f64> = p
         .progress
@@ -236,7 +237,7 @@ fn summary_json(p: SummaryParts) -> serde_json::Value {
         "error": p.error,
         "neuroloop_version": env!("CARGO_PKG_VERSION"),
         "command": p.command,
-        "input": p.input.description,
+        "input": p.input,
         "rate_hz": p.rate.hz(),
         "channels": p.labels,
         "samples": p.progress.frames_done,

@@ -1,10 +1,14 @@
-//! Everything that touches the operating system: file formats and session output.
+//! Everything that touches the operating system: file formats, session output,
+//! serial devices (OpenBCI Cyton, Pulse Pal) and their emulators.
 //!
 //! File readers return a [`Recording`] in physical units (f64); the EDF writer
 //! takes one. [`read_recording`] picks the reader from the file extension.
 
 pub mod edf;
+pub mod emulate;
+pub mod openbci;
 pub mod openephys;
+pub mod pulsepal;
 pub mod raw;
 pub mod session;
 pub mod wav;

@@ -1,0 +1,916 @@
+//! Live sessions. Threads and what joins them:
+//!
+//! ```text
+//!  acquisition ──SPSC ring (samples + chunk headers)──▶ processing ──SPSC ring──▶ sink thread (Pulse Pal …)
+//!  (serial port / paced recording)                      (Controller::process_block) ──SPSC ring──▶ log thread (session folder)
+//! ```
+//!
+//! Every ring is a lock-free `ringbuf` SPSC queue sized at start; producers
+//! never block (a full ring is counted, never waited on) and wake their
+//! consumer with `Thread::unpark`. The processing thread asks for real-time
+//! priority (SCHED_FIFO) and warns when it is not permitted. The calling
+//! thread supervises: Ctrl-C, a device error or a controller fault **disarms
+//! every output first** (no further trigger is written and each sink thread
+//! is joined after sending its device's abort), then stops acquisition and
+//! processing, then flushes the session folder, then returns the reason.
+//!
+//! Time: chunks carry the host `Instant` at which their bytes arrived; a
+//! trigger command carries the arrival time of the chunk holding its deciding
+//! sample, and the sink records when its bytes were written. Those two, not
+//! the sample clock, are what `latency.tsv` and `summary.json` report.
+
+pub mod config;
+pub mod latency;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+use crate::config::{Config, ConfigError};
+use crate::controller::{Block, Controller, Fault};
+use crate::event::{Event, Outbox, TriggerDecision};
+use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
+use crate::io::pulsepal;
+use crate::io::session::{SessionError, SessionWriter};
+use crate::recording::{ChannelSelector, Recording, SelectError, Signal};
+use crate::session::{count, summary_json, Progress, SummaryParts};
+use crate::time::{SampleIndex, SampleRate};
+use latency::{LatencyHistogram, LatencySummary};
+
+/// Outbox capacity per block (as in replay).
+const OUTBOX_CAPACITY: usize = 4096;
+/// Events buffered between the processing and the log thread.
+const EVENT_RING: usize = 1 << 16;
+/// Trigger commands buffered per sink.
+const COMMAND_RING: usize = 1024;
+/// The acquisition ring holds this much signal, or `MIN_RING_FRAMES`
+/// frames (and chunks) if that is more, to ride out scheduling gaps.
+const SAMPLE_RING_S: f64 = 2.0;
+const MIN_RING_FRAMES: usize = 1 << 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Output(#[from] SessionError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Header of a chunk of frames in the sample ring.
+#[derive(Debug, Clone, Copy)]
+struct ChunkHeader {
+    start: SampleIndex,
+    frames: usize,
+    arrived: Instant,
+}
+
+/// The producer side of the acquisition ring.
+pub struct RingWriter {
+    samples: HeapProd<f64>,
+    headers: HeapProd<ChunkHeader>,
+    channels: usize,
+    consumer: Thread,
+    overrun_frames: Arc<AtomicU64>,
+}
+
+impl FrameSink for RingWriter {
+    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+        let frames = samples.len() / self.channels;
+        if self.samples.vacant_len() < samples.len() || self.headers.is_full() {
+            // Processing is behind: drop the chunk; the controller sees the gap.
+            self.overrun_frames
+                .fetch_add(frames as u64, Ordering::Relaxed);
+            return;
+        }
+        self.samples.push_slice(samples);
+        let _ = self.headers.try_push(ChunkHeader {
+            start,
+            frames,
+            arrived,
+        });
+        self.consumer.unpark();
+    }
+}
+
+/// A recording served as a live source: blocks of `block` frames paced at
+/// `speed` × real time (the simulator's `run`, or a file).
+pub struct RecordingSource {
+    frames: Vec<f64>,
+    channels: usize,
+    rate: SampleRate,
+    block: usize,
+    speed: f64,
+}
+
+impl RecordingSource {
+    fn run(&self, out: &mut RingWriter, stop: &AtomicBool) {
+        let started = Instant::now();
+        let total = self.frames.len() / self.channels;
+        let mut start = 0;
+        while start < total && !stop.load(Ordering::Relaxed) {
+            let n = self.block.min(total - start);
+            let due = Duration::from_secs_f64(self.rate.seconds((start + n) as u64) / self.speed);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let samples = &self.frames[start * self.channels..(start + n) * self.channels];
+            out.push(start as u64, samples, Instant::now());
+            start += n;
+        }
+    }
+}
+
+/// An OpenBCI Cyton on a serial port, configured and streaming.
+pub struct CytonSource {
+    port: Box<dyn serialport::SerialPort>,
+    framer: Framer,
+    stall: Duration,
+    pub counters: Arc<CytonCounters>,
+}
+
+/// Where a live session's samples come from.
+pub enum Source {
+    Recording(RecordingSource),
+    Cyton(CytonSource),
+}
+
+/// What the processing side needs to know about a source before it starts.
+pub struct Opened {
+    pub source: Source,
+    pub rate: SampleRate,
+    pub labels: Vec<String>,
+    pub description: String,
+    /// Largest chunk (frames) the source pushes at once.
+    pub max_chunk_frames: usize,
+}
+
+/// The simulator (or any recording) as a paced source over `signals`.
+pub fn recording_source(
+    recording: &Recording,
+    block: usize,
+    speed: f64,
+    description: String,
+) -> Result<Opened, RuntimeError> {
+    let signals: Vec<&Signal> = recording.signals.iter().collect();
+    let first = signals.first().ok_or(SelectError::Empty)?;
+    let total = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
+    let mut frames = Vec::with_capacity(total * signals.len());
+    for i in 0..total {
+        frames.extend(signals.iter().map(|s| s.samples[i]));
+    }
+    Ok(Opened {
+        rate: first.rate,
+        labels: signals.iter().map(|s| s.label.trim().to_string()).collect(),
+        description,
+        max_chunk_frames: block,
+        source: Source::Recording(RecordingSource {
+            frames,
+            channels: signals.len(),
+            rate: first.rate,
+            block,
+            speed,
+        }),
+    })
+}
+
+/// Open a Cyton and set its mode and gains; the acquisition thread starts the stream.
+pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
+    let open_err = |message: String| DeviceError::Open {
+        device: "openbci",
+        port: c.port.clone(),
+        message,
+    };
+    let mut port = serialport::new(&c.port, 115_200)
+        .timeout(Duration::from_millis(10))
+        .open()
+        .map_err(|e| open_err(e.to_string()))?;
+    openbci::configure(&mut port, c.daisy, c.gain)?;
+    let channels = if c.daisy { 16 } else { 8 };
+    let framer = Framer::new(c.daisy, &vec![c.gain; channels]);
+    let rate = SampleRate::new(framer.rate_hz()).expect("constant rate");
+    Ok(Opened {
+        rate,
+        labels: (1..=channels).map(|k| format!("ch{k}")).collect(),
+        description: format!(
+            "OpenBCI Cyton{} on {} (gain {})",
+            if c.daisy { " + Daisy" } else { "" },
+            c.port,
+            c.gain
+        ),
+        // One read of 4096 bytes holds at most 124 packets.
+        max_chunk_frames: 4096 / openbci::PACKET_LEN + 1,
+        source: Source::Cyton(CytonSource {
+            port,
+            framer,
+            stall: Duration::from_secs_f64(c.stall_ms / 1000.0),
+            counters: Arc::new(CytonCounters::default()),
+        }),
+    })
+}
+
+/// A trigger for a sink: the decision, when its deciding sample arrived and
+/// when (host time) the stimulus is due.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerCommand {
+    pub decision: TriggerDecision,
+    pub arrived: Instant,
+    pub due: Instant,
+}
+
+/// A device that turns trigger commands into stimuli. Runs on its own thread.
+pub trait TriggerOutput: Send {
+    fn name(&self) -> &'static str;
+    /// Deliver now. An error means the device can no longer be trusted.
+    fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError>;
+    /// Stop anything the device is playing (best effort, at shutdown).
+    fn disarm(&mut self) -> Result<(), DeviceError>;
+}
+
+/// Pulse Pal v2 on a serial port.
+pub struct PulsePal {
+    port: Box<dyn serialport::SerialPort>,
+    message: [u8; 3],
+}
+
+impl PulsePal {
+    pub fn open(c: &config::PulsePalConfig, pulse_s: f64) -> Result<Self, DeviceError> {
+        let mut port = serialport::new(&c.port, 115_200)
+            .timeout(Duration::from_secs_f64(c.write_timeout_ms / 1000.0))
+            .open()
+            .map_err(|e| DeviceError::Open {
+                device: "pulse-pal",
+                port: c.port.clone(),
+                message: e.to_string(),
+            })?;
+        pulsepal::connect(&mut port, c.channel, c.volts, pulse_s)?;
+        Ok(Self {
+            port,
+            message: pulsepal::trigger_message(c.channel),
+        })
+    }
+}
+
+fn sink_err(e: std::io::Error) -> DeviceError {
+    let message = if e.kind() == std::io::ErrorKind::TimedOut {
+        "stopped accepting data (write timed out)".to_string()
+    } else {
+        e.to_string()
+    };
+    DeviceError::Disconnected {
+        device: "pulse-pal",
+        message,
+    }
+}
+
+impl TriggerOutput for PulsePal {
+    fn name(&self) -> &'static str {
+        "pulse-pal"
+    }
+    fn fire(&mut self, _command: &TriggerCommand) -> Result<(), DeviceError> {
+        self.port.write_all(&self.message).map_err(sink_err)?;
+        self.port.flush().map_err(sink_err)
+    }
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.port
+            .write_all(&[pulsepal::OP_MENU, pulsepal::OP_ABORT])
+            .map_err(sink_err)
+    }
+}
+
+/// Open every configured output.
+pub fn open_outputs(config: &Config) -> Result<Vec<Box<dyn TriggerOutput>>, RuntimeError> {
+    let pulse_s = config.trigger.pulse_ms / 1000.0;
+    config
+        .outputs
+        .iter()
+        .map(|o| match o {
+            config::OutputConfig::PulsePal(c) => {
+                Ok(Box::new(PulsePal::open(c, pulse_s)?) as Box<dyn TriggerOutput>)
+            }
+        })
+        .collect()
+}
+
+/// One delivered trigger as a sink saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerRecord {
+    pub sink: &'static str,
+    pub decided_at: SampleIndex,
+    pub onset: SampleIndex,
+    pub arrived: Instant,
+    pub written: Instant,
+}
+
+/// Why a live session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The source ended or the requested duration was reached.
+    Complete,
+    /// Ctrl-C.
+    Interrupted,
+    /// A device failed (source or sink).
+    Device(DeviceError),
+    /// The controller refused its input.
+    Fault(Fault),
+}
+
+impl Ending {
+    fn status(&self) -> &'static str {
+        match self {
+            Ending::Complete => "complete",
+            Ending::Interrupted => "interrupted",
+            Ending::Device(_) | Ending::Fault(_) => "error",
+        }
+    }
+}
+
+enum Notice {
+    SourceEnded,
+    Limit,
+    Device(DeviceError),
+    Fault(Fault),
+    Warning(String),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatencyReport {
+    pub block_processing: Option<LatencySummary>,
+    pub arrival_to_command: Option<LatencySummary>,
+}
+
+pub struct LiveReport {
+    pub ending: Ending,
+    pub progress: Progress,
+    pub wall_s: f64,
+    pub latency: LatencyReport,
+    pub triggers_written: usize,
+    pub dir: std::path::PathBuf,
+}
+
+/// Counters shared by the threads, for the summary and the status line.
+#[derive(Debug, Default)]
+struct Shared {
+    frames_done: AtomicU64,
+    overrun_frames: Arc<AtomicU64>,
+    event_ring_full: AtomicU64,
+    command_ring_full: AtomicU64,
+    suppressed_disarmed: AtomicU64,
+}
+
+pub struct LiveSpec<'a> {
+    pub command: &'a str,
+    pub config: &'a Config,
+    pub opened: Opened,
+    pub outputs: Vec<Box<dyn TriggerOutput>>,
+    pub out: &'a Path,
+    /// Stop after this much signal (None: until the source ends or Ctrl-C).
+    pub duration_s: Option<f64>,
+    pub realtime_priority: bool,
+}
+
+struct SinkReport {
+    records: Vec<TriggerRecord>,
+    arrival_to_command: LatencyHistogram,
+}
+
+struct ProcessingReport {
+    controller: Controller,
+    block_processing: LatencyHistogram,
+}
+
+/// Ask for SCHED_FIFO on the calling thread.
+fn request_realtime_priority() -> Result<(), std::io::Error> {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: plain syscall on the current thread with a valid parameter.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, RuntimeError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(RuntimeError::Thread)
+}
+
+/// Run a live session to its end and write its folder. `on_status` is called
+/// about once a second with the counts so far.
+pub fn run_live(
+    spec: LiveSpec,
+    stop: &AtomicBool,
+    mut on_status: impl FnMut(&Progress),
+) -> Result<LiveReport, RuntimeError> {
+    let LiveSpec {
+        command,
+        config,
+        opened,
+        outputs,
+        out,
+        duration_s,
+        realtime_priority,
+    } = spec;
+    let started = Instant::now();
+    let rate = opened.rate;
+    // Resolve the configured channels against the source's labels.
+    let probe = Recording {
+        signals: opened
+            .labels
+            .iter()
+            .map(|l| Signal {
+                label: l.clone(),
+                unit: "uV".into(),
+                rate,
+                samples: Vec::new(),
+            })
+            .collect(),
+        annotations: Vec::new(),
+    };
+    let selectors: Vec<ChannelSelector> = config
+        .input
+        .channels
+        .iter()
+        .map(|c| c.parse().expect("infallible"))
+        .collect();
+    let selected = probe.select(&selectors)?;
+    let labels: Vec<String> = selected.iter().map(|&i| opened.labels[i].clone()).collect();
+    let source_channels = opened.labels.len();
+    let mut controller = Controller::new(config, rate, selected.len())?;
+    let writer = SessionWriter::create(out, rate, labels.clone(), &config.to_toml())?;
+    let limit = duration_s.map(|s| rate.samples_in_s(s));
+
+    let (notice_tx, notices) = mpsc::channel::<Notice>();
+    let shared = Arc::new(Shared::default());
+    let armed = Arc::new(AtomicBool::new(true));
+    let stop_sinks = Arc::new(AtomicBool::new(false));
+    let stop_acquisition = Arc::new(AtomicBool::new(false));
+    let stop_processing = Arc::new(AtomicBool::new(false));
+    let source_done = Arc::new(AtomicBool::new(false));
+    let stop_log = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Mutex::new(Progress::default()));
+
+    // Log thread: events → session folder.
+    let (mut event_tx, mut event_rx) = HeapRb::<Event>::new(EVENT_RING).split();
+    let log_thread = {
+        let (stop_log, progress) = (stop_log.clone(), progress.clone());
+        let mut writer = writer;
+        spawn(
+            "neuroloop-log",
+            move || -> Result<SessionWriter, SessionError> {
+                let mut batch = Vec::with_capacity(1024);
+                loop {
+                    let finished = stop_log.load(Ordering::Acquire);
+                    while let Some(e) = event_rx.try_pop() {
+                        batch.push(e);
+                    }
+                    if !batch.is_empty() {
+                        writer.write_events(&batch)?;
+                        writer.flush()?;
+                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        count(&mut p, &batch);
+                        batch.clear();
+                    }
+                    if finished {
+                        return Ok(writer);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            },
+        )?
+    };
+
+    // Sink threads.
+    let mut sink_producers: Vec<(HeapProd<TriggerCommand>, Thread)> = Vec::new();
+    let mut sink_threads = Vec::new();
+    let capacity = config.trigger.max_per_session as usize + 1;
+    for mut output in outputs {
+        let (tx, mut rx): (HeapProd<TriggerCommand>, HeapCons<TriggerCommand>) =
+            HeapRb::new(COMMAND_RING).split();
+        let (armed, stop_sinks, shared, notice_tx) = (
+            armed.clone(),
+            stop_sinks.clone(),
+            shared.clone(),
+            notice_tx.clone(),
+        );
+        let name = output.name();
+        let handle = spawn(&format!("neuroloop-{name}"), move || {
+            let mut report = SinkReport {
+                records: Vec::with_capacity(capacity),
+                arrival_to_command: LatencyHistogram::new(),
+            };
+            while !stop_sinks.load(Ordering::Acquire) {
+                let Some(cmd) = rx.try_pop() else {
+                    std::thread::park_timeout(Duration::from_millis(20));
+                    continue;
+                };
+                if let Some(wait) = cmd.due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                if !armed.load(Ordering::SeqCst) {
+                    shared.suppressed_disarmed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Err(e) = output.fire(&cmd) {
+                    let _ = notice_tx.send(Notice::Device(e));
+                    break;
+                }
+                let written = Instant::now();
+                report
+                    .arrival_to_command
+                    .record(written.duration_since(cmd.arrived));
+                if report.records.len() < report.records.capacity() {
+                    report.records.push(TriggerRecord {
+                        sink: name,
+                        decided_at: cmd.decision.decided_at,
+                        onset: cmd.decision.onset,
+                        arrived: cmd.arrived,
+                        written,
+                    });
+                }
+            }
+            // Best effort: the device may be the thing that failed.
+            let _ = output.disarm();
+            report
+        })?;
+        sink_producers.push((tx, handle.thread().clone()));
+        sink_threads.push(handle);
+    }
+
+    // Processing thread.
+    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
+    let (sample_tx, mut sample_rx) =
+        HeapRb::<f64>::new((ring_frames + opened.max_chunk_frames) * source_channels).split();
+    let (header_tx, mut header_rx) = HeapRb::<ChunkHeader>::new(ring_frames).split();
+    let processing_thread = {
+        let (stop_processing, source_done, shared, notice_tx) = (
+            stop_processing.clone(),
+            source_done.clone(),
+            shared.clone(),
+            notice_tx.clone(),
+        );
+        let max_chunk = opened.max_chunk_frames;
+        spawn("neuroloop-processing", move || {
+            if realtime_priority {
+                if let Err(e) = request_realtime_priority() {
+                    let _ = notice_tx.send(Notice::Warning(format!(
+                        "processing thread runs without real-time priority (SCHED_FIFO refused: {e})"
+                    )));
+                }
+            }
+            let mut raw = vec![0.0; max_chunk * source_channels];
+            let mut block = vec![0.0; max_chunk * selected.len()];
+            let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
+            let mut hist = LatencyHistogram::new();
+            let sample_period_s = 1.0 / rate.hz();
+            let mut faulted = false;
+            loop {
+                let Some(h) = header_rx.try_pop() else {
+                    if stop_processing.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if source_done.load(Ordering::Acquire) && header_rx.is_empty() {
+                        let _ = notice_tx.send(Notice::SourceEnded);
+                        break;
+                    }
+                    std::thread::park_timeout(Duration::from_millis(10));
+                    continue;
+                };
+                let raw = &mut raw[..h.frames * source_channels];
+                sample_rx.pop_slice(raw);
+                if limit.is_some_and(|l| h.start >= l) {
+                    let _ = notice_tx.send(Notice::Limit);
+                    break;
+                }
+                let mut frames = h.frames;
+                if let Some(limit) = limit {
+                    frames = frames.min(limit.saturating_sub(h.start) as usize);
+                }
+                let channels = selected.len();
+                for (dst, src) in block
+                    .chunks_exact_mut(channels)
+                    .zip(raw.chunks_exact(source_channels))
+                    .take(frames)
+                {
+                    for (d, &i) in dst.iter_mut().zip(&selected) {
+                        *d = src[i];
+                    }
+                }
+                outbox.clear();
+                let data = Block {
+                    start: h.start,
+                    channels,
+                    samples: &block[..frames * channels],
+                };
+                let t0 = Instant::now();
+                let result = controller.process_block(&data, &mut outbox);
+                hist.record(t0.elapsed());
+                for event in outbox.events() {
+                    if let Event::Trigger(d) = event {
+                        if d.delivered {
+                            let ahead_s = (d.onset - d.decided_at) as f64 * sample_period_s;
+                            let cmd = TriggerCommand {
+                                decision: *d,
+                                arrived: h.arrived,
+                                due: h.arrived + Duration::from_secs_f64(ahead_s),
+                            };
+                            for (tx, thread) in &mut sink_producers {
+                                if tx.try_push(cmd).is_err() {
+                                    shared.command_ring_full.fetch_add(1, Ordering::Relaxed);
+                                }
+                                thread.unpark();
+                            }
+                        }
+                    }
+                    if event_tx.try_push(*event).is_err() {
+                        shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                shared
+                    .frames_done
+                    .store(controller.next_sample(), Ordering::Relaxed);
+                if let Err(fault) = result {
+                    let _ = notice_tx.send(Notice::Fault(fault));
+                    faulted = true;
+                    break;
+                }
+                if limit.is_some_and(|l| controller.next_sample() >= l) {
+                    let _ = notice_tx.send(Notice::Limit);
+                    break;
+                }
+            }
+            if !faulted {
+                outbox.clear();
+                controller.finish(&mut outbox);
+                for event in outbox.events() {
+                    if event_tx.try_push(*event).is_err() {
+                        shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            ProcessingReport {
+                controller,
+                block_processing: hist,
+            }
+        })?
+    };
+
+    // Acquisition thread.
+    let cyton_counters = match &opened.source {
+        Source::Cyton(c) => Some(c.counters.clone()),
+        Source::Recording(_) => None,
+    };
+    let acquisition_thread = {
+        let mut ring = RingWriter {
+            samples: sample_tx,
+            headers: header_tx,
+            channels: source_channels,
+            consumer: processing_thread.thread().clone(),
+            overrun_frames: shared.overrun_frames.clone(),
+        };
+        let (stop_acquisition, source_done, notice_tx) = (
+            stop_acquisition.clone(),
+            source_done.clone(),
+            notice_tx.clone(),
+        );
+        let source = opened.source;
+        spawn("neuroloop-acquisition", move || {
+            let result = match source {
+                Source::Recording(r) => {
+                    r.run(&mut ring, &stop_acquisition);
+                    Ok(())
+                }
+                Source::Cyton(mut c) => c
+                    .port
+                    .write_all(&[openbci::CMD_START])
+                    .map_err(|e| DeviceError::Disconnected {
+                        device: "openbci",
+                        message: e.to_string(),
+                    })
+                    .and_then(|()| {
+                        openbci::acquire(
+                            &mut c.port,
+                            &mut c.framer,
+                            &mut ring,
+                            c.stall,
+                            &stop_acquisition,
+                            &c.counters,
+                        )
+                    })
+                    .inspect(|_| {
+                        let _ = c.port.write_all(&[openbci::CMD_STOP]);
+                    }),
+            };
+            if let Err(e) = result {
+                let _ = notice_tx.send(Notice::Device(e));
+            }
+            source_done.store(true, Ordering::Release);
+            ring.consumer.unpark();
+        })?
+    };
+    drop(notice_tx);
+
+    // Supervise.
+    let mut warned = std::collections::BTreeSet::new();
+    let mut warn_once = |key: String, message: String| {
+        if warned.insert(key) {
+            eprintln!("warning: {message}");
+        }
+    };
+    let mut last_status = Instant::now();
+    let ending = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ending::Interrupted;
+        }
+        match notices.recv_timeout(Duration::from_millis(50)) {
+            Ok(Notice::SourceEnded) | Ok(Notice::Limit) => break Ending::Complete,
+            Ok(Notice::Device(e)) => break Ending::Device(e),
+            Ok(Notice::Fault(f)) => break Ending::Fault(f),
+            Ok(Notice::Warning(w)) => warn_once(w.clone(), w),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Ending::Complete,
+        }
+        let at = shared.frames_done.load(Ordering::Relaxed);
+        if let Some(c) = &cyton_counters {
+            for (key, value) in [
+                ("garbage", c.garbage_bytes.load(Ordering::Relaxed)),
+                ("dropped", c.dropped_packets.load(Ordering::Relaxed)),
+            ] {
+                if value > 0 {
+                    let what = if key == "garbage" {
+                        "skipped garbage bytes and resynchronised"
+                    } else {
+                        "packets lost (sample counter skipped); the gap is counted, not filled"
+                    };
+                    warn_once(
+                        key.into(),
+                        format!(
+                            "openbci: {what} (first seen by sample {at}; totals in summary.json)"
+                        ),
+                    );
+                }
+            }
+        }
+        if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
+            warn_once(
+                "overrun".into(),
+                format!(
+                    "processing fell behind acquisition; frames dropped (first by sample {at})"
+                ),
+            );
+        }
+        if last_status.elapsed() >= Duration::from_secs(1) {
+            last_status = Instant::now();
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            p.frames_done = at;
+            p.seconds_done = rate.seconds(at);
+            on_status(&p);
+        }
+    };
+
+    // 1. Disarm every output and wait until no sink can write again.
+    armed.store(false, Ordering::SeqCst);
+    stop_sinks.store(true, Ordering::Release);
+    let mut sink_reports = Vec::new();
+    for handle in sink_threads {
+        handle.thread().unpark();
+        sink_reports.push(handle.join().map_err(|_| thread_panicked("sink"))?);
+    }
+    // 2. Stop acquisition and processing.
+    stop_acquisition.store(true, Ordering::Release);
+    acquisition_thread
+        .join()
+        .map_err(|_| thread_panicked("acquisition"))?;
+    stop_processing.store(true, Ordering::Release);
+    processing_thread.thread().unpark();
+    let processed = processing_thread
+        .join()
+        .map_err(|_| thread_panicked("processing"))?;
+    // 3. Flush the session folder.
+    stop_log.store(true, Ordering::Release);
+    let writer = log_thread.join().map_err(|_| thread_panicked("log"))??;
+    let wall_s = started.elapsed().as_secs_f64();
+
+    let mut arrival_to_command = LatencyHistogram::new();
+    let mut records: Vec<TriggerRecord> = Vec::new();
+    for r in &sink_reports {
+        arrival_to_command = merge(arrival_to_command, &r.arrival_to_command);
+        records.extend_from_slice(&r.records);
+    }
+    records.sort_by_key(|r| (r.decided_at, r.sink));
+    write_latency_tsv(writer.dir(), &records, started)?;
+    let latency = LatencyReport {
+        block_processing: processed.block_processing.summary(),
+        arrival_to_command: arrival_to_command.summary(),
+    };
+    let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    progress.frames_done = processed.controller.next_sample();
+    progress.seconds_done = rate.seconds(progress.frames_done);
+    let error = match &ending {
+        Ending::Device(e) => Some(e.to_string()),
+        Ending::Fault(f) => Some(f.to_string()),
+        _ => None,
+    };
+    let mut summary = summary_json(SummaryParts {
+        command,
+        input: &opened.description,
+        config,
+        rate,
+        labels: &labels,
+        progress: &progress,
+        status: ending.status(),
+        error,
+        controller: processed.controller.counters(),
+        trigger: processed.controller.trigger_counters(),
+        wall_s,
+    });
+    summary["latency"] = serde_json::to_value(&latency).expect("serialises");
+    summary["runtime"] = serde_json::json!({
+        "outputs_disarmed_before_flush": true,
+        "triggers_written": records.len(),
+        "triggers_suppressed_after_disarm": shared.suppressed_disarmed.load(Ordering::Relaxed),
+        "acquisition_overrun_frames": shared.overrun_frames.load(Ordering::Relaxed),
+        "event_ring_full": shared.event_ring_full.load(Ordering::Relaxed),
+        "command_ring_full": shared.command_ring_full.load(Ordering::Relaxed),
+    });
+    if let Some(c) = &cyton_counters {
+        summary["source"] = c.snapshot();
+    }
+    let dir = writer.dir().to_path_buf();
+    match ending {
+        Ending::Complete | Ending::Interrupted => writer.finish(&summary)?,
+        Ending::Device(_) | Ending::Fault(_) => writer.abandon(&summary)?,
+    };
+    Ok(LiveReport {
+        ending,
+        progress,
+        wall_s,
+        latency,
+        triggers_written: records.len(),
+        dir,
+    })
+}
+
+fn thread_panicked(which: &str) -> RuntimeError {
+    RuntimeError::Thread(std::io::Error::other(format!(
+        "the {which} thread panicked"
+    )))
+}
+
+fn merge(mut into: LatencyHistogram, other: &LatencyHistogram) -> LatencyHistogram {
+    into.merge(other);
+    into
+}
+
+/// Per delivered trigger: the deciding sample, its scheduled onset, when the
+/// deciding sample arrived and when the command was written (s from the
+/// session start), and the difference.
+fn write_latency_tsv(
+    dir: &Path,
+    records: &[TriggerRecord],
+    started: Instant,
+) -> Result<(), SessionError> {
+    let path = dir.join("latency.tsv");
+    let err = |source| SessionError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
+    writeln!(
+        f,
+        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us"
+    )
+    .map_err(err)?;
+    for r in records {
+        writeln!(
+            f,
+            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}",
+            r.decided_at,
+            r.onset,
+            r.sink,
+            r.arrived.duration_since(started).as_secs_f64(),
+            r.written.duration_since(started).as_secs_f64(),
+            r.written.duration_since(r.arrived).as_secs_f64() * 1e6
+        )
+        .map_err(err)?;
+    }
+    f.flush().map_err(err)
+}

@@ -1,0 +1,460 @@
+//! The whole loop through emulated hardware on pseudo-terminals: an emulated
+//! Cyton streams the sleep simulator as real packets, `runtime::run_live`
+//! processes it, an emulated Pulse Pal records the triggers it receives; and
+//! every device fault (unplug, garbage, dropped packets, stall, a sink that
+//! stops accepting, Ctrl-C) is detected, counted, disarms the outputs and
+//! leaves a complete, readable session folder.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use neuroloop::config::{Config, DetectorConfig, Preset, TriggerMode};
+use neuroloop::io::emulate::{
+    CytonEmulator, CytonFaults, CytonSpec, PulsePalEmulator, PulsePalFaults,
+};
+use neuroloop::io::openbci::DeviceError;
+use neuroloop::runtime::config::{OpenBciConfig, OutputConfig, PulsePalConfig, SourceConfig};
+use neuroloop::runtime::{self, Ending, LiveReport, LiveSpec, TriggerCommand, TriggerOutput};
+use neuroloop::sim::{simulate, truth::TruthEvent, Preset as SimPreset, SimSpec};
+use neuroloop::time::SampleRate;
+
+const RATE_HZ: f64 = 250.0;
+
+/// `seconds` of the 8-channel sleep simulator at 250 Hz, interleaved, with truth.
+fn sleep_signal(seconds: f64, seed: u64) -> (Vec<f64>, Vec<TruthEvent>) {
+    let rate = SampleRate::new(RATE_HZ).unwrap();
+    let mut spec = SimSpec::new(SimPreset::Sleep, seconds, seed, rate);
+    spec.channels = 8;
+    let sim = simulate(&spec).unwrap();
+    let signals = &sim.recording.signals;
+    let frames = signals[0].samples.len();
+    let mut data = Vec::with_capacity(frames * 8);
+    for i in 0..frames {
+        data.extend(signals.iter().map(|s| s.samples[i]));
+    }
+    (data, sim.truth)
+}
+
+fn rig_config(cyton: &Path, pulse_pal: Option<&Path>, stall_ms: f64) -> Config {
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    if let DetectorConfig::Spindle(d) = &mut config.detector {
+        d.commit_after_ms = COMMIT_AFTER_MS;
+    }
+    config.trigger.refractory_ms = 1000.0;
+    config.trigger.pulse_ms = 1.0;
+    config.source = SourceConfig::Openbci(OpenBciConfig {
+        port: cyton.display().to_string(),
+        daisy: false,
+        gain: 12,
+        stall_ms,
+    });
+    config.outputs = pulse_pal
+        .map(|p| {
+            OutputConfig::PulsePal(PulsePalConfig {
+                port: p.display().to_string(),
+                channel: 2,
+                volts: 5.0,
+                write_timeout_ms: 50.0,
+            })
+        })
+        .into_iter()
+        .collect();
+    config.validate().unwrap();
+    config
+}
+
+fn run(
+    config: &Config,
+    extra_outputs: Vec<Box<dyn TriggerOutput>>,
+    out: &Path,
+    duration_s: f64,
+    stop: &AtomicBool,
+) -> LiveReport {
+    let SourceConfig::Openbci(c) = &config.source else {
+        unreachable!()
+    };
+    let opened = runtime::open_cyton(c).unwrap();
+    let mut outputs = runtime::open_outputs(config).unwrap();
+    outputs.extend(extra_outputs);
+    runtime::run_live(
+        LiveSpec {
+            command: "test",
+            config,
+            opened,
+            outputs,
+            out,
+            duration_s: Some(duration_s),
+            realtime_priority: false,
+        },
+        stop,
+        |_| {},
+    )
+    .unwrap()
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Sample indices of the `stim` rows of events.tsv (their deciding sample).
+fn stims(events: &str) -> Vec<u64> {
+    events
+        .lines()
+        .skip(1)
+        .filter(|l| l.split('\t').nth(2) == Some("stim"))
+        .map(|l| {
+            let decided_s: f64 = l.split('\t').nth(7).unwrap().parse().unwrap();
+            (decided_s * RATE_HZ).round() as u64
+        })
+        .collect()
+}
+
+/// The folder of a failed session: summary with status error, the partial
+/// log, no events.tsv.
+fn assert_failed_folder(dir: &Path, needle: &str) {
+    let s = summary(dir);
+    assert_eq!(s["status"], "error");
+    let error = s["error"].as_str().unwrap();
+    assert!(error.contains(needle), "{error}");
+    assert!(dir.join("events.partial.tsv").exists());
+    assert!(!dir.join("events.tsv").exists());
+    assert!(dir.join("latency.tsv").exists() && dir.join("config.toml").exists());
+    assert_eq!(s["runtime"]["outputs_disarmed_before_flush"], true);
+}
+
+#[test]
+fn emulated_cyton_to_emulated_pulse_pal_scores_against_truth() {
+    let speed = 10.0;
+    let seconds = 150.0;
+    let (frames_uv, truth) = sleep_signal(seconds + 10.0, 4);
+    let cyton = CytonEmulator::start(CytonSpec {
+        frames_uv,
+        daisy: false,
+        speed,
+        faults: CytonFaults::default(),
+    })
+    .unwrap();
+    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("session");
+    // A generous stall limit: this machine is shared and heavily loaded.
+    let config = rig_config(&cyton.path, Some(&pulse_pal.path), 2000.0);
+    let report = run(&config, vec![], &out, seconds, &AtomicBool::new(false));
+    assert_eq!(report.ending, Ending::Complete);
+    let cyton_log = cyton.finish().unwrap();
+    let pp = pulse_pal.finish().unwrap();
+
+    // The board was configured as asked: gain 12 on all 8 channels.
+    assert_eq!(&cyton_log.gains[..8], &[12; 8]);
+    // The Pulse Pal was set up: handshake, 1-ms pulse (20 cycles) on channel 2.
+    assert_eq!(pp.handshakes, 1);
+    assert!(pp.params.contains(&(4, 2, 20)), "{:?}", pp.params);
+    assert!(pp.aborts >= 1, "outputs are disarmed at the end");
+
+    let s = summary(&out);
+    assert_eq!(s["status"], "complete");
+    assert_eq!(s["samples"], (seconds * RATE_HZ) as u64, "{s}");
+    // Known issue: under heavy machine load a few bytes have been lost on the
+    // pty at 20× pacing (14 bytes in one run of several; cause not found). They
+    // are resynchronised and counted, never silently absorbed, which is what
+    // this checks; the fault tests below pin the exact counts.
+    let garbage = s["source"]["garbage_bytes"].as_u64().unwrap();
+    assert!(garbage < 100, "{}", s["source"]);
+    assert_eq!(
+        s["source"]["dropped_packets"], s["controller"]["dropped_frames"],
+        "every lost packet is a counted gap: {} {} {}",
+        s["source"], s["controller"], s["runtime"]
+    );
+
+    // Every stim logged was received, once, on channel 2, close to its
+    // deciding sample on the emulator's clock.
+    let events = std::fs::read_to_string(out.join("events.tsv")).unwrap();
+    let logged = stims(&events);
+    assert!(
+        logged.len() >= 5,
+        "too few stims to score: {}",
+        logged.len()
+    );
+    assert_eq!(pp.triggers.len(), logged.len());
+    assert!(pp.triggers.iter().all(|t| t.mask == 0b10));
+    // Each trigger maps to the last packet written before it arrived (the
+    // emulator's clock): the deciding sample plus the loop's latency.
+    let received: Vec<f64> = pp
+        .triggers
+        .iter()
+        .map(|t| cyton_log.sent_at.partition_point(|&s| s <= t.at) as f64 - 1.0)
+        .collect();
+    for (r, &d) in received.iter().zip(&logged) {
+        // Causality only: how soon is measured in latency.tsv, not asserted here.
+        assert!(
+            *r >= d as f64,
+            "received at sample {r:.0}, before its decision at {d}"
+        );
+    }
+
+    // Score the received triggers against the simulator's spindles: a hit lies
+    // inside a true spindle or within 0.5 s after its end (the detector commits
+    // after 500 ms of evidence).
+    let spindles: Vec<&TruthEvent> = truth.iter().filter(|t| t.trial_type == "spindle").collect();
+    let hits = received
+        .iter()
+        .filter(|&&r| {
+            let t = r / RATE_HZ;
+            spindles
+                .iter()
+                .any(|s| t >= s.onset_s && t <= s.end_s() + 0.5)
+        })
+        .count();
+    let precision = hits as f64 / received.len() as f64;
+    eprintln!(
+        "{} triggers received, {hits} on a true spindle (precision {precision:.2}); {} spindles in truth",
+        received.len(),
+        spindles.len()
+    );
+    assert!(precision >= PRECISION_FLOOR, "precision {precision:.2}");
+
+    // Latency is measured per trigger and summarised.
+    let latency = std::fs::read_to_string(out.join("latency.tsv")).unwrap();
+    assert_eq!(latency.lines().count(), logged.len() + 1);
+    assert!(s["latency"]["arrival_to_command"]["count"].as_u64() == Some(logged.len() as u64));
+    assert!(s["latency"]["block_processing"]["p99_us"].as_f64().unwrap() > 0.0);
+}
+
+/// Just under what the spindle detector reaches on this seed with a 150-ms
+/// commit (7 of 8 received triggers on a true spindle); it guards the plumbing
+/// end to end. Spindle-locked stimulation needs that much evidence: committing
+/// at the first sample above threshold (the preset's setting, which logs only)
+/// also fires on sigma bursts that never become 0.5-s spindles (6 of 26 here).
+const PRECISION_FLOOR: f64 = 0.75;
+const COMMIT_AFTER_MS: f64 = 150.0;
+
+fn short_session(
+    faults: CytonFaults,
+    stall_ms: f64,
+    seconds: f64,
+) -> (LiveReport, tempfile::TempDir, PulsePalEmulator) {
+    let (frames_uv, _) = sleep_signal(seconds + 5.0, 7);
+    let cyton = CytonEmulator::start(CytonSpec {
+        frames_uv,
+        daisy: false,
+        speed: 10.0,
+        faults,
+    })
+    .unwrap();
+    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = rig_config(&cyton.path, Some(&pulse_pal.path), stall_ms);
+    let report = run(
+        &config,
+        vec![],
+        &dir.path().join("s"),
+        seconds,
+        &AtomicBool::new(false),
+    );
+    drop(cyton);
+    (report, dir, pulse_pal)
+}
+
+#[test]
+fn unplugged_source_disarms_and_keeps_a_readable_folder() {
+    let (report, dir, pp) = short_session(
+        CytonFaults {
+            close_after: Some(2000),
+            ..CytonFaults::default()
+        },
+        500.0,
+        30.0,
+    );
+    assert!(
+        matches!(
+            report.ending,
+            Ending::Device(DeviceError::Disconnected { .. })
+        ),
+        "{:?}",
+        report.ending
+    );
+    assert_failed_folder(&dir.path().join("s"), "openbci: disconnected");
+    // The hang-up may discard the last bytes in flight.
+    let samples = summary(&dir.path().join("s"))["samples"].as_u64().unwrap();
+    assert!((1..=2000).contains(&samples), "{samples}");
+    assert!(
+        pp.finish().unwrap().aborts >= 1,
+        "Pulse Pal aborted on disarm"
+    );
+}
+
+#[test]
+fn stalled_source_is_detected_after_stall_ms() {
+    let (report, dir, pp) = short_session(
+        CytonFaults {
+            stall_after: Some(1000),
+            ..CytonFaults::default()
+        },
+        150.0,
+        30.0,
+    );
+    assert_eq!(
+        report.ending,
+        Ending::Device(DeviceError::Stalled {
+            device: "openbci",
+            ms: 150
+        })
+    );
+    assert_failed_folder(&dir.path().join("s"), "no data for 150 ms");
+    assert!(pp.finish().unwrap().aborts >= 1);
+}
+
+#[test]
+fn garbage_is_skipped_and_counted_without_losing_samples() {
+    let (report, dir, _pp) = short_session(
+        CytonFaults {
+            garbage_every: Some(100),
+            ..CytonFaults::default()
+        },
+        500.0,
+        20.0,
+    );
+    assert_eq!(report.ending, Ending::Complete);
+    let s = summary(&dir.path().join("s"));
+    let packets = s["source"]["packets"].as_u64().unwrap();
+    // 7 garbage bytes before every 100th packet sent up to the last one parsed.
+    let bursts = s["source"]["resyncs"].as_u64().unwrap();
+    assert!(
+        bursts >= packets / 100 - 1 && bursts <= packets / 100 + 1,
+        "{s}"
+    );
+    assert_eq!(s["source"]["garbage_bytes"].as_u64().unwrap(), 7 * bursts);
+    assert_eq!(s["source"]["dropped_packets"], 0, "{}", s["source"]);
+    assert_eq!(s["controller"]["dropped_frames"], 0);
+    assert_eq!(s["samples"], 5000);
+    assert_eq!(s["status"], "complete");
+}
+
+#[test]
+fn dropped_packets_are_counted_and_left_as_gaps() {
+    let (report, dir, _pp) = short_session(
+        CytonFaults {
+            drop_every: Some(240),
+            ..CytonFaults::default()
+        },
+        500.0,
+        20.0,
+    );
+    assert_eq!(report.ending, Ending::Complete);
+    let s = summary(&dir.path().join("s"));
+    // Packets 239, 479, …, 4799 never sent: 20 gaps in the first 5000 samples.
+    assert_eq!(s["controller"]["dropped_frames"], 20, "{s}");
+    // The source keeps reading (and counting) until it is stopped after the limit.
+    let counted = s["source"]["dropped_packets"].as_u64().unwrap();
+    assert!(counted >= 20, "{counted}");
+    assert_eq!(s["samples"], 5000);
+}
+
+/// A sink whose device stops accepting data after `ok` triggers, the way a
+/// serial write that times out is reported.
+struct Refusing {
+    ok: usize,
+    fired: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TriggerOutput for Refusing {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+    fn fire(&mut self, _: &TriggerCommand) -> Result<(), DeviceError> {
+        if self.fired.fetch_add(1, Ordering::SeqCst) >= self.ok {
+            return Err(DeviceError::Disconnected {
+                device: "refusing",
+                message: "stopped accepting data (write timed out)".into(),
+            });
+        }
+        Ok(())
+    }
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sink_that_stops_accepting_disarms_every_output() {
+    let speed = 20.0;
+    let (frames_uv, _) = sleep_signal(160.0, 4);
+    let cyton = CytonEmulator::start(CytonSpec {
+        frames_uv,
+        daisy: false,
+        speed,
+        faults: CytonFaults::default(),
+    })
+    .unwrap();
+    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let config = rig_config(&cyton.path, Some(&pulse_pal.path), 500.0);
+    let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refusing = Box::new(Refusing {
+        ok: 1,
+        fired: fired.clone(),
+    });
+    let report = run(
+        &config,
+        vec![refusing],
+        &out,
+        150.0,
+        &AtomicBool::new(false),
+    );
+    assert!(
+        matches!(
+            &report.ending,
+            Ending::Device(DeviceError::Disconnected {
+                device: "refusing",
+                ..
+            })
+        ),
+        "{:?}",
+        report.ending
+    );
+    assert_failed_folder(&out, "stopped accepting");
+    let pp = pulse_pal.finish().unwrap();
+    assert!(pp.aborts >= 1, "the healthy output was disarmed too");
+    // Nothing reached the Pulse Pal after the failing sink's second command
+    // (one trigger each at most, racing the failure by one command).
+    assert!(
+        pp.triggers.len() <= 2,
+        "{} triggers after the fault",
+        pp.triggers.len()
+    );
+}
+
+#[test]
+fn ctrl_c_disarms_then_writes_a_complete_interrupted_session() {
+    let (frames_uv, _) = sleep_signal(60.0, 7);
+    let cyton = CytonEmulator::start(CytonSpec {
+        frames_uv,
+        daisy: false,
+        speed: 1.0,
+        faults: CytonFaults::default(),
+    })
+    .unwrap();
+    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let config = rig_config(&cyton.path, Some(&pulse_pal.path), 500.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let ctrl_c = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        s2.store(true, Ordering::Relaxed);
+    });
+    let report = run(&config, vec![], &out, 60.0, &stop);
+    ctrl_c.join().unwrap();
+    assert_eq!(report.ending, Ending::Interrupted);
+    let s = summary(&out);
+    assert_eq!(s["status"], "interrupted");
+    assert!(out.join("events.tsv").exists() && !out.join("events.partial.tsv").exists());
+    let samples = s["samples"].as_u64().unwrap();
+    assert!((200..=600).contains(&samples), "{samples} samples in 1.5 s");
+    assert!(pulse_pal.finish().unwrap().aborts >= 1);
+}
