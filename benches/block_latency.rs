@@ -1,0 +1,77 @@
+//! Per-block processing latency of the whole controller (the `rodent-ripple`
+//! preset: band-pass, envelope, baselines, veto, state gate, trigger policy)
+//! on 64 channels at 30 kHz in 1-ms blocks (30 frames), the design point of
+//! EVALUATION.md (target p99 ≤ 100 µs). Prints p50/p99/max per block and the
+//! throughput in channel-samples per second; docs/performance.md quotes it.
+//!
+//! `cargo bench --bench block_latency` runs it; under `cargo test` (no
+//! `--bench` argument) it only processes a few blocks as a smoke test.
+
+use std::time::Instant;
+
+use neuroloop::config::Preset;
+use neuroloop::controller::{Block, Controller};
+use neuroloop::event::Outbox;
+use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
+use neuroloop::time::SampleRate;
+
+const CHANNELS: usize = 64;
+const RATE_HZ: f64 = 30_000.0;
+const BLOCK_FRAMES: usize = 30;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let seconds = if full { 40.0 } else { 1.0 };
+    let rate = SampleRate::new(RATE_HZ).expect("valid rate");
+    let mut spec = SimSpec::new(SimPreset::RodentRipple, seconds, 1, rate);
+    spec.channels = CHANNELS;
+    let sim = simulate(&spec).expect("simulation");
+    let frames = sim.recording.signals[0].samples.len();
+    let mut data = Vec::with_capacity(frames * CHANNELS);
+    for i in 0..frames {
+        data.extend(sim.recording.signals.iter().map(|s| s.samples[i]));
+    }
+    let mut controller =
+        Controller::new(&Preset::RodentRipple.config(), rate, CHANNELS).expect("controller");
+    let mut outbox = Outbox::with_capacity(1024);
+    let mut durations_ns = Vec::with_capacity(frames / BLOCK_FRAMES);
+    let mut events = 0;
+    for (i, chunk) in data.chunks_exact(BLOCK_FRAMES * CHANNELS).enumerate() {
+        let block = Block {
+            start: (i * BLOCK_FRAMES) as u64,
+            channels: CHANNELS,
+            samples: chunk,
+        };
+        outbox.clear();
+        let started = Instant::now();
+        controller
+            .process_block(&block, &mut outbox)
+            .expect("simulated input is valid");
+        durations_ns.push(started.elapsed().as_nanos() as u64);
+        events += outbox.events().len();
+    }
+    if !full {
+        return;
+    }
+    let total_s = durations_ns.iter().sum::<u64>() as f64 * 1e-9;
+    durations_ns.sort_unstable();
+    let at = |q: f64| {
+        durations_ns[((q * durations_ns.len() as f64) as usize).min(durations_ns.len() - 1)]
+    };
+    println!(
+        "block_latency: {CHANNELS} ch x {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {} blocks ({seconds} s), {events} events",
+        durations_ns.len()
+    );
+    println!(
+        "  per block: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
+        at(0.5) as f64 / 1e3,
+        at(0.99) as f64 / 1e3,
+        at(0.999) as f64 / 1e3,
+        *durations_ns.last().expect("blocks") as f64 / 1e3
+    );
+    println!(
+        "  throughput: {:.1} M channel-samples/s ({:.1}x real time)",
+        (frames * CHANNELS) as f64 / total_s / 1e6,
+        seconds / total_s
+    );
+}
