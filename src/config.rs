@@ -518,12 +518,7 @@ impl RippleConfig {
             ("detector.band_low_hz", self.band_low_hz),
             ("detector.band_high_hz", self.band_high_hz),
         )?;
-        if !(1..=8).contains(&self.filter_order) {
-            return Err(invalid(
-                "detector.filter_order",
-                format!("must be between 1 and 8, got {}", self.filter_order),
-            ));
-        }
+        check_order("detector.filter_order", self.filter_order)?;
         check_range(
             "detector.envelope_window_ms",
             self.envelope_window_ms,

@@ -43,6 +43,23 @@ pub struct Detection {
     pub target_phase_deg: Option<f64>,
 }
 
+impl Detection {
+    /// An event starting at `onset`, committed at sample `n`: its end and peak
+    /// are provisional (`n`), and the trigger policy schedules from `n`.
+    pub fn committed(kind: EventKind, channel: usize, onset: SampleIndex, n: SampleIndex) -> Self {
+        Self {
+            kind,
+            channel,
+            onset,
+            end: n + 1,
+            peak: n,
+            detected_at: n,
+            stim_target: None,
+            target_phase_deg: None,
+        }
+    }
+}
+
 /// A trigger decision: a stimulus scheduled at `onset`, either delivered or
 /// logged as a sham (control condition).
 #[derive(Debug, Clone, Copy, PartialEq)]

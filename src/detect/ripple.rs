@@ -383,16 +383,12 @@ impl Ripple {
                         .filter_map(|s| s.rise_start)
                         .min()
                         .unwrap_or(n);
-                    let detection = Detection {
-                        kind: EventKind::Ripple,
-                        channel: self.streams[best].channel,
+                    let detection = Detection::committed(
+                        EventKind::Ripple,
+                        self.streams[best].channel,
                         onset,
-                        end: n + 1,
-                        peak: n,
-                        detected_at: n,
-                        stim_target: None,
-                        target_phase_deg: None,
-                    };
+                        n,
+                    );
                     emit(DetectorOutput::Commit(detection));
                     State::InEvent {
                         detection,

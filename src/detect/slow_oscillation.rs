@@ -218,15 +218,12 @@ impl SlowOscillationDetector {
         stim_target: SampleIndex,
         emit: &mut impl FnMut(DetectorOutput),
     ) {
+        let onset = self.down_crossing.min(trough);
         let detection = Detection {
-            kind: EventKind::SlowOscillation,
-            channel: 0,
-            onset: self.down_crossing.min(trough),
-            end: n + 1,
             peak: trough,
-            detected_at: n,
             stim_target: Some(stim_target.max(n)),
             target_phase_deg: Some(self.target_phase_deg),
+            ..Detection::committed(EventKind::SlowOscillation, 0, onset, n)
         };
         emit(DetectorOutput::Commit(detection));
         self.open = Some(detection);

@@ -226,16 +226,8 @@ impl SpindleDetector {
             State::Quiet => State::Quiet,
             State::Rising { .. } if !self.starts(&f) => State::Quiet,
             State::Rising { start } if n - start >= self.commit_after => {
-                let detection = Detection {
-                    kind: EventKind::Spindle,
-                    channel,
-                    onset: start.saturating_sub(self.half_window),
-                    end: n + 1,
-                    peak: n,
-                    detected_at: n,
-                    stim_target: None,
-                    target_phase_deg: None,
-                };
+                let onset = start.saturating_sub(self.half_window);
+                let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
                 emit(DetectorOutput::Commit(detection));
                 State::InEvent {
                     detection,
