@@ -437,7 +437,7 @@ fn run(args: RunArgs) -> Result<()> {
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
     };
-    let outputs = runtime::open_outputs(&config)?;
+    let outputs = runtime::open_outputs(&config, opened.rate)?;
     println!(
         "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
         opened.description,
