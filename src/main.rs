@@ -611,6 +611,15 @@ fn devices() -> Result<()> {
             serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
         }
     }
+    match io::audio::list_devices() {
+        Ok(list) if list.is_empty() => println!("no audio devices found"),
+        Ok(list) => {
+            for line in list {
+                println!("audio {line}");
+            }
+        }
+        Err(e) => println!("audio devices not listed: {e}"),
+    }
     Ok(())
 }
 

@@ -177,23 +177,21 @@ pub struct ClickScheduler {
 }
 
 impl ClickScheduler {
+    /// `click`: the rendered click at `spec.rate_hz`.
     pub fn new(
         click: Vec<f32>,
-        channels: usize,
-        rate_in_hz: f64,
-        rate_out_hz: f64,
-        max_clock_error_ms: f64,
-        latency: Option<Duration>,
+        spec: &ClickOutputSpec,
         armed: Arc<AtomicBool>,
         counters: Arc<OutputCounters>,
     ) -> Self {
+        let rate_out_hz = f64::from(spec.rate_hz);
         Self {
             click,
-            channels,
-            frames_per_sample: rate_out_hz / rate_in_hz,
+            channels: usize::from(spec.channels),
+            frames_per_sample: rate_out_hz / spec.session_rate_hz,
             rate_out_hz,
-            max_error_frames: max_clock_error_ms / 1000.0 * rate_out_hz,
-            latency,
+            max_error_frames: spec.max_clock_error_ms / 1000.0 * rate_out_hz,
+            latency: spec.device_latency,
             anchor: None,
             slots: [None; CLICK_SLOTS],
             frame: 0,
@@ -350,16 +348,7 @@ impl ClickOutput {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (commands, mut rx): (HeapProd<ClickCommand>, HeapCons<ClickCommand>) =
             HeapRb::new(COMMAND_RING).split();
-        let mut scheduler = ClickScheduler::new(
-            click,
-            spec.channels as usize,
-            spec.session_rate_hz,
-            f64::from(spec.rate_hz),
-            spec.max_clock_error_ms,
-            spec.device_latency,
-            armed.clone(),
-            counters.clone(),
-        );
+        let mut scheduler = ClickScheduler::new(click, spec, armed.clone(), counters.clone());
         let config = cpal::StreamConfig {
             channels: spec.channels,
             sample_rate: spec.rate_hz,
@@ -456,13 +445,19 @@ mod tests {
 
     fn scheduler(latency_ms: Option<u64>) -> (ClickScheduler, Arc<OutputCounters>) {
         let counters = Arc::new(OutputCounters::default());
+        let spec = ClickOutputSpec {
+            device: None,
+            rate_hz: 48_000,
+            channels: 2,
+            period_frames: 64,
+            click: ClickSpec::default(),
+            device_latency: latency_ms.map(Duration::from_millis),
+            max_clock_error_ms: 20.0,
+            session_rate_hz: 250.0,
+        };
         let s = ClickScheduler::new(
             vec![1.0, 2.0, 3.0, 4.0],
-            2,
-            250.0,
-            48_000.0,
-            20.0,
-            latency_ms.map(Duration::from_millis),
+            &spec,
             Arc::new(AtomicBool::new(true)),
             counters.clone(),
         );
