@@ -437,7 +437,7 @@ fn run(args: RunArgs) -> Result<()> {
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
     };
-    let outputs = runtime::open_outputs(&config)?;
+    let outputs = runtime::open_outputs(&config, opened.rate)?;
     println!(
         "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
         opened.description,
@@ -610,6 +610,15 @@ fn devices() -> Result<()> {
             serialport::SerialPortType::BluetoothPort => println!("{}  bluetooth", p.port_name),
             serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
         }
+    }
+    match io::audio::list_devices() {
+        Ok(list) if list.is_empty() => println!("no audio devices found"),
+        Ok(list) => {
+            for line in list {
+                println!("audio {line}");
+            }
+        }
+        Err(e) => println!("audio devices not listed: {e}"),
     }
     Ok(())
 }

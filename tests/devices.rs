@@ -77,7 +77,7 @@ fn run(
         unreachable!()
     };
     let opened = runtime::open_cyton(c).unwrap();
-    let mut outputs = runtime::open_outputs(config).unwrap();
+    let mut outputs = runtime::open_outputs(config, opened.rate).unwrap();
     outputs.extend(extra_outputs);
     runtime::run_live(
         LiveSpec {

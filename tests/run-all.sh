@@ -10,6 +10,18 @@ if [ ! -d ../shared/data ]; then
     exit 1
 fi
 
+# cpal links ALSA: the build needs libasound2-dev and pkg-config.
+if ! dpkg -s libasound2-dev pkg-config >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update && apt-get install -y --no-install-recommends pkg-config libasound2-dev
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update && sudo apt-get install -y --no-install-recommends pkg-config libasound2-dev
+    else
+        echo "error: the build needs pkg-config and libasound2-dev; run as root: apt-get update && apt-get install -y --no-install-recommends pkg-config libasound2-dev" >&2
+        exit 1
+    fi
+fi
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check

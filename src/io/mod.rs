@@ -4,6 +4,7 @@
 //! File readers return a [`Recording`] in physical units (f64); the EDF writer
 //! takes one. [`read_recording`] picks the reader from the file extension.
 
+pub mod audio;
 pub mod edf;
 pub mod emulate;
 pub mod openbci;

@@ -46,6 +46,62 @@ pub enum OutputConfig {
     /// A Sanworks Pulse Pal v2: one monophasic pulse of `trigger.pulse_ms`
     /// on `channel` per delivered stim (software trigger, op 77).
     PulsePal(PulsePalConfig),
+    /// A sound card playing the pink-noise click (`click.rs`) at the output
+    /// frame that corresponds to each delivered stim's onset sample.
+    AudioClick(AudioClickConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioClickConfig {
+    /// ALSA PCM name as `neuroloop devices` lists it; the default device if absent.
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default = "default_audio_rate_hz")]
+    pub rate_hz: u32,
+    /// Output channels; the click plays on all of them.
+    #[serde(default = "default_audio_channels")]
+    pub channels: u16,
+    /// Frames per callback requested from the device (its period).
+    #[serde(default = "default_period_frames")]
+    pub period_frames: u32,
+    /// RMS of the click's plateau relative to full scale.
+    #[serde(default = "default_level_dbfs")]
+    pub level_dbfs: f64,
+    #[serde(default = "default_click_ms")]
+    pub click_ms: f64,
+    #[serde(default = "default_ramp_ms")]
+    pub ramp_ms: f64,
+    /// From a frame written to it being heard; measured from the backend's
+    /// stream timestamps when absent.
+    #[serde(default)]
+    pub device_latency_ms: Option<f64>,
+    /// Largest disagreement between the sample→frame map and the host clock
+    /// before the map is re-anchored (see `io/audio.rs`).
+    #[serde(default = "default_max_clock_error_ms")]
+    pub max_clock_error_ms: f64,
+}
+
+fn default_audio_rate_hz() -> u32 {
+    48_000
+}
+fn default_audio_channels() -> u16 {
+    2
+}
+fn default_period_frames() -> u32 {
+    256
+}
+fn default_level_dbfs() -> f64 {
+    -20.0
+}
+fn default_click_ms() -> f64 {
+    50.0
+}
+fn default_ramp_ms() -> f64 {
+    5.0
+}
+fn default_max_clock_error_ms() -> f64 {
+    5.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +187,36 @@ impl OutputConfig {
                     ));
                 }
                 Ok(())
+            }
+            OutputConfig::AudioClick(c) => {
+                let range = |field, value: f64, lo: f64, hi: f64| {
+                    if value.is_finite() && (lo..=hi).contains(&value) {
+                        Ok(())
+                    } else {
+                        Err(invalid(
+                            field,
+                            format!("must be between {lo} and {hi}, got {value}"),
+                        ))
+                    }
+                };
+                if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
+                    return Err(invalid("outputs.device", "must name a device".into()));
+                }
+                range("outputs.rate_hz", f64::from(c.rate_hz), 8000.0, 384_000.0)?;
+                range("outputs.channels", f64::from(c.channels), 1.0, 32.0)?;
+                range(
+                    "outputs.period_frames",
+                    f64::from(c.period_frames),
+                    16.0,
+                    16384.0,
+                )?;
+                range("outputs.level_dbfs", c.level_dbfs, -120.0, -3.0)?;
+                range("outputs.click_ms", c.click_ms, 1.0, 1000.0)?;
+                range("outputs.ramp_ms", c.ramp_ms, 0.0, c.click_ms / 2.0)?;
+                if let Some(l) = c.device_latency_ms {
+                    range("outputs.device_latency_ms", l, 0.0, 1000.0)?;
+                }
+                range("outputs.max_clock_error_ms", c.max_clock_error_ms, 0.1, 1e6)
             }
         }
     }

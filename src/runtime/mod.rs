@@ -33,9 +33,11 @@ use std::time::{Duration, Instant};
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
+use crate::click::ClickSpec;
 use crate::config::{Config, ConfigError};
 use crate::controller::{Block, Controller, Fault};
 use crate::event::{Event, Outbox, TriggerDecision};
+use crate::io::audio;
 use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
 use crate::io::pulsepal;
 use crate::io::session::{SessionError, SessionWriter};
@@ -65,6 +67,8 @@ pub enum RuntimeError {
     Output(#[from] SessionError),
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error(transparent)]
+    Audio(#[from] crate::io::audio::AudioError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -237,6 +241,101 @@ pub trait TriggerOutput: Send {
     fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError>;
     /// Stop anything the device is playing (best effort, at shutdown).
     fn disarm(&mut self) -> Result<(), DeviceError>;
+    /// True when the device times the stimulus itself from `due`, so the
+    /// sink hands commands over at once instead of waiting until `due`.
+    fn schedules_ahead(&self) -> bool {
+        false
+    }
+    /// Device counters for `summary.json` (after `disarm`).
+    fn report(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A sound card playing the click at the output frame of each stim's onset.
+pub struct AudioClick {
+    output: audio::ClickOutput,
+    latency_configured: bool,
+}
+
+impl AudioClick {
+    pub fn open(
+        c: &config::AudioClickConfig,
+        session_rate: SampleRate,
+    ) -> Result<Self, audio::AudioError> {
+        let spec = audio::ClickOutputSpec {
+            device: c.device.clone(),
+            rate_hz: c.rate_hz,
+            channels: c.channels,
+            period_frames: c.period_frames,
+            click: ClickSpec {
+                duration_ms: c.click_ms,
+                ramp_ms: c.ramp_ms,
+                level_dbfs: c.level_dbfs,
+                ..ClickSpec::default()
+            },
+            device_latency: c
+                .device_latency_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            max_clock_error_ms: c.max_clock_error_ms,
+            session_rate_hz: session_rate.hz(),
+        };
+        Ok(Self {
+            output: audio::ClickOutput::open(&spec)?,
+            latency_configured: c.device_latency_ms.is_some(),
+        })
+    }
+}
+
+impl TriggerOutput for AudioClick {
+    fn name(&self) -> &'static str {
+        "audio-click"
+    }
+    fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError> {
+        self.output
+            .schedule(audio::ClickCommand {
+                onset: command.decision.onset,
+                due: command.due,
+            })
+            .map_err(|e| DeviceError::Disconnected {
+                device: "audio-click",
+                message: e.to_string(),
+            })
+    }
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.output.disarm();
+        Ok(())
+    }
+    fn schedules_ahead(&self) -> bool {
+        true
+    }
+    fn report(&self) -> Option<serde_json::Value> {
+        let c = &self.output.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let errors = self
+            .output
+            .errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        Some(serde_json::json!({
+            "kind": "audio-click",
+            "device": self.output.device,
+            "click_frames": self.output.click_frames,
+            "device_latency_source": if self.latency_configured { "configured" } else { "measured" },
+            "backend_delay_ms_last": get(&c.backend_delay_ns_last) as f64 / 1e6,
+            "backend_delay_ms_max": get(&c.backend_delay_ns_max) as f64 / 1e6,
+            "frames_written": get(&c.frames_written),
+            "clicks_started": get(&c.clicks_started),
+            "late_clicks": get(&c.late_clicks),
+            "late_frames_max": get(&c.late_frames_max),
+            "clicks_dropped": get(&c.clicks_dropped),
+            "reanchors": get(&c.reanchors),
+            "underruns": get(&c.underruns),
+            "stream_errors": get(&c.stream_errors),
+            "errors": errors,
+        }))
+    }
 }
 
 /// Pulse Pal v2 on a serial port.
@@ -290,8 +389,11 @@ impl TriggerOutput for PulsePal {
     }
 }
 
-/// Open every configured output.
-pub fn open_outputs(config: &Config) -> Result<Vec<Box<dyn TriggerOutput>>, RuntimeError> {
+/// Open every configured output; `session_rate` is the source's sample rate.
+pub fn open_outputs(
+    config: &Config,
+    session_rate: SampleRate,
+) -> Result<Vec<Box<dyn TriggerOutput>>, RuntimeError> {
     let pulse_s = config.trigger.pulse_ms / 1000.0;
     config
         .outputs
@@ -299,6 +401,9 @@ pub fn open_outputs(config: &Config) -> Result<Vec<Box<dyn TriggerOutput>>, Runt
         .map(|o| match o {
             config::OutputConfig::PulsePal(c) => {
                 Ok(Box::new(PulsePal::open(c, pulse_s)?) as Box<dyn TriggerOutput>)
+            }
+            config::OutputConfig::AudioClick(c) => {
+                Ok(Box::new(AudioClick::open(c, session_rate)?) as Box<dyn TriggerOutput>)
             }
         })
         .collect()
@@ -384,6 +489,7 @@ pub struct LiveSpec<'a> {
 struct SinkReport {
     records: Vec<TriggerRecord>,
     arrival_to_command: LatencyHistogram,
+    device: Option<serde_json::Value>,
 }
 
 struct ProcessingReport {
@@ -512,10 +618,12 @@ pub fn run_live(
             notice_tx.clone(),
         );
         let name = output.name();
+        let ahead = output.schedules_ahead();
         let handle = spawn(&format!("neuroloop-{name}"), move || {
             let mut report = SinkReport {
                 records: Vec::with_capacity(capacity),
                 arrival_to_command: LatencyHistogram::new(),
+                device: None,
             };
             while !stop_sinks.load(Ordering::Acquire) {
                 let Some(cmd) = rx.try_pop() else {
@@ -523,7 +631,9 @@ pub fn run_live(
                     continue;
                 };
                 if let Some(wait) = cmd.due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
+                    if !ahead {
+                        std::thread::sleep(wait);
+                    }
                 }
                 if !armed.load(Ordering::SeqCst) {
                     shared.suppressed_disarmed.fetch_add(1, Ordering::Relaxed);
@@ -549,6 +659,7 @@ pub fn run_live(
             }
             // Best effort: the device may be the thing that failed.
             let _ = output.disarm();
+            report.device = output.report();
             report
         })?;
         sink_producers.push((tx, handle.thread().clone()));
@@ -853,6 +964,13 @@ pub fn run_live(
     });
     if let Some(c) = &cyton_counters {
         summary["source"] = c.snapshot();
+    }
+    let devices: Vec<_> = sink_reports
+        .iter()
+        .filter_map(|r| r.device.clone())
+        .collect();
+    if !devices.is_empty() {
+        summary["outputs"] = serde_json::Value::Array(devices);
     }
     let dir = writer.dir().to_path_buf();
     match ending {
