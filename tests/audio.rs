@@ -123,7 +123,11 @@ fn clicks_through_alsa_land_at_exact_frame_spacing_with_the_rendered_samples() {
         })
         .unwrap();
     }
-    let (samples, first_byte) = reader.0.recv().unwrap();
+    // A bound, so a stream that never writes fails the test instead of hanging CI.
+    let (samples, first_byte) = reader
+        .0
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ALSA wrote 1.6 s of the click stream into the FIFO within 30 s");
     drop(out);
     reader.1.join().unwrap();
     let click = ClickSpec::default().render(f64::from(RATE_OUT)).unwrap();
