@@ -438,11 +438,12 @@ fn run(args: RunArgs) -> Result<()> {
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
     };
     let outputs = runtime::open_outputs(&config, opened.rate)?;
+    let output_devices = outputs.len();
     println!(
         "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
         opened.description,
         opened.rate.hz(),
-        outputs.len(),
+        output_devices,
         args.duration_s
     );
     let stop = stop_flag()?;
@@ -474,11 +475,15 @@ fn run(args: RunArgs) -> Result<()> {
         "block processing: {}",
         fmt(&report.latency.block_processing)
     );
-    println!(
-        "sample arrival → trigger command written: {} ({} triggers written)",
-        fmt(&report.latency.arrival_to_command),
-        report.triggers_written
-    );
+    if output_devices == 0 {
+        println!("no output device configured: stims were logged in events.tsv, not delivered");
+    } else {
+        println!(
+            "sample arrival → trigger command written: {} ({} triggers written)",
+            fmt(&report.latency.arrival_to_command),
+            report.triggers_written
+        );
+    }
     match &report.ending {
         Ending::Complete | Ending::Interrupted => {
             print_summary(
