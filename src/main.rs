@@ -436,6 +436,7 @@ fn run(args: RunArgs) -> Result<()> {
             )?
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
+        SourceConfig::Audio(c) => runtime::open_audio(c)?,
     };
     let outputs = runtime::open_outputs(&config, opened.rate)?;
     let output_devices = outputs.len();

@@ -1,8 +1,11 @@
-//! The cpal → ALSA output path without a sound card: a test-local ALSA
-//! configuration (`ALSA_CONFIG_PATH`) defines a `file` PCM over a `null`
-//! slave that writes the raw stream into a FIFO. The test reads the FIFO at
-//! 48 kHz, which paces the stream like a sound card (a `null` PCM alone
-//! accepts frames as fast as they are written).
+//! The cpal → ALSA paths without a sound card: a test-local ALSA
+//! configuration (`ALSA_CONFIG_PATH`) defines `file` PCMs over a `null`
+//! slave. Output: the plugin writes the raw stream into a FIFO that the test
+//! reads at 48 kHz, which paces the stream like a sound card (a `null` PCM
+//! alone accepts frames as fast as they are written). Input: the plugin's
+//! `infile` replaces each captured period with bytes read from a FIFO that
+//! the test writes one period at a time at the stream's rate, which paces
+//! the capture the same way.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -11,10 +14,30 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use neuroloop::click::ClickSpec;
+use std::io::Write;
+
 use neuroloop::io::audio::{AudioErrorKind, ClickCommand, ClickOutput, ClickOutputSpec};
+use neuroloop::io::openbci::{DeviceError, FrameSink};
+use std::path::Path;
+
+use neuroloop::config::{Config, Preset, TriggerMode};
+use neuroloop::controller::{Block, Controller};
+use neuroloop::event::Outbox;
+use neuroloop::runtime::config::{AudioSourceConfig, SourceConfig};
+use neuroloop::runtime::{self, Ending, LiveSpec, Source};
+use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
+use neuroloop::time::SampleRate;
 
 const RATE_OUT: u32 = 48_000;
 const RATE_IN: f64 = 250.0;
+/// Capture PCMs, one per test so tests can run in parallel.
+const INPUTS: [&str; 3] = [
+    "neuroloop_in_scale",
+    "neuroloop_in_run",
+    "neuroloop_in_stall",
+];
+/// Frames per capture period, and per write into the input FIFO.
+const PERIOD: usize = 256;
 
 /// Write the ALSA configuration once for this test process and point ALSA at it.
 fn alsa_dir() -> &'static PathBuf {
@@ -27,6 +50,15 @@ fn alsa_dir() -> &'static PathBuf {
             "pcm.neuroloop_fifo {{\n type file\n slave.pcm \"neuroloop_null\"\n file \"{}\"\n format \"raw\"\n hint {{ show on description \"test: raw frames into a FIFO\" }}\n}}\npcm.neuroloop_null {{ type null }}\n",
             fifo.display()
         );
+        let mut conf = conf;
+        for name in INPUTS {
+            let fifo = dir.join(format!("{name}.fifo"));
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+            conf.push_str(&format!(
+                "pcm.{name} {{\n type file\n slave.pcm \"neuroloop_null\"\n file \"/dev/null\"\n infile \"{}\"\n format \"raw\"\n hint {{ show on description \"test: frames from a FIFO\" }}\n}}\n",
+                fifo.display()
+            ));
+        }
         let path = dir.join("asound.conf");
         std::fs::write(&path, conf).unwrap();
         std::env::set_var("ALSA_CONFIG_PATH", &path);
@@ -171,4 +203,290 @@ fn a_device_that_does_not_exist_is_a_clear_error() {
     let err = ClickOutput::open(&spec("no_such_pcm")).err().unwrap();
     assert_eq!(err.kind, AudioErrorKind::NoDevice);
     assert!(err.to_string().contains("no_such_pcm"), "{err}");
+}
+
+/// Bytes waiting in a pipe.
+fn queued(f: &std::fs::File) -> usize {
+    let mut n: libc::c_int = 0;
+    unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
+    n as usize
+}
+
+/// Feed interleaved f32 `samples` into the FIFO of capture PCM `name`, one
+/// period per write at `speed` × `rate_hz`, then hold the FIFO open (no
+/// data: the device stalls) for `hold` and close it.
+///
+/// cpal opens the PCM, and so the FIFO, to probe it before it opens the
+/// stream that reads; the first period is therefore written once and the
+/// pacing starts only when a reader has consumed it, so the stream sees the
+/// samples from the first.
+fn feed(
+    name: &'static str,
+    samples: Vec<f32>,
+    channels: usize,
+    rate_hz: f64,
+    speed: f64,
+    hold: Duration,
+) -> std::thread::JoinHandle<()> {
+    let path = alsa_dir().join(format!("{name}.fifo"));
+    assert_eq!(samples.len() % (PERIOD * channels), 0);
+    std::thread::spawn(move || {
+        let bytes = |c: &[f32]| -> Vec<u8> { c.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let mut periods = samples.chunks(PERIOD * channels);
+        let first = bytes(periods.next().unwrap());
+        let mut f = loop {
+            // A probe may close the FIFO between our open and write: reopen.
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            if f.write_all(&first).is_ok() {
+                break f;
+            }
+        };
+        while queued(&f) > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let started = Instant::now();
+        for (k, period) in periods.enumerate() {
+            let due = Duration::from_secs_f64(((k + 1) * PERIOD) as f64 / rate_hz / speed);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            if f.write_all(&bytes(period)).is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(hold);
+    })
+}
+
+fn audio_source(name: &str, channels: Vec<u16>, stall_ms: f64) -> AudioSourceConfig {
+    AudioSourceConfig {
+        device: Some(name.into()),
+        channels,
+        device_channels: Some(2),
+        rate_hz: 48_000,
+        period_frames: PERIOD as u32,
+        volts_per_full_scale: 0.002,
+        stall_ms,
+    }
+}
+
+/// A test ramp that tells every sample apart: frame `i` of channel `c`.
+fn ramp(i: usize, c: usize) -> f32 {
+    ((i % 4096) as f32 - 2048.0) / 4096.0 * if c == 0 { 1.0 } else { -0.5 }
+}
+
+struct Collect {
+    chunks: Vec<(u64, Vec<f64>, Instant)>,
+    frames: usize,
+}
+
+impl FrameSink for Collect {
+    fn push(&mut self, start: u64, samples: &[f64], arrived: Instant) {
+        self.frames += samples.len();
+        self.chunks.push((start, samples.to_vec(), arrived));
+    }
+}
+
+#[test]
+fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
+    alsa_dir();
+    let frames = 48 * PERIOD; // 0.256 s at 48 kHz
+    let samples: Vec<f32> = (0..frames).flat_map(|i| [ramp(i, 0), ramp(i, 1)]).collect();
+    let writer = feed(
+        INPUTS[0],
+        samples,
+        2,
+        48_000.0,
+        1.0,
+        Duration::from_millis(300),
+    );
+    let config = audio_source(INPUTS[0], vec![1], 200.0);
+    runtime::config::SourceConfig::Audio(config.clone())
+        .validate()
+        .unwrap();
+    let opened = runtime::open_audio(&config).unwrap();
+    assert_eq!(opened.labels, vec!["in1"]);
+    assert_eq!(opened.rate.hz(), 48_000.0);
+    let Source::Audio(mut source) = opened.source else {
+        unreachable!()
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut sink = Collect {
+        chunks: Vec::new(),
+        frames: 0,
+    };
+    let t0 = Instant::now();
+    // Runs until the FIFO goes quiet: the stall ends it.
+    let result = source.run(&mut sink, &stop);
+    assert!(
+        matches!(
+            result,
+            Err(DeviceError::Stalled {
+                device: "audio",
+                ms: 200
+            })
+        ),
+        "{result:?}"
+    );
+    drop(source);
+    writer.join().unwrap();
+    assert_eq!(sink.frames, frames, "every fed frame arrived once");
+    let mut expected_start = 0;
+    let mut last_arrival = t0;
+    for (start, chunk, arrived) in &sink.chunks {
+        assert_eq!(*start, expected_start, "contiguous chunk headers");
+        assert!(chunk.len() <= PERIOD);
+        assert!(*arrived >= last_arrival);
+        last_arrival = *arrived;
+        for (k, &uv) in chunk.iter().enumerate() {
+            let i = *start as usize + k;
+            let want = f64::from(ramp(i, 1)) * 0.002 * 1e6;
+            assert!((uv - want).abs() < 1e-9, "frame {i}: {uv} µV, want {want}");
+        }
+        expected_start += chunk.len() as u64;
+    }
+    // Paced at 48 kHz: the last chunk arrives about 0.256 s after the first.
+    let span = last_arrival.duration_since(sink.chunks[0].2).as_secs_f64();
+    assert!((0.2..0.5).contains(&span), "capture spanned {span:.3} s");
+}
+
+/// 8 s of the rodent simulator at 48 kHz as a sound card's channel 0, the
+/// config that detects ripples on it, and what the controller makes of the
+/// same samples offline.
+fn sleep_through_audio(name: &str) -> (Vec<f32>, Config, serde_json::Value) {
+    let rate = SampleRate::new(48_000.0).unwrap();
+    let mut spec = SimSpec::new(SimPreset::RodentRipple, 8.0, 3, rate);
+    spec.channels = 1;
+    let sim = simulate(&spec).unwrap();
+    let uv = &sim.recording.signals[0].samples;
+    let frames = uv.len() / PERIOD * PERIOD;
+    // 2 mV full scale; the second device channel carries nothing.
+    let samples: Vec<f32> = uv[..frames]
+        .iter()
+        .flat_map(|&v| [(v / 2000.0) as f32, 0.0])
+        .collect();
+    let mut config = Preset::RodentRipple.config();
+    config.trigger.mode = TriggerMode::Stim;
+    config.source = SourceConfig::Audio(audio_source(name, vec![0], 300.0));
+    config.validate().unwrap();
+    // Offline: the values the live path must produce, in any block size.
+    let mut controller = Controller::new(&config, rate, 1).unwrap();
+    let mut outbox = Outbox::with_capacity(4096);
+    let scaled: Vec<f64> = samples
+        .iter()
+        .step_by(2)
+        .map(|&s| f64::from(s) * 0.002 * 1e6)
+        .collect();
+    controller
+        .process_block(
+            &Block {
+                start: 0,
+                channels: 1,
+                samples: &scaled,
+            },
+            &mut outbox,
+        )
+        .unwrap();
+    controller.finish(&mut outbox);
+    let offline = serde_json::json!({
+        "trigger": controller.trigger_counters(),
+        "frames": controller.counters().frames,
+    });
+    (samples, config, offline)
+}
+
+fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveReport {
+    let SourceConfig::Audio(c) = &config.source else {
+        unreachable!()
+    };
+    let opened = runtime::open_audio(c).unwrap();
+    runtime::run_live(
+        LiveSpec {
+            command: "test",
+            config,
+            opened,
+            outputs: Vec::new(),
+            out,
+            duration_s: Some(duration_s),
+            realtime_priority: false,
+        },
+        &std::sync::atomic::AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap()
+}
+
+fn read_summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_live_session_from_the_audio_source_decides_exactly_as_offline() {
+    alsa_dir();
+    let (samples, config, offline) = sleep_through_audio(INPUTS[1]);
+    let frames = samples.len() / 2;
+    assert!(
+        offline["trigger"]["delivered"].as_u64().unwrap() > 0,
+        "{offline}"
+    );
+    // 4 × real time keeps the test short; the session's clock is the sample index.
+    let writer = feed(
+        INPUTS[1],
+        samples,
+        2,
+        48_000.0,
+        4.0,
+        Duration::from_millis(200),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_audio(&config, &dir.path().join("s"), frames as f64 / 48_000.0);
+    writer.join().unwrap();
+    assert_eq!(report.ending, Ending::Complete);
+    let s = read_summary(&dir.path().join("s"));
+    assert_eq!(s["status"], "complete");
+    assert_eq!(s["samples"].as_u64().unwrap(), frames as u64);
+    assert_eq!(s["trigger"], offline["trigger"]);
+    assert_eq!(s["controller"]["frames"], offline["frames"]);
+    assert_eq!(s["controller"]["dropped_frames"], 0);
+    assert_eq!(s["source"]["device"], INPUTS[1]);
+    assert_eq!(s["source"]["xruns"], 0);
+    assert_eq!(s["source"]["ring_overrun_frames"], 0);
+    assert_eq!(s["runtime"]["acquisition_overrun_frames"], 0);
+    assert!(
+        s["latency"]["block_processing"]["count"].as_u64().unwrap() >= (frames / PERIOD) as u64
+    );
+}
+
+#[test]
+fn an_audio_input_that_goes_quiet_ends_the_session_as_a_device_fault() {
+    alsa_dir();
+    let (samples, config, _) = sleep_through_audio(INPUTS[2]);
+    // Two seconds of signal, then the FIFO stays open without data.
+    let samples = samples[..2 * 48_000 / PERIOD * PERIOD * 2].to_vec();
+    let writer = feed(
+        INPUTS[2],
+        samples,
+        2,
+        48_000.0,
+        4.0,
+        Duration::from_millis(1500),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_audio(&config, &dir.path().join("s"), 60.0);
+    writer.join().unwrap();
+    assert_eq!(
+        report.ending,
+        Ending::Device(DeviceError::Stalled {
+            device: "audio",
+            ms: 300
+        })
+    );
+    let s = read_summary(&dir.path().join("s"));
+    assert_eq!(s["status"], "error");
+    assert!(s["error"]
+        .as_str()
+        .unwrap()
+        .contains("audio: no data for 300 ms"));
+    assert_eq!(s["runtime"]["outputs_disarmed_before_flush"], true);
+    assert!(dir.path().join("s/events.partial.tsv").exists());
 }

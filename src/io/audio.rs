@@ -1,6 +1,6 @@
-//! Sound-card output through cpal (ALSA on Linux), kept behind this module.
+//! Sound-card output and input through cpal (ALSA on Linux), kept behind this module.
 //!
-//! The cpal data callback only moves data: it pops click commands from a
+//! Both data callbacks only move data. Output pops click commands from a
 //! lock-free SPSC ring and writes pre-rendered click samples into the output
 //! buffer; it never allocates, locks or logs. Stream errors arrive on cpal's
 //! error callback (another thread), where they are counted and the first
@@ -23,11 +23,11 @@
 //! re-anchored there and the re-anchoring is counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use ringbuf::traits::{Consumer, Producer, Split};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::click::ClickSpec;
@@ -434,6 +434,279 @@ fn record_stream_error(
         if !list.iter().any(|m| m.starts_with(kind)) {
             let message = format!("{kind}: {e}");
             eprintln!("warning: audio output: {message} (counted in summary.json)");
+            list.push(message);
+        }
+    }
+}
+
+/// What an audio input is set up with.
+#[derive(Debug, Clone)]
+pub struct AudioInputSpec {
+    pub device: Option<String>,
+    /// Channels the stream is opened with (the device's interleaving).
+    pub device_channels: u16,
+    pub rate_hz: u32,
+    pub period_frames: u32,
+}
+
+/// Counters of an input stream, written by the callbacks.
+#[derive(Debug, Default)]
+pub struct InputCounters {
+    pub callbacks: AtomicU64,
+    pub frames_captured: AtomicU64,
+    /// Frames the callback could not queue because the consumer was behind
+    /// (the sample index still advances over them, so the gap is visible).
+    pub ring_overrun_frames: AtomicU64,
+    /// Overruns reported by the backend (ALSA xruns): frames lost in the device.
+    pub xruns: AtomicU64,
+    pub stream_errors: AtomicU64,
+    /// The stream cannot continue (device gone or stream invalidated).
+    pub fatal: AtomicBool,
+}
+
+impl InputCounters {
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "callbacks": get(&self.callbacks),
+            "frames_captured": get(&self.frames_captured),
+            "ring_overrun_frames": get(&self.ring_overrun_frames),
+            "xruns": get(&self.xruns),
+            "stream_errors": get(&self.stream_errors),
+        })
+    }
+}
+
+/// A run of captured frames in the input ring: the device frame index of its
+/// first frame and the host time the callback received it.
+#[derive(Debug, Clone, Copy)]
+pub struct InputChunk {
+    pub start: u64,
+    pub frames: usize,
+    pub arrived: Instant,
+}
+
+/// A running capture stream. The callback copies the device's interleaved
+/// samples (as f32 full-scale fractions) into a lock-free ring with a header
+/// per period and wakes the consumer; [`AudioInput::pop`] takes them out.
+pub struct AudioInput {
+    // Dropping the stream stops it; kept for that.
+    _stream: cpal::Stream,
+    samples: HeapCons<f32>,
+    chunks: HeapCons<InputChunk>,
+    /// The thread the callback wakes, set by the consumer when it starts.
+    waker: Arc<OnceLock<std::thread::Thread>>,
+    pub counters: Arc<InputCounters>,
+    /// The first message of each error kind, for the summary.
+    pub errors: Arc<Mutex<Vec<String>>>,
+    pub device: String,
+    pub sample_format: String,
+    channels: usize,
+    period_frames: usize,
+}
+
+/// The callback's side of the input ring.
+struct InputRing {
+    samples: HeapProd<f32>,
+    chunks: HeapProd<InputChunk>,
+    channels: usize,
+    period_frames: usize,
+    next_frame: u64,
+    waker: Arc<OnceLock<std::thread::Thread>>,
+    counters: Arc<InputCounters>,
+}
+
+impl InputRing {
+    /// Queue one callback's data; never blocks or allocates.
+    fn push<T>(&mut self, data: &[T], arrived: Instant)
+    where
+        T: cpal::Sample,
+        f32: cpal::FromSample<T>,
+    {
+        self.counters.callbacks.fetch_add(1, Ordering::Relaxed);
+        // Periods of at most `period_frames`, so the consumer's buffer fits any chunk.
+        for part in data.chunks(self.period_frames * self.channels) {
+            let frames = part.len() / self.channels;
+            let start = self.next_frame;
+            self.next_frame += frames as u64;
+            if self.samples.vacant_len() < part.len() || self.chunks.is_full() {
+                self.counters
+                    .ring_overrun_frames
+                    .fetch_add(frames as u64, Ordering::Relaxed);
+                continue;
+            }
+            self.samples
+                .push_iter(part.iter().map(|s| s.to_sample::<f32>()));
+            let _ = self.chunks.try_push(InputChunk {
+                start,
+                frames,
+                arrived,
+            });
+        }
+        self.counters
+            .frames_captured
+            .store(self.next_frame, Ordering::Relaxed);
+        if let Some(t) = self.waker.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// The device called `name`, or the default input device.
+fn find_input(name: Option<&str>) -> Result<cpal::Device, AudioError> {
+    let host = cpal::default_host();
+    let wanted = name.unwrap_or("default");
+    let no_device = |message: String| AudioError {
+        kind: AudioErrorKind::NoDevice,
+        device: wanted.to_string(),
+        message,
+    };
+    match name {
+        None => host
+            .default_input_device()
+            .ok_or_else(|| no_device("no default input device".into())),
+        Some(n) => host
+            .devices()
+            .map_err(|e| no_device(e.to_string()))?
+            .find(|d| device_name(d) == n)
+            .ok_or_else(|| no_device("no such device (`neuroloop devices` lists them)".into())),
+    }
+}
+
+impl AudioInput {
+    /// Open and start capturing. The sample format is the device's default
+    /// input format when it is 16-bit, 32-bit integer or float, else f32.
+    pub fn open(spec: &AudioInputSpec) -> Result<Self, AudioError> {
+        let device = find_input(spec.device.as_deref())?;
+        let name = device_name(&device);
+        let open_err = |message: String| AudioError {
+            kind: AudioErrorKind::Open,
+            device: name.clone(),
+            message,
+        };
+        let format = match device.default_input_config().map(|c| c.sample_format()) {
+            Ok(f @ (cpal::SampleFormat::I16 | cpal::SampleFormat::I32)) => f,
+            _ => cpal::SampleFormat::F32,
+        };
+        let channels = usize::from(spec.device_channels);
+        let period_frames = spec.period_frames as usize;
+        // Two seconds of signal, so a consumer delayed by scheduling loses nothing.
+        let ring_frames = (spec.rate_hz as usize * 2).max(4 * period_frames);
+        let (samples_tx, samples) = HeapRb::<f32>::new(ring_frames * channels).split();
+        let (chunks_tx, chunks) =
+            HeapRb::<InputChunk>::new(ring_frames / period_frames + 1).split();
+        let waker = Arc::new(OnceLock::new());
+        let counters = Arc::new(InputCounters::default());
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut ring = InputRing {
+            samples: samples_tx,
+            chunks: chunks_tx,
+            channels,
+            period_frames,
+            next_frame: 0,
+            waker: waker.clone(),
+            counters: counters.clone(),
+        };
+        let config = cpal::StreamConfig {
+            channels: spec.device_channels,
+            sample_rate: spec.rate_hz,
+            buffer_size: cpal::BufferSize::Fixed(spec.period_frames),
+        };
+        let on_error = {
+            let (counters, errors) = (counters.clone(), errors.clone());
+            move |e: cpal::StreamError| record_input_error(&counters, &errors, e)
+        };
+        let stream = match format {
+            cpal::SampleFormat::I16 => device.build_input_stream(
+                &config,
+                move |data: &[i16], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
+                on_error,
+                None,
+            ),
+            cpal::SampleFormat::I32 => device.build_input_stream(
+                &config,
+                move |data: &[i32], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
+                on_error,
+                None,
+            ),
+            _ => device.build_input_stream(
+                &config,
+                move |data: &[f32], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
+                on_error,
+                None,
+            ),
+        }
+        .map_err(|e| open_err(e.to_string()))?;
+        stream.play().map_err(|e| open_err(e.to_string()))?;
+        Ok(Self {
+            _stream: stream,
+            samples,
+            chunks,
+            waker,
+            counters,
+            errors,
+            device: name,
+            sample_format: format.to_string(),
+            channels,
+            period_frames,
+        })
+    }
+
+    /// Have the callback wake the calling thread whenever it queues data.
+    pub fn wake_current_thread(&self) {
+        let _ = self.waker.set(std::thread::current());
+    }
+
+    /// Samples one chunk can hold at most (`pop` needs a buffer this long).
+    pub fn max_chunk_samples(&self) -> usize {
+        self.period_frames * self.channels
+    }
+
+    /// Channels the stream delivers per frame.
+    pub fn device_channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The next queued chunk and its interleaved samples, copied into `out`.
+    pub fn pop<'a>(&mut self, out: &'a mut [f32]) -> Option<(InputChunk, &'a [f32])> {
+        let chunk = self.chunks.try_pop()?;
+        let got = self
+            .samples
+            .pop_slice(&mut out[..chunk.frames * self.channels]);
+        Some((chunk, &out[..got]))
+    }
+
+    /// Why the stream cannot continue, if it cannot.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.counters.fatal.load(Ordering::Acquire).then(|| {
+            self.errors
+                .lock()
+                .map(|e| e.last().cloned().unwrap_or_default())
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn record_input_error(counters: &InputCounters, errors: &Mutex<Vec<String>>, e: cpal::StreamError) {
+    let kind = match &e {
+        cpal::StreamError::BufferUnderrun => {
+            counters.xruns.fetch_add(1, Ordering::Relaxed);
+            "overrun"
+        }
+        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => {
+            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
+            counters.fatal.store(true, Ordering::Release);
+            "device lost"
+        }
+        _ => {
+            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
+            "stream error"
+        }
+    };
+    if let Ok(mut list) = errors.lock() {
+        if !list.iter().any(|m| m.starts_with(kind)) {
+            let message = format!("{kind}: {e}");
+            eprintln!("warning: audio input: {message} (counted in summary.json)");
             list.push(message);
         }
     }

@@ -15,6 +15,47 @@ pub enum SourceConfig {
     Simulator,
     /// An OpenBCI Cyton (8 channels at 250 Hz) or Cyton + Daisy (16 at 125 Hz).
     Openbci(OpenBciConfig),
+    /// A sound card's input channels (an amplifier's analog outputs wired to it).
+    Audio(AudioSourceConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSourceConfig {
+    /// ALSA PCM name as `neuroloop devices` lists it; the default device if absent.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Device channels to use, 0-based; they become the source's channels `in0`, `in1`, ….
+    #[serde(default = "default_input_channels")]
+    pub channels: Vec<u16>,
+    /// Channels the stream is opened with; the highest used index + 1 if absent.
+    #[serde(default)]
+    pub device_channels: Option<u16>,
+    #[serde(default = "default_audio_rate_hz")]
+    pub rate_hz: u32,
+    /// Frames per callback requested from the device (its period).
+    #[serde(default = "default_period_frames")]
+    pub period_frames: u32,
+    /// The voltage at the sound card input that reads as digital full scale
+    /// (±1.0); samples become µV as `sample × volts_per_full_scale × 1e6`.
+    /// Include the amplifier's gain: an amplifier of gain 1000 feeding a card
+    /// whose full scale is 1 V gives 0.001.
+    pub volts_per_full_scale: f64,
+    /// Longest silence tolerated before the device counts as lost.
+    #[serde(default = "default_stall_ms")]
+    pub stall_ms: f64,
+}
+
+impl AudioSourceConfig {
+    /// Channels the stream is opened with.
+    pub fn stream_channels(&self) -> u16 {
+        self.device_channels
+            .unwrap_or_else(|| self.channels.iter().max().map_or(1, |&c| c + 1))
+    }
+}
+
+fn default_input_channels() -> Vec<u16> {
+    vec![0]
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +186,58 @@ impl SourceConfig {
                     return Err(invalid(
                         "source.gain",
                         format!("must be one of 1, 2, 4, 6, 8, 12, 24, got {}", c.gain),
+                    ));
+                }
+                if !(c.stall_ms.is_finite() && (20.0..=60_000.0).contains(&c.stall_ms)) {
+                    return Err(invalid(
+                        "source.stall_ms",
+                        format!("must be between 20 and 60000, got {}", c.stall_ms),
+                    ));
+                }
+                Ok(())
+            }
+            SourceConfig::Audio(c) => {
+                if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
+                    return Err(invalid("source.device", "must name a device".into()));
+                }
+                if c.channels.is_empty() {
+                    return Err(invalid(
+                        "source.channels",
+                        "must list at least one channel".into(),
+                    ));
+                }
+                let stream = c.stream_channels();
+                if !(1..=64).contains(&stream) {
+                    return Err(invalid(
+                        "source.device_channels",
+                        format!("must be between 1 and 64, got {stream}"),
+                    ));
+                }
+                if let Some(&bad) = c.channels.iter().find(|&&ch| ch >= stream) {
+                    return Err(invalid(
+                        "source.channels",
+                        format!("channel {bad} is beyond the {stream} device channels"),
+                    ));
+                }
+                if !(8000..=384_000).contains(&c.rate_hz) {
+                    return Err(invalid(
+                        "source.rate_hz",
+                        format!("must be between 8000 and 384000, got {}", c.rate_hz),
+                    ));
+                }
+                if !(16..=16384).contains(&c.period_frames) {
+                    return Err(invalid(
+                        "source.period_frames",
+                        format!("must be between 16 and 16384, got {}", c.period_frames),
+                    ));
+                }
+                if !(c.volts_per_full_scale.is_finite() && c.volts_per_full_scale > 0.0) {
+                    return Err(invalid(
+                        "source.volts_per_full_scale",
+                        format!(
+                            "must be a positive number of volts, got {}",
+                            c.volts_per_full_scale
+                        ),
                     ));
                 }
                 if !(c.stall_ms.is_finite() && (20.0..=60_000.0).contains(&c.stall_ms)) {

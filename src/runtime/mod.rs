@@ -145,10 +145,72 @@ pub struct CytonSource {
     pub counters: Arc<CytonCounters>,
 }
 
+/// A sound card's input stream: the cpal callback fills a ring (see
+/// `io/audio.rs`); the acquisition thread scales the chosen channels to µV.
+pub struct AudioSource {
+    input: audio::AudioInput,
+    /// Device channel of each source channel.
+    channels: Vec<usize>,
+    uv_per_full_scale: f64,
+    stall: Duration,
+}
+
+impl AudioSource {
+    /// Move captured frames, scaled to µV, into `out` until `stop` is set,
+    /// the stream fails, or no data arrives for the stall time.
+    pub fn run(&mut self, out: &mut dyn FrameSink, stop: &AtomicBool) -> Result<(), DeviceError> {
+        self.input.wake_current_thread();
+        let mut raw = vec![0.0f32; self.input.max_chunk_samples()];
+        let stride = self.input.device_channels();
+        let mut chunk = vec![0.0; raw.len() / stride * self.channels.len()];
+        let mut last_data = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut got_any = false;
+            while let Some((head, samples)) = self.input.pop(&mut raw) {
+                let mut frames = 0;
+                for (src, dst) in samples
+                    .chunks_exact(stride)
+                    .zip(chunk.chunks_exact_mut(self.channels.len()))
+                {
+                    for (d, &c) in dst.iter_mut().zip(&self.channels) {
+                        *d = f64::from(src[c]) * self.uv_per_full_scale;
+                    }
+                    frames += 1;
+                }
+                out.push(
+                    head.start,
+                    &chunk[..frames * self.channels.len()],
+                    head.arrived,
+                );
+                got_any = true;
+            }
+            if let Some(message) = self.input.fatal_error() {
+                return Err(DeviceError::Disconnected {
+                    device: "audio",
+                    message,
+                });
+            }
+            let now = Instant::now();
+            if got_any {
+                last_data = now;
+            } else if now.duration_since(last_data) > self.stall {
+                return Err(DeviceError::Stalled {
+                    device: "audio",
+                    ms: self.stall.as_millis() as u64,
+                });
+            }
+            // The callback unparks this thread when it queues data.
+            std::thread::park_timeout(self.stall / 4);
+        }
+        Ok(())
+    }
+}
+
 /// Where a live session's samples come from.
 pub enum Source {
     Recording(RecordingSource),
     Cyton(CytonSource),
+    Audio(AudioSource),
 }
 
 /// What the processing side needs to know about a source before it starts.
@@ -221,6 +283,40 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
             framer,
             stall: Duration::from_secs_f64(c.stall_ms / 1000.0),
             counters: Arc::new(CytonCounters::default()),
+        }),
+    })
+}
+
+/// Open a sound card's input and start capturing into its ring.
+pub fn open_audio(c: &config::AudioSourceConfig) -> Result<Opened, RuntimeError> {
+    let input = audio::AudioInput::open(&audio::AudioInputSpec {
+        device: c.device.clone(),
+        device_channels: c.stream_channels(),
+        rate_hz: c.rate_hz,
+        period_frames: c.period_frames,
+    })?;
+    let rate = SampleRate::new(f64::from(c.rate_hz)).map_err(|e| ConfigError::Invalid {
+        field: "source.rate_hz",
+        message: e.to_string(),
+    })?;
+    let description = format!(
+        "audio input {} ({}, channels {:?} of {}, {} V full scale)",
+        input.device,
+        input.sample_format,
+        c.channels,
+        c.stream_channels(),
+        c.volts_per_full_scale
+    );
+    Ok(Opened {
+        rate,
+        labels: c.channels.iter().map(|k| format!("in{k}")).collect(),
+        description,
+        max_chunk_frames: c.period_frames as usize,
+        source: Source::Audio(AudioSource {
+            input,
+            channels: c.channels.iter().map(|&k| usize::from(k)).collect(),
+            uv_per_full_scale: c.volts_per_full_scale * 1e6,
+            stall: Duration::from_secs_f64(c.stall_ms / 1000.0),
         }),
     })
 }
@@ -787,7 +883,15 @@ pub fn run_live(
     // Acquisition thread.
     let cyton_counters = match &opened.source {
         Source::Cyton(c) => Some(c.counters.clone()),
-        Source::Recording(_) => None,
+        Source::Recording(_) | Source::Audio(_) => None,
+    };
+    let audio_input = match &opened.source {
+        Source::Audio(a) => Some((
+            a.input.counters.clone(),
+            a.input.errors.clone(),
+            a.input.device.clone(),
+        )),
+        Source::Recording(_) | Source::Cyton(_) => None,
     };
     let acquisition_thread = {
         let mut ring = RingWriter {
@@ -829,6 +933,7 @@ pub fn run_live(
                     .inspect(|_| {
                         let _ = c.port.write_all(&[openbci::CMD_STOP]);
                     }),
+                Source::Audio(mut a) => a.run(&mut ring, &stop_acquisition),
             };
             if let Err(e) = result {
                 let _ = notice_tx.send(Notice::Device(e));
@@ -878,6 +983,16 @@ pub fn run_live(
                         ),
                     );
                 }
+            }
+        }
+        if let Some((c, _, device)) = &audio_input {
+            if c.xruns.load(Ordering::Relaxed) > 0
+                || c.ring_overrun_frames.load(Ordering::Relaxed) > 0
+            {
+                warn_once(
+                    "audio-xrun".into(),
+                    format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
+                );
             }
         }
         if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
@@ -964,6 +1079,12 @@ pub fn run_live(
     });
     if let Some(c) = &cyton_counters {
         summary["source"] = c.snapshot();
+    }
+    if let Some((c, errors, device)) = &audio_input {
+        let mut source = c.snapshot();
+        source["device"] = device.clone().into();
+        source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
+        summary["source"] = source;
     }
     let devices: Vec<_> = sink_reports
         .iter()
