@@ -102,9 +102,16 @@ fn device_name(d: &cpal::Device) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// Which side of a device a stream uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Input,
+    Output,
+}
+
 /// The device called `name` (its ALSA PCM name, e.g. `default`,
-/// `plughw:CARD=PCH,DEV=0`), or the default output device.
-fn find_output(name: Option<&str>) -> Result<cpal::Device, AudioError> {
+/// `plughw:CARD=PCH,DEV=0`), or the default device for `direction`.
+fn find_device(name: Option<&str>, direction: Direction) -> Result<cpal::Device, AudioError> {
     let host = cpal::default_host();
     let wanted = name.unwrap_or("default");
     let no_device = |message: String| AudioError {
@@ -112,11 +119,14 @@ fn find_output(name: Option<&str>) -> Result<cpal::Device, AudioError> {
         device: wanted.to_string(),
         message,
     };
-    match name {
-        None => host
+    match (name, direction) {
+        (None, Direction::Output) => host
             .default_output_device()
             .ok_or_else(|| no_device("no default output device".into())),
-        Some(n) => host
+        (None, Direction::Input) => host
+            .default_input_device()
+            .ok_or_else(|| no_device("no default input device".into())),
+        (Some(n), _) => host
             .devices()
             .map_err(|e| no_device(e.to_string()))?
             .find(|d| device_name(d) == n)
@@ -331,7 +341,7 @@ pub struct ClickOutput {
 
 impl ClickOutput {
     pub fn open(spec: &ClickOutputSpec) -> Result<Self, AudioError> {
-        let device = find_output(spec.device.as_deref())?;
+        let device = find_device(spec.device.as_deref(), Direction::Output)?;
         let name = device_name(&device);
         let open_err = |message: String| AudioError {
             kind: AudioErrorKind::Open,
@@ -552,32 +562,11 @@ impl InputRing {
     }
 }
 
-/// The device called `name`, or the default input device.
-fn find_input(name: Option<&str>) -> Result<cpal::Device, AudioError> {
-    let host = cpal::default_host();
-    let wanted = name.unwrap_or("default");
-    let no_device = |message: String| AudioError {
-        kind: AudioErrorKind::NoDevice,
-        device: wanted.to_string(),
-        message,
-    };
-    match name {
-        None => host
-            .default_input_device()
-            .ok_or_else(|| no_device("no default input device".into())),
-        Some(n) => host
-            .devices()
-            .map_err(|e| no_device(e.to_string()))?
-            .find(|d| device_name(d) == n)
-            .ok_or_else(|| no_device("no such device (`neuroloop devices` lists them)".into())),
-    }
-}
-
 impl AudioInput {
     /// Open and start capturing. The sample format is the device's default
     /// input format when it is 16-bit, 32-bit integer or float, else f32.
     pub fn open(spec: &AudioInputSpec) -> Result<Self, AudioError> {
-        let device = find_input(spec.device.as_deref())?;
+        let device = find_device(spec.device.as_deref(), Direction::Input)?;
         let name = device_name(&device);
         let open_err = |message: String| AudioError {
             kind: AudioErrorKind::Open,
