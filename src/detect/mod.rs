@@ -8,7 +8,27 @@ pub mod sleep_gate;
 pub mod slow_oscillation;
 pub mod spindle;
 
+use crate::config::ConfigError;
+use crate::dsp::{butterworth, Band, SosFilter};
 use crate::event::Detection;
+use crate::time::SampleRate;
+
+/// A Butterworth band-pass for a detector stage; a design error (e.g. a band
+/// above this recording's Nyquist frequency) names the config `field`.
+pub(crate) fn bandpass(
+    order: usize,
+    low_hz: f64,
+    high_hz: f64,
+    rate: SampleRate,
+    field: &'static str,
+) -> Result<SosFilter, ConfigError> {
+    butterworth(order, Band::Bandpass { low_hz, high_hz }, rate)
+        .map(|sos| SosFilter::new(&sos))
+        .map_err(|e| ConfigError::Invalid {
+            field,
+            message: format!("{e} (at {rate})"),
+        })
+}
 
 /// What a detector says about one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]

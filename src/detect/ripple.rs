@@ -23,8 +23,8 @@ use crate::config::{
     BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStateConfig,
     RippleVetoConfig,
 };
-use crate::detect::DetectorOutput;
-use crate::dsp::{butterworth, Band, Envelope, Ewma, Moments, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, DetectorOutput};
+use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -39,27 +39,6 @@ const AUX_FILTER_ORDER: usize = 2;
 
 fn invalid(field: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { field, message }
-}
-
-fn bandpass(
-    order: usize,
-    low_hz: f64,
-    high_hz: f64,
-    rate: SampleRate,
-    field: &'static str,
-) -> Result<SosFilter, ConfigError> {
-    if high_hz >= rate.nyquist_hz() {
-        return Err(invalid(
-            field,
-            format!(
-                "must be below the Nyquist frequency {} Hz of this {rate} signal, got {high_hz}",
-                rate.nyquist_hz()
-            ),
-        ));
-    }
-    let sos = butterworth(order, Band::Bandpass { low_hz, high_hz }, rate)
-        .map_err(|e| invalid(field, e.to_string()))?;
-    Ok(SosFilter::new(&sos))
 }
 
 /// Centre and spread of one envelope.

@@ -9,7 +9,8 @@
 //!   ±`artifact_uv` or a 1-s beta RMS above `artifact_beta_uv`.
 
 use crate::config::{ConfigError, SleepGateConfig};
-use crate::dsp::{butterworth, Band, Envelope, MovingMean, SosFilter};
+use crate::detect::bandpass;
+use crate::dsp::{Envelope, MovingMean, SosFilter};
 use crate::time::{SampleIndex, SampleRate};
 
 const MAX_SHARE_OF_NYQUIST: f64 = 0.9;
@@ -37,11 +38,7 @@ pub struct SleepGate {
 impl SleepGate {
     pub fn new(config: &SleepGateConfig, rate: SampleRate) -> Result<Self, ConfigError> {
         let invalid = |field, message: String| ConfigError::Invalid { field, message };
-        let filter = |low_hz, high_hz: f64, field| {
-            butterworth(2, Band::Bandpass { low_hz, high_hz }, rate)
-                .map(|sos| SosFilter::new(&sos))
-                .map_err(|e| invalid(field, format!("{e} (at {rate})")))
-        };
+        let filter = |low_hz, high_hz: f64, field| bandpass(2, low_hz, high_hz, rate, field);
         let beta_high_hz = config
             .beta_high_hz
             .min(MAX_SHARE_OF_NYQUIST * rate.nyquist_hz());

@@ -15,8 +15,8 @@ use std::f64::consts::PI;
 
 use crate::config::{ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
-use crate::detect::DetectorOutput;
-use crate::dsp::{butterworth, Band, HalfWaveDelay, Pll, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, DetectorOutput};
+use crate::dsp::{HalfWaveDelay, Pll, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -59,18 +59,16 @@ impl SlowOscillationDetector {
         _channels: usize,
     ) -> Result<Self, ConfigError> {
         let invalid = |field, message: String| ConfigError::Invalid { field, message };
-        let sos = butterworth(
+        let filter = bandpass(
             config.filter_order,
-            Band::Bandpass {
-                low_hz: config.band_low_hz,
-                high_hz: config.band_high_hz,
-            },
+            config.band_low_hz,
+            config.band_high_hz,
             rate,
-        )
-        .map_err(|e| invalid("detector.band_high_hz", format!("{e} (at {rate})")))?;
+            "detector.band_high_hz",
+        )?;
         let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
         Ok(Self {
-            filter: SosFilter::new(&sos),
+            filter,
             gate: SleepGate::new(&config.gate, rate)?,
             estimator: config.estimator,
             half_wave: HalfWaveDelay::new(

@@ -14,8 +14,8 @@
 //! The channel with the highest relative-power z drives one state machine.
 
 use crate::config::{ConfigError, SpindleConfig};
-use crate::detect::DetectorOutput;
-use crate::dsp::{butterworth, Band, MovingMean, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, DetectorOutput};
+use crate::dsp::{MovingMean, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -106,22 +106,6 @@ pub struct SpindleDetector {
     dropped_short: u64,
 }
 
-fn design(
-    order: usize,
-    low_hz: f64,
-    high_hz: f64,
-    rate: SampleRate,
-    field: &'static str,
-) -> Result<SosFilter, ConfigError> {
-    let sos = butterworth(order, Band::Bandpass { low_hz, high_hz }, rate).map_err(|e| {
-        ConfigError::Invalid {
-            field,
-            message: format!("{e} (at {rate})"),
-        }
-    })?;
-    Ok(SosFilter::new(&sos))
-}
-
 impl SpindleDetector {
     pub fn new(
         config: &SpindleConfig,
@@ -144,14 +128,14 @@ impl SpindleDetector {
             MovingMean::new(config.window_ms, rate).map_err(|e| invalid("detector.window_ms", e))
         };
         let stages = ChannelStages {
-            sigma: design(
+            sigma: bandpass(
                 config.filter_order,
                 config.sigma_low_hz,
                 config.sigma_high_hz,
                 rate,
                 "detector.sigma_high_hz",
             )?,
-            broad: design(
+            broad: bandpass(
                 config.filter_order,
                 config.broad_low_hz,
                 broad_high_hz,
