@@ -366,7 +366,16 @@ impl ClickOutput {
         };
         let on_error = {
             let (counters, errors) = (counters.clone(), errors.clone());
-            move |e: cpal::StreamError| record_stream_error(&counters, &errors, e)
+            move |e: cpal::StreamError| {
+                record_stream_error(
+                    "output",
+                    &counters.underruns,
+                    &counters.stream_errors,
+                    &counters.fatal,
+                    &errors,
+                    e,
+                )
+            }
         };
         let stream = device
             .build_output_stream(
@@ -417,35 +426,6 @@ impl ClickOutput {
     /// Silence the output from the next callback on; nothing plays again.
     pub fn disarm(&mut self) {
         self.armed.store(false, Ordering::Release);
-    }
-}
-
-fn record_stream_error(
-    counters: &OutputCounters,
-    errors: &Mutex<Vec<String>>,
-    e: cpal::StreamError,
-) {
-    let kind = match &e {
-        cpal::StreamError::BufferUnderrun => {
-            counters.underruns.fetch_add(1, Ordering::Relaxed);
-            "underrun"
-        }
-        cpal::StreamError::DeviceNotAvailable => {
-            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.fatal.store(true, Ordering::Release);
-            "device not available"
-        }
-        _ => {
-            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
-            "stream error"
-        }
-    };
-    if let Ok(mut list) = errors.lock() {
-        if !list.iter().any(|m| m.starts_with(kind)) {
-            let message = format!("{kind}: {e}");
-            eprintln!("warning: audio output: {message} (counted in summary.json)");
-            list.push(message);
-        }
     }
 }
 
@@ -603,7 +583,16 @@ impl AudioInput {
         };
         let on_error = {
             let (counters, errors) = (counters.clone(), errors.clone());
-            move |e: cpal::StreamError| record_input_error(&counters, &errors, e)
+            move |e: cpal::StreamError| {
+                record_stream_error(
+                    "input",
+                    &counters.xruns,
+                    &counters.stream_errors,
+                    &counters.fatal,
+                    &errors,
+                    e,
+                )
+            }
         };
         let stream = match format {
             cpal::SampleFormat::I16 => device.build_input_stream(
@@ -676,26 +665,36 @@ impl AudioInput {
     }
 }
 
-fn record_input_error(counters: &InputCounters, errors: &Mutex<Vec<String>>, e: cpal::StreamError) {
+/// cpal's error callback, for either direction: count the error, mark the
+/// stream dead if the device is gone, and keep (and print once) the first
+/// message of each kind for `summary.json`.
+fn record_stream_error(
+    side: &str,
+    xruns: &AtomicU64,
+    stream_errors: &AtomicU64,
+    fatal: &AtomicBool,
+    errors: &Mutex<Vec<String>>,
+    e: cpal::StreamError,
+) {
     let kind = match &e {
         cpal::StreamError::BufferUnderrun => {
-            counters.xruns.fetch_add(1, Ordering::Relaxed);
-            "overrun"
+            xruns.fetch_add(1, Ordering::Relaxed);
+            "xrun"
         }
         cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => {
-            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.fatal.store(true, Ordering::Release);
+            stream_errors.fetch_add(1, Ordering::Relaxed);
+            fatal.store(true, Ordering::Release);
             "device lost"
         }
         _ => {
-            counters.stream_errors.fetch_add(1, Ordering::Relaxed);
+            stream_errors.fetch_add(1, Ordering::Relaxed);
             "stream error"
         }
     };
     if let Ok(mut list) = errors.lock() {
         if !list.iter().any(|m| m.starts_with(kind)) {
             let message = format!("{kind}: {e}");
-            eprintln!("warning: audio input: {message} (counted in summary.json)");
+            eprintln!("warning: audio {side}: {message} (counted in summary.json)");
             list.push(message);
         }
     }
