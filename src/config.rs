@@ -655,7 +655,8 @@ fn check_order(field: &'static str, order: usize) -> Result<(), ConfigError> {
 
 impl LatencyProbeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        check_range("detector.interval_ms", self.interval_ms, 1.0, 60_000.0)?;
+        // 10 ms: the trigger policy allows at most 6000 decisions a minute.
+        check_range("detector.interval_ms", self.interval_ms, 10.0, 60_000.0)?;
         check_range("detector.threshold_uv", self.threshold_uv, 0.0, 1e9)?;
         check_range(
             "detector.timeout_ms",
