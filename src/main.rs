@@ -43,12 +43,29 @@ enum Command {
     /// A realtime session. With no config: a closed loop against the built-in
     /// simulator, paced in real time; `[source]`/`[[outputs]]` select devices.
     Run(RunArgs),
+    /// Measure the true round trip on a rig whose output is wired back into an
+    /// input: `[detector] kind = "latency-probe"` with the config's `[source]`
+    /// and `[[outputs]]`.
+    LatencyTest(LatencyTestArgs),
     /// Render the sleep-stimulation click (pink noise) to a WAV file for calibration.
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
     /// List serial ports (with USB vendor/product ids).
     Devices,
+}
+
+#[derive(Args)]
+struct LatencyTestArgs {
+    /// The rig's TOML config.
+    #[arg(long)]
+    config: PathBuf,
+    /// How many probes to send.
+    #[arg(long, default_value_t = 100)]
+    probes: u32,
+    /// Output folder for the session.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -231,6 +248,7 @@ fn main() {
         Command::Replay(a) => replay(a),
         Command::Eval(a) => evaluate(a),
         Command::Run(a) => run(a),
+        Command::LatencyTest(a) => latency_test(a),
         Command::Click(a) => click(a),
         Command::Emulate(a) => emulate(a),
         Command::Devices => devices(),
@@ -406,13 +424,11 @@ fn run(args: RunArgs) -> Result<()> {
             .map(|c| c.to_string())
             .collect();
     }
-    let out = args.pipeline.out.clone().unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        PathBuf::from("sessions").join(format!("run-{stamp}"))
-    });
+    let out = args
+        .pipeline
+        .out
+        .clone()
+        .unwrap_or_else(|| stamped_session("run"));
     let mut truth = None;
     let opened = match &config.source {
         SourceConfig::Simulator => {
@@ -465,45 +481,133 @@ fn run(args: RunArgs) -> Result<()> {
         std::fs::write(out.join("truth.tsv"), sim::truth::truth_to_tsv(&truth))
             .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
     }
-    let fmt = |s: &Option<LatencySummary>| match s {
-        Some(s) => format!(
-            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (n={})",
-            s.p50_us, s.p99_us, s.max_us, s.count
-        ),
-        None => "n/a".into(),
-    };
     println!(
         "block processing: {}",
-        fmt(&report.latency.block_processing)
+        format_latency(&report.latency.block_processing)
     );
     if output_devices == 0 {
         println!("no output device configured: stims were logged in events.tsv, not delivered");
     } else {
         println!(
             "sample arrival → trigger command written: {} ({} triggers written)",
-            fmt(&report.latency.arrival_to_command),
+            format_latency(&report.latency.arrival_to_command),
             report.triggers_written
         );
     }
-    match &report.ending {
-        Ending::Complete | Ending::Interrupted => {
-            print_summary(
-                &report.dir,
-                &report.progress,
-                report.ending == Ending::Interrupted,
-                report.wall_s,
-            );
-            Ok(())
-        }
-        Ending::Device(e) => bail!(
-            "{e}; outputs disarmed, session stopped (partial events kept in {})",
-            report.dir.display()
+    session_failed(&report)?;
+    print_summary(
+        &report.dir,
+        &report.progress,
+        report.ending == Ending::Interrupted,
+        report.wall_s,
+    );
+    Ok(())
+}
+
+fn format_latency(s: &Option<LatencySummary>) -> String {
+    match s {
+        Some(s) => format!(
+            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (n={})",
+            s.p50_us, s.p99_us, s.max_us, s.count
         ),
-        Ending::Fault(f) => bail!(
-            "{f}; outputs disarmed, session stopped (partial events kept in {})",
-            report.dir.display()
-        ),
+        None => "n/a".into(),
     }
+}
+
+/// A live session stopped by a device error or a fault is an error.
+fn session_failed(report: &runtime::LiveReport) -> Result<()> {
+    let reason = match &report.ending {
+        Ending::Complete | Ending::Interrupted => return Ok(()),
+        Ending::Device(e) => e.to_string(),
+        Ending::Fault(f) => f.to_string(),
+    };
+    bail!(
+        "{reason}; outputs disarmed, session stopped (partial events kept in {})",
+        report.dir.display()
+    )
+}
+
+/// `sessions/<name>-<unix seconds>`.
+fn stamped_session(name: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    PathBuf::from("sessions").join(format!("{name}-{stamp}"))
+}
+
+fn latency_test(args: LatencyTestArgs) -> Result<()> {
+    let rig = Config::load(&args.config)?;
+    let test = runtime::latency_test::prepare(&rig, args.probes)?;
+    let config = &test.config;
+    let out = args.out.unwrap_or_else(|| stamped_session("latency-test"));
+    let opened = match &config.source {
+        SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
+        SourceConfig::Audio(c) => runtime::open_audio(c)?,
+        SourceConfig::Simulator => unreachable!("prepare refuses the simulator"),
+    };
+    let rate = opened.rate;
+    let outputs = runtime::open_outputs(config, rate)?;
+    println!(
+        "neuroloop latency-test: {} probes from {} output device(s) back into {} at {} Hz (about {:.0} s); Ctrl-C stops",
+        args.probes,
+        outputs.len(),
+        opened.description,
+        rate.hz(),
+        test.duration_s
+    );
+    let stop = stop_flag()?;
+    let report = runtime::run_live(
+        runtime::LiveSpec {
+            command: "latency-test",
+            config,
+            opened,
+            outputs,
+            out: &out,
+            duration_s: Some(test.duration_s),
+            realtime_priority: true,
+        },
+        &stop,
+        |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
+    )?;
+    session_failed(&report)?;
+    let rt = runtime::latency_test::record_round_trip(&report.dir, rate)?;
+    println!(
+        "probes sent {}, returned {}, lost {}{}",
+        rt.probes_sent,
+        rt.returned,
+        rt.lost,
+        if rt.not_delivered > 0 {
+            format!(
+                " ({} not delivered by the trigger policy)",
+                rt.not_delivered
+            )
+        } else {
+            String::new()
+        }
+    );
+    match (rt.samples, rt.ms) {
+        (Some(s), Some(ms)) => println!(
+            "round trip: p50 {} samples ({:.1} ms), p99 {} ({:.1} ms), max {} ({:.1} ms); resolution 1 sample ({:.2} ms)",
+            s.p50,
+            ms.p50,
+            s.p99,
+            ms.p99,
+            s.max,
+            ms.max,
+            1000.0 / rate.hz()
+        ),
+        _ => println!("round trip: no probe came back (check the wiring, detector.channel and detector.threshold_uv)"),
+    }
+    println!(
+        "sample arrival → trigger command written: {}",
+        format_latency(&report.latency.arrival_to_command)
+    );
+    println!("session: {}", report.dir.display());
+    if rt.lost > 0 {
+        bail!("{} of {} probes did not come back", rt.lost, rt.probes_sent);
+    }
+    Ok(())
 }
 
 fn emulate(args: EmulateArgs) -> Result<()> {

@@ -298,3 +298,26 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
         "a refused config must not leave a session folder"
     );
 }
+
+#[test]
+fn latency_test_refuses_a_rig_it_cannot_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rig.toml");
+    let out = dir.path().join("out");
+    let latency_test = || neuroloop(&["latency-test", "--config", p(&config), "--out", p(&out)]);
+    // Not a probe detector.
+    std::fs::write(&config, include_str!("../src/presets/sleep-spindle.toml")).unwrap();
+    refused(&latency_test(), &["detector.kind", "latency-probe"]);
+    // A probe, but nothing can loop back from the simulator.
+    let probe = "[detector]\nkind = \"latency-probe\"\nchannel = 0\ninterval_ms = 200.0\nthreshold_uv = 1000.0\ntimeout_ms = 100.0\n";
+    std::fs::write(&config, probe).unwrap();
+    refused(&latency_test(), &["source.kind"]);
+    // A timeout longer than the interval would overlap probes.
+    std::fs::write(
+        &config,
+        probe.replace("timeout_ms = 100.0", "timeout_ms = 300.0"),
+    )
+    .unwrap();
+    refused(&latency_test(), &["detector.timeout_ms"]);
+    assert!(!out.exists());
+}
