@@ -97,6 +97,30 @@ enum EmulatedDevice {
     Openbci(EmulateOpenbciArgs),
     /// A Pulse Pal v2 that prints each trigger it receives.
     PulsePal(EmulatePulsePalArgs),
+    /// A latency-test rig: a Cyton (sleep simulator) and a Pulse Pal whose
+    /// output is wired back into the Cyton's channel `--channel`.
+    Loopback(EmulateLoopbackArgs),
+}
+
+#[derive(Args)]
+struct EmulateLoopbackArgs {
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Cyton channel (0-based, of 8) the Pulse Pal's output is wired into.
+    #[arg(long, default_value_t = 7)]
+    channel: usize,
+    /// Amplitude of the looped-back pulse.
+    #[arg(long, default_value_t = 50_000.0)]
+    amplitude_uv: f64,
+    /// Its length in packets (samples).
+    #[arg(long, default_value_t = 3)]
+    pulse_packets: u64,
+    #[arg(long)]
+    cyton_link: Option<PathBuf>,
+    #[arg(long)]
+    pulse_pal_link: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -588,7 +612,7 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
     );
     match (rt.samples, rt.ms) {
         (Some(s), Some(ms)) => println!(
-            "round trip: p50 {} samples ({:.1} ms), p99 {} ({:.1} ms), max {} ({:.1} ms); resolution 1 sample ({:.2} ms)",
+            "round trip in samples (ms): p50 {} ({:.1}), p99 {} ({:.1}), max {} ({:.1}); resolution 1 sample = {:.2} ms",
             s.p50,
             ms.p50,
             s.p99,
@@ -623,17 +647,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     };
     match args.device {
         EmulatedDevice::Openbci(a) => {
-            let channels = if a.daisy { 16 } else { 8 };
-            let rate = SampleRate::new(if a.daisy { 125.0 } else { 250.0 }).expect("constant");
-            let mut spec = SimSpec::new(SimPreset::Sleep, a.minutes * 60.0, a.seed, rate);
-            spec.channels = channels;
-            let simulation = sim::simulate(&spec)?;
-            let signals = &simulation.recording.signals;
-            let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
-            let mut frames_uv = Vec::with_capacity(frames * channels);
-            for i in 0..frames {
-                frames_uv.extend(signals.iter().map(|s| s.samples[i]));
-            }
+            let (frames_uv, simulation) = cyton_signal(a.minutes, a.seed, a.daisy)?;
             if let Some(path) = &a.truth {
                 std::fs::write(path, sim::truth::truth_to_tsv(&simulation.truth))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -659,6 +673,55 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             }
             let log = emulator.finish()?;
             println!("sent {} packets", log.packets_sent);
+        }
+        EmulatedDevice::Loopback(a) => {
+            if a.channel >= 8 {
+                bail!(
+                    "--channel must be 0..=7 (the Cyton's 8 channels), got {}",
+                    a.channel
+                );
+            }
+            let (frames_uv, _) = cyton_signal(a.minutes, a.seed, false)?;
+            let wire = emulate::LoopbackWire::new();
+            let pulse_pal = emulate::PulsePalEmulator::start_wired(
+                emulate::PulsePalFaults::default(),
+                Some(wire.clone()),
+            )
+            .context("cannot open a pseudo-terminal")?;
+            let cyton = emulate::CytonEmulator::start_looped(
+                emulate::CytonSpec {
+                    frames_uv,
+                    daisy: false,
+                    speed: 1.0,
+                    faults: emulate::CytonFaults::default(),
+                },
+                Some(emulate::Loopback {
+                    wire,
+                    channel: a.channel,
+                    amplitude_uv: a.amplitude_uv,
+                    packets: a.pulse_packets,
+                }),
+            )
+            .context("cannot open a pseudo-terminal")?;
+            println!(
+                "emulated loop-back rig: Cyton on {}, Pulse Pal on {}, output wired into channel {} ({} µV for {} packets); Ctrl-C stops",
+                cyton.path.display(),
+                pulse_pal.path.display(),
+                a.channel,
+                a.amplitude_uv,
+                a.pulse_packets
+            );
+            link(&cyton.path, &a.cyton_link)?;
+            link(&pulse_pal.path, &a.pulse_pal_link)?;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let triggers = pulse_pal.finish()?.triggers.len();
+            let log = cyton.finish()?;
+            println!(
+                "sent {} packets, looped back {triggers} trigger(s)",
+                log.packets_sent
+            );
         }
         EmulatedDevice::PulsePal(a) => {
             let emulator = emulate::PulsePalEmulator::start(emulate::PulsePalFaults::default())
@@ -696,6 +759,23 @@ fn emulate(args: EmulateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
+/// interleaved in µV, with the simulation (for its truth).
+fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::Simulation)> {
+    let channels = if daisy { 16 } else { 8 };
+    let rate = SampleRate::new(if daisy { 125.0 } else { 250.0 }).expect("constant");
+    let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
+    spec.channels = channels;
+    let simulation = sim::simulate(&spec)?;
+    let signals = &simulation.recording.signals;
+    let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
+    let mut frames_uv = Vec::with_capacity(frames * channels);
+    for i in 0..frames {
+        frames_uv.extend(signals.iter().map(|s| s.samples[i]));
+    }
+    Ok((frames_uv, simulation))
 }
 
 fn devices() -> Result<()> {
