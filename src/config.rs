@@ -59,6 +59,22 @@ pub enum DetectorConfig {
     Spindle(SpindleConfig),
     /// Slow-oscillation up-state targeting: a stimulus scheduled at a target phase.
     SlowOscillation(SlowOscillationConfig),
+    /// `latency-test`: a probe stimulus every `interval_ms`, timed until it
+    /// comes back on a looped-back input channel.
+    LatencyProbe(LatencyProbeConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyProbeConfig {
+    /// Position (0-based) among the processed channels of the looped-back input.
+    pub channel: usize,
+    /// Time from one probe to the next (and never while the line is still high).
+    pub interval_ms: f64,
+    /// |x| above this on `channel` means the pulse came back.
+    pub threshold_uv: f64,
+    /// A probe not back within this is counted as lost.
+    pub timeout_ms: f64,
 }
 
 /// How the slow-oscillation detector predicts the target phase.
@@ -502,6 +518,7 @@ impl Config {
             DetectorConfig::Ripple(d) => d.validate()?,
             DetectorConfig::Spindle(d) => d.validate()?,
             DetectorConfig::SlowOscillation(d) => d.validate()?,
+            DetectorConfig::LatencyProbe(d) => d.validate()?,
         }
         self.trigger.validate()?;
         self.source.validate()?;
@@ -633,6 +650,20 @@ fn check_order(field: &'static str, order: usize) -> Result<(), ConfigError> {
             field,
             format!("must be between 1 and 8, got {order}"),
         ))
+    }
+}
+
+impl LatencyProbeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        // 10 ms: the trigger policy allows at most 6000 decisions a minute.
+        check_range("detector.interval_ms", self.interval_ms, 10.0, 60_000.0)?;
+        check_range("detector.threshold_uv", self.threshold_uv, 0.0, 1e9)?;
+        check_range(
+            "detector.timeout_ms",
+            self.timeout_ms,
+            1.0,
+            self.interval_ms,
+        )
     }
 }
 

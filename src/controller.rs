@@ -4,6 +4,7 @@
 //! does no I/O and does not allocate: everything is sized when it is built.
 
 use crate::config::{Config, ConfigError, DetectorConfig};
+use crate::detect::latency_probe::LatencyProbe;
 use crate::detect::ripple::Ripple;
 use crate::detect::slow_oscillation::SlowOscillationDetector;
 use crate::detect::spindle::SpindleDetector;
@@ -58,6 +59,7 @@ enum ActiveDetector {
     Spindle(SpindleDetector),
     /// Boxed: its filters, gate and estimators make it far larger than the others.
     SlowOscillation(Box<SlowOscillationDetector>),
+    LatencyProbe(LatencyProbe),
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +93,9 @@ impl Controller {
             DetectorConfig::SlowOscillation(c) => ActiveDetector::SlowOscillation(Box::new(
                 SlowOscillationDetector::new(c, rate, channels)?,
             )),
+            DetectorConfig::LatencyProbe(c) => {
+                ActiveDetector::LatencyProbe(LatencyProbe::new(c, rate, channels)?)
+            }
         };
         Ok(Self {
             rate,
@@ -176,6 +181,7 @@ impl Controller {
                 ActiveDetector::Ripple(d) => d.process_frame(n, held, emit),
                 ActiveDetector::Spindle(d) => d.process_frame(n, held, emit),
                 ActiveDetector::SlowOscillation(d) => d.process_frame(n, held, emit),
+                ActiveDetector::LatencyProbe(d) => d.process_frame(n, held, emit),
             }
         }
         let frames = block.frames() as u64;
@@ -196,6 +202,7 @@ impl Controller {
             ActiveDetector::Ripple(d) => d.finish(end, emit),
             ActiveDetector::Spindle(d) => d.finish(end, emit),
             ActiveDetector::SlowOscillation(d) => d.finish(end, emit),
+            ActiveDetector::LatencyProbe(d) => d.finish(end, emit),
         }
     }
 }

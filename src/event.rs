@@ -12,6 +12,10 @@ pub enum EventKind {
     Ripple,
     Spindle,
     SlowOscillation,
+    /// A `latency-test` probe that came back (duration = round trip).
+    LatencyProbe,
+    /// A `latency-test` probe that did not come back within its timeout.
+    LatencyProbeLost,
 }
 
 impl EventKind {
@@ -20,6 +24,8 @@ impl EventKind {
             EventKind::Ripple => "ripple",
             EventKind::Spindle => "spindle",
             EventKind::SlowOscillation => "slow_oscillation",
+            EventKind::LatencyProbe => "latency_probe",
+            EventKind::LatencyProbeLost => "latency_probe_lost",
         }
     }
 }

@@ -43,12 +43,29 @@ enum Command {
     /// A realtime session. With no config: a closed loop against the built-in
     /// simulator, paced in real time; `[source]`/`[[outputs]]` select devices.
     Run(RunArgs),
+    /// Measure the true round trip on a rig whose output is wired back into an
+    /// input: `[detector] kind = "latency-probe"` with the config's `[source]`
+    /// and `[[outputs]]`.
+    LatencyTest(LatencyTestArgs),
     /// Render the sleep-stimulation click (pink noise) to a WAV file for calibration.
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
     /// List serial ports (with USB vendor/product ids).
     Devices,
+}
+
+#[derive(Args)]
+struct LatencyTestArgs {
+    /// The rig's TOML config.
+    #[arg(long)]
+    config: PathBuf,
+    /// How many probes to send.
+    #[arg(long, default_value_t = 100)]
+    probes: u32,
+    /// Output folder for the session.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -80,6 +97,30 @@ enum EmulatedDevice {
     Openbci(EmulateOpenbciArgs),
     /// A Pulse Pal v2 that prints each trigger it receives.
     PulsePal(EmulatePulsePalArgs),
+    /// A latency-test rig: a Cyton (sleep simulator) and a Pulse Pal whose
+    /// output is wired back into the Cyton's channel `--channel`.
+    Loopback(EmulateLoopbackArgs),
+}
+
+#[derive(Args)]
+struct EmulateLoopbackArgs {
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Cyton channel (0-based, of 8) the Pulse Pal's output is wired into.
+    #[arg(long, default_value_t = 7)]
+    channel: usize,
+    /// Amplitude of the looped-back pulse.
+    #[arg(long, default_value_t = 50_000.0)]
+    amplitude_uv: f64,
+    /// Its length in packets (samples).
+    #[arg(long, default_value_t = 3)]
+    pulse_packets: u64,
+    #[arg(long)]
+    cyton_link: Option<PathBuf>,
+    #[arg(long)]
+    pulse_pal_link: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -231,6 +272,7 @@ fn main() {
         Command::Replay(a) => replay(a),
         Command::Eval(a) => evaluate(a),
         Command::Run(a) => run(a),
+        Command::LatencyTest(a) => latency_test(a),
         Command::Click(a) => click(a),
         Command::Emulate(a) => emulate(a),
         Command::Devices => devices(),
@@ -406,13 +448,11 @@ fn run(args: RunArgs) -> Result<()> {
             .map(|c| c.to_string())
             .collect();
     }
-    let out = args.pipeline.out.clone().unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        PathBuf::from("sessions").join(format!("run-{stamp}"))
-    });
+    let out = args
+        .pipeline
+        .out
+        .clone()
+        .unwrap_or_else(|| stamped_session("run"));
     let mut truth = None;
     let opened = match &config.source {
         SourceConfig::Simulator => {
@@ -465,45 +505,133 @@ fn run(args: RunArgs) -> Result<()> {
         std::fs::write(out.join("truth.tsv"), sim::truth::truth_to_tsv(&truth))
             .with_context(|| format!("cannot write {}", out.join("truth.tsv").display()))?;
     }
-    let fmt = |s: &Option<LatencySummary>| match s {
-        Some(s) => format!(
-            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (n={})",
-            s.p50_us, s.p99_us, s.max_us, s.count
-        ),
-        None => "n/a".into(),
-    };
     println!(
         "block processing: {}",
-        fmt(&report.latency.block_processing)
+        format_latency(&report.latency.block_processing)
     );
     if output_devices == 0 {
         println!("no output device configured: stims were logged in events.tsv, not delivered");
     } else {
         println!(
             "sample arrival → trigger command written: {} ({} triggers written)",
-            fmt(&report.latency.arrival_to_command),
+            format_latency(&report.latency.arrival_to_command),
             report.triggers_written
         );
     }
-    match &report.ending {
-        Ending::Complete | Ending::Interrupted => {
-            print_summary(
-                &report.dir,
-                &report.progress,
-                report.ending == Ending::Interrupted,
-                report.wall_s,
-            );
-            Ok(())
-        }
-        Ending::Device(e) => bail!(
-            "{e}; outputs disarmed, session stopped (partial events kept in {})",
-            report.dir.display()
+    session_failed(&report)?;
+    print_summary(
+        &report.dir,
+        &report.progress,
+        report.ending == Ending::Interrupted,
+        report.wall_s,
+    );
+    Ok(())
+}
+
+fn format_latency(s: &Option<LatencySummary>) -> String {
+    match s {
+        Some(s) => format!(
+            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (n={})",
+            s.p50_us, s.p99_us, s.max_us, s.count
         ),
-        Ending::Fault(f) => bail!(
-            "{f}; outputs disarmed, session stopped (partial events kept in {})",
-            report.dir.display()
-        ),
+        None => "n/a".into(),
     }
+}
+
+/// A live session stopped by a device error or a fault is an error.
+fn session_failed(report: &runtime::LiveReport) -> Result<()> {
+    let reason = match &report.ending {
+        Ending::Complete | Ending::Interrupted => return Ok(()),
+        Ending::Device(e) => e.to_string(),
+        Ending::Fault(f) => f.to_string(),
+    };
+    bail!(
+        "{reason}; outputs disarmed, session stopped (partial events kept in {})",
+        report.dir.display()
+    )
+}
+
+/// `sessions/<name>-<unix seconds>`.
+fn stamped_session(name: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    PathBuf::from("sessions").join(format!("{name}-{stamp}"))
+}
+
+fn latency_test(args: LatencyTestArgs) -> Result<()> {
+    let rig = Config::load(&args.config)?;
+    let test = runtime::latency_test::prepare(&rig, args.probes)?;
+    let config = &test.config;
+    let out = args.out.unwrap_or_else(|| stamped_session("latency-test"));
+    let opened = match &config.source {
+        SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
+        SourceConfig::Audio(c) => runtime::open_audio(c)?,
+        SourceConfig::Simulator => unreachable!("prepare refuses the simulator"),
+    };
+    let rate = opened.rate;
+    let outputs = runtime::open_outputs(config, rate)?;
+    println!(
+        "neuroloop latency-test: {} probes from {} output device(s) back into {} at {} Hz (about {:.0} s); Ctrl-C stops",
+        args.probes,
+        outputs.len(),
+        opened.description,
+        rate.hz(),
+        test.duration_s
+    );
+    let stop = stop_flag()?;
+    let report = runtime::run_live(
+        runtime::LiveSpec {
+            command: "latency-test",
+            config,
+            opened,
+            outputs,
+            out: &out,
+            duration_s: Some(test.duration_s),
+            realtime_priority: true,
+        },
+        &stop,
+        |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
+    )?;
+    session_failed(&report)?;
+    let rt = runtime::latency_test::record_round_trip(&report.dir, rate)?;
+    println!(
+        "probes sent {}, returned {}, lost {}{}",
+        rt.probes_sent,
+        rt.returned,
+        rt.lost,
+        if rt.not_delivered > 0 {
+            format!(
+                " ({} not delivered by the trigger policy)",
+                rt.not_delivered
+            )
+        } else {
+            String::new()
+        }
+    );
+    match (rt.samples, rt.ms) {
+        (Some(s), Some(ms)) => println!(
+            "round trip in samples (ms): p50 {} ({:.1}), p99 {} ({:.1}), max {} ({:.1}); resolution 1 sample = {:.2} ms",
+            s.p50,
+            ms.p50,
+            s.p99,
+            ms.p99,
+            s.max,
+            ms.max,
+            1000.0 / rate.hz()
+        ),
+        _ => println!("round trip: no probe came back (check the wiring, detector.channel and detector.threshold_uv)"),
+    }
+    println!(
+        "sample arrival → trigger command written: {}",
+        format_latency(&report.latency.arrival_to_command)
+    );
+    println!("session: {}", report.dir.display());
+    if rt.lost > 0 {
+        bail!("{} of {} probes did not come back", rt.lost, rt.probes_sent);
+    }
+    Ok(())
 }
 
 fn emulate(args: EmulateArgs) -> Result<()> {
@@ -519,17 +647,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     };
     match args.device {
         EmulatedDevice::Openbci(a) => {
-            let channels = if a.daisy { 16 } else { 8 };
-            let rate = SampleRate::new(if a.daisy { 125.0 } else { 250.0 }).expect("constant");
-            let mut spec = SimSpec::new(SimPreset::Sleep, a.minutes * 60.0, a.seed, rate);
-            spec.channels = channels;
-            let simulation = sim::simulate(&spec)?;
-            let signals = &simulation.recording.signals;
-            let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
-            let mut frames_uv = Vec::with_capacity(frames * channels);
-            for i in 0..frames {
-                frames_uv.extend(signals.iter().map(|s| s.samples[i]));
-            }
+            let (frames_uv, simulation) = cyton_signal(a.minutes, a.seed, a.daisy)?;
             if let Some(path) = &a.truth {
                 std::fs::write(path, sim::truth::truth_to_tsv(&simulation.truth))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -555,6 +673,55 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             }
             let log = emulator.finish()?;
             println!("sent {} packets", log.packets_sent);
+        }
+        EmulatedDevice::Loopback(a) => {
+            if a.channel >= 8 {
+                bail!(
+                    "--channel must be 0..=7 (the Cyton's 8 channels), got {}",
+                    a.channel
+                );
+            }
+            let (frames_uv, _) = cyton_signal(a.minutes, a.seed, false)?;
+            let wire = emulate::LoopbackWire::new();
+            let pulse_pal = emulate::PulsePalEmulator::start_wired(
+                emulate::PulsePalFaults::default(),
+                Some(wire.clone()),
+            )
+            .context("cannot open a pseudo-terminal")?;
+            let cyton = emulate::CytonEmulator::start_looped(
+                emulate::CytonSpec {
+                    frames_uv,
+                    daisy: false,
+                    speed: 1.0,
+                    faults: emulate::CytonFaults::default(),
+                },
+                Some(emulate::Loopback {
+                    wire,
+                    channel: a.channel,
+                    amplitude_uv: a.amplitude_uv,
+                    packets: a.pulse_packets,
+                }),
+            )
+            .context("cannot open a pseudo-terminal")?;
+            println!(
+                "emulated loop-back rig: Cyton on {}, Pulse Pal on {}, output wired into channel {} ({} µV for {} packets); Ctrl-C stops",
+                cyton.path.display(),
+                pulse_pal.path.display(),
+                a.channel,
+                a.amplitude_uv,
+                a.pulse_packets
+            );
+            link(&cyton.path, &a.cyton_link)?;
+            link(&pulse_pal.path, &a.pulse_pal_link)?;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let triggers = pulse_pal.finish()?.triggers.len();
+            let log = cyton.finish()?;
+            println!(
+                "sent {} packets, looped back {triggers} trigger(s)",
+                log.packets_sent
+            );
         }
         EmulatedDevice::PulsePal(a) => {
             let emulator = emulate::PulsePalEmulator::start(emulate::PulsePalFaults::default())
@@ -592,6 +759,23 @@ fn emulate(args: EmulateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
+/// interleaved in µV, with the simulation (for its truth).
+fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::Simulation)> {
+    let channels = if daisy { 16 } else { 8 };
+    let rate = SampleRate::new(if daisy { 125.0 } else { 250.0 }).expect("constant");
+    let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
+    spec.channels = channels;
+    let simulation = sim::simulate(&spec)?;
+    let signals = &simulation.recording.signals;
+    let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
+    let mut frames_uv = Vec::with_capacity(frames * channels);
+    for i in 0..frames {
+        frames_uv.extend(signals.iter().map(|s| s.samples[i]));
+    }
+    Ok((frames_uv, simulation))
 }
 
 fn devices() -> Result<()> {

@@ -298,3 +298,80 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
         "a refused config must not leave a session folder"
     );
 }
+
+#[test]
+fn latency_test_refuses_a_rig_it_cannot_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rig.toml");
+    let out = dir.path().join("out");
+    let latency_test = || neuroloop(&["latency-test", "--config", p(&config), "--out", p(&out)]);
+    // Not a probe detector.
+    std::fs::write(&config, include_str!("../src/presets/sleep-spindle.toml")).unwrap();
+    refused(&latency_test(), &["detector.kind", "latency-probe"]);
+    // A probe, but nothing can loop back from the simulator.
+    let probe = "[detector]\nkind = \"latency-probe\"\nchannel = 0\ninterval_ms = 200.0\nthreshold_uv = 1000.0\ntimeout_ms = 100.0\n";
+    std::fs::write(&config, probe).unwrap();
+    refused(&latency_test(), &["source.kind"]);
+    // A timeout longer than the interval would overlap probes.
+    std::fs::write(
+        &config,
+        probe.replace("timeout_ms = 100.0", "timeout_ms = 300.0"),
+    )
+    .unwrap();
+    refused(&latency_test(), &["detector.timeout_ms"]);
+    assert!(!out.exists());
+}
+
+/// `emulate loopback` serves a wired Cyton + Pulse Pal; `latency-test` sends
+/// its probes through them and reports every one back, in summary.json too.
+#[test]
+fn latency_test_through_the_emulated_loopback_rig() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cyton, pulse_pal) = (dir.path().join("cyton"), dir.path().join("pp"));
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
+        .args(["emulate", "loopback", "--minutes", "0.5"])
+        .args(["--cyton-link", p(&cyton), "--pulse-pal-link", p(&pulse_pal)])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !(cyton.exists() && pulse_pal.exists()) && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let config = dir.path().join("rig.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detector]\nkind = \"latency-probe\"\nchannel = 7\ninterval_ms = 100.0\n\
+             threshold_uv = 10000.0\ntimeout_ms = 80.0\n\n\
+             [source]\nkind = \"openbci\"\nport = \"{}\"\n\n\
+             [[outputs]]\nkind = \"pulse-pal\"\nport = \"{}\"\n",
+            p(&cyton),
+            p(&pulse_pal)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("session");
+    let result = neuroloop(&[
+        "latency-test",
+        "--config",
+        p(&config),
+        "--probes",
+        "10",
+        "--out",
+        p(&out),
+    ]);
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    let stdout = ok(&result);
+    assert!(
+        stdout.contains("probes sent 10, returned 10, lost 0"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["command"], "latency-test");
+    assert_eq!(summary["round_trip"]["returned"], 10);
+    // At least the packet after the deciding one.
+    assert!(summary["round_trip"]["samples"]["p50"].as_f64().unwrap() >= 1.0);
+}

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use neuroloop::config::{Config, DetectorConfig, Preset, TriggerMode};
+use neuroloop::config::{Config, DetectorConfig, LatencyProbeConfig, Preset, TriggerMode};
 use neuroloop::io::emulate::{
-    CytonEmulator, CytonFaults, CytonSpec, PulsePalEmulator, PulsePalFaults,
+    CytonEmulator, CytonFaults, CytonSpec, Loopback, LoopbackWire, PulsePalEmulator, PulsePalFaults,
 };
 use neuroloop::io::openbci::DeviceError;
 use neuroloop::runtime::config::{OpenBciConfig, OutputConfig, PulsePalConfig, SourceConfig};
@@ -457,4 +457,76 @@ fn ctrl_c_disarms_then_writes_a_complete_interrupted_session() {
     let samples = s["samples"].as_u64().unwrap();
     assert!((200..=600).contains(&samples), "{samples} samples in 1.5 s");
     assert!(pulse_pal.finish().unwrap().aborts >= 1);
+}
+
+/// `latency-test` through the emulated loop: Cyton → neuroloop → Pulse Pal,
+/// whose output the wire feeds back into the Cyton's channel 8. Every probe
+/// must go out and come back, never before the packet after its deciding one.
+#[test]
+fn latency_test_measures_the_emulated_round_trip() {
+    const PROBES: u32 = 25;
+    let (frames_uv, _) = sleep_signal(5.0, 9);
+    let wire = LoopbackWire::new();
+    let cyton = CytonEmulator::start_looped(
+        CytonSpec {
+            frames_uv,
+            daisy: false,
+            speed: 1.0,
+            faults: CytonFaults::default(),
+        },
+        Some(Loopback {
+            wire: wire.clone(),
+            channel: 7,
+            amplitude_uv: 50_000.0,
+            packets: 3,
+        }),
+    )
+    .unwrap();
+    let pulse_pal = PulsePalEmulator::start_wired(PulsePalFaults::default(), Some(wire)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("session");
+    let mut rig = rig_config(&cyton.path, Some(&pulse_pal.path), 2000.0);
+    rig.input.channels.clear();
+    rig.detector = DetectorConfig::LatencyProbe(LatencyProbeConfig {
+        channel: 7,
+        interval_ms: 100.0,
+        threshold_uv: 10_000.0,
+        timeout_ms: 80.0,
+    });
+    let test = runtime::latency_test::prepare(&rig, PROBES).unwrap();
+    let report = run(
+        &test.config,
+        vec![],
+        &out,
+        test.duration_s,
+        &AtomicBool::new(false),
+    );
+    assert_eq!(report.ending, Ending::Complete);
+    let rate = SampleRate::new(RATE_HZ).unwrap();
+    let rt = runtime::latency_test::record_round_trip(&out, rate).unwrap();
+    let pp = pulse_pal.finish().unwrap();
+    cyton.finish().unwrap();
+    // The figure docs/performance.md quotes (run with --nocapture).
+    eprintln!(
+        "emulated round trip (samples at 250 Hz): {:?}; ms: {:?}; all: {:?}",
+        rt.samples, rt.ms, rt.round_trips_samples
+    );
+
+    assert_eq!(pp.triggers.len(), PROBES as usize);
+    assert_eq!(
+        (rt.probes_sent, rt.returned, rt.lost, rt.not_delivered),
+        (PROBES as usize, PROBES as usize, 0, 0),
+        "{rt:?}"
+    );
+    // Causal: the pulse rides on a packet written after the trigger, which
+    // came after the deciding packet. Bounded: well inside the 80-ms timeout.
+    assert!(
+        rt.round_trips_samples
+            .iter()
+            .all(|&s| (1..=15).contains(&s)),
+        "{rt:?}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["round_trip"]["returned"], PROBES);
+    assert_eq!(s["round_trip"]["samples"]["max"], rt.samples.unwrap().max);
 }

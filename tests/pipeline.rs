@@ -4,9 +4,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use neuroloop::config::Preset;
+use neuroloop::config::{Config, DetectorConfig, LatencyProbeConfig, Preset};
 use neuroloop::controller::{Block, Controller};
-use neuroloop::event::{Event, Outbox};
+use neuroloop::event::{Event, EventKind, Outbox};
 use neuroloop::rng::Rng;
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
@@ -55,13 +55,13 @@ fn frames(preset: SimPreset, seconds: f64) -> (SampleRate, usize, Vec<f64>) {
 
 /// Run `preset` over `data`, cutting blocks with `next_size`.
 fn run(
-    preset: Preset,
+    config: &Config,
     rate: SampleRate,
     channels: usize,
     data: &[f64],
     mut next_size: impl FnMut() -> usize,
 ) -> Vec<Event> {
-    let mut controller = Controller::new(&preset.config(), rate, channels).unwrap();
+    let mut controller = Controller::new(config, rate, channels).unwrap();
     let mut outbox = Outbox::with_capacity(1024);
     let mut events = Vec::new();
     let frames = data.len() / channels;
@@ -97,17 +97,17 @@ fn cases() -> [(Preset, SimPreset, f64); 3] {
 fn events_are_identical_for_any_block_size() {
     for (preset, sim, seconds) in cases() {
         let (rate, channels, data) = frames(sim, seconds);
-        let reference = run(preset, rate, channels, &data, || 64);
+        let reference = run(&preset.config(), rate, channels, &data, || 64);
         assert!(
             reference.len() > 10,
             "{preset:?}: too few events for the comparison to mean anything"
         );
         for size in [1, 7, 1000] {
-            let events = run(preset, rate, channels, &data, || size);
+            let events = run(&preset.config(), rate, channels, &data, || size);
             assert_eq!(events, reference, "{preset:?}, block size {size}");
         }
         let mut rng = Rng::new(5);
-        let random = run(preset, rate, channels, &data, || {
+        let random = run(&preset.config(), rate, channels, &data, || {
             1 + (rng.uniform() * 300.0) as usize
         });
         assert_eq!(random, reference, "{preset:?}, random block sizes");
@@ -142,4 +142,52 @@ fn process_block_does_not_allocate() {
             "{preset:?}: process_block allocated"
         );
     }
+}
+
+/// The latency-test probe on a sleep recording, with a threshold the EEG
+/// crosses now and then: both returned and lost probes occur.
+fn latency_probe_config() -> Config {
+    let mut config = Preset::SleepSpindle.config();
+    config.detector = DetectorConfig::LatencyProbe(LatencyProbeConfig {
+        channel: 1,
+        interval_ms: 500.0,
+        threshold_uv: 60.0,
+        timeout_ms: 200.0,
+    });
+    config
+}
+
+#[test]
+fn latency_probe_is_block_size_invariant_and_allocation_free() {
+    let (rate, channels, data) = frames(SimPreset::Sleep, 300.0);
+    let config = latency_probe_config();
+    let reference = run(&config, rate, channels, &data, || 64);
+    let kinds = |k| {
+        reference
+            .iter()
+            .filter(|e| matches!(e, Event::Detection(d) if d.kind == k))
+            .count()
+    };
+    assert!(
+        kinds(EventKind::LatencyProbe) > 10 && kinds(EventKind::LatencyProbeLost) > 10,
+        "the run must exercise returned and lost probes"
+    );
+    for size in [1, 7, 1000] {
+        assert_eq!(run(&config, rate, channels, &data, || size), reference);
+    }
+    let mut controller = Controller::new(&config, rate, channels).unwrap();
+    let mut outbox = Outbox::with_capacity(1024);
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    for (i, chunk) in data.chunks_exact(32 * channels).enumerate() {
+        let block = Block {
+            start: (i * 32) as u64,
+            channels,
+            samples: chunk,
+        };
+        outbox.clear();
+        ARMED.with(|a| a.set(true));
+        controller.process_block(&block, &mut outbox).unwrap();
+        ARMED.with(|a| a.set(false));
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
 }

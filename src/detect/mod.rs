@@ -3,6 +3,7 @@
 //! causal sample where it decides (this is what triggers act on), and `Finish`
 //! once the event's end is known (this is what gets logged).
 
+pub mod latency_probe;
 pub mod ripple;
 pub mod sleep_gate;
 pub mod slow_oscillation;

@@ -10,6 +10,7 @@
 
 pub mod hypnogram;
 pub mod phase;
+pub mod round_trip;
 pub mod tables;
 
 pub use tables::{EventRow, TruthRow};
@@ -86,13 +87,17 @@ pub struct Spread {
     pub p90: f64,
 }
 
+/// Quantile `q` of non-empty ascending `sorted` values by nearest rank.
+pub(crate) fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 pub fn spread(values: &[f64]) -> Option<Spread> {
     if values.is_empty() {
         return None;
     }
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
     let median = if v.len() % 2 == 1 {
         v[v.len() / 2]
     } else {
@@ -101,7 +106,7 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     Some(Spread {
         n: v.len(),
         median,
-        p90: rank(0.9),
+        p90: nearest_rank(&v, 0.9),
     })
 }
 

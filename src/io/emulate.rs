@@ -3,7 +3,9 @@
 //! packets paced at 250 Hz, and a Pulse Pal v2 that answers the handshake,
 //! acknowledges parameters and records every trigger it receives with the
 //! time it arrived. Both can inject the faults a real device shows (garbage
-//! bytes, dropped packets, a stall, an unplug).
+//! bytes, dropped packets, a stall, an unplug), and a [`LoopbackWire`] can
+//! join them as a latency-test rig is wired: each trigger the Pulse Pal
+//! receives adds a pulse to one channel of the Cyton's next packets.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -96,6 +98,29 @@ pub struct CytonFaults {
     pub close_after: Option<u64>,
 }
 
+/// The emulated Pulse Pal's output wired into an emulated Cyton's input: it
+/// counts the triggers received, the Cyton polls the count before each packet.
+#[derive(Debug, Clone, Default)]
+pub struct LoopbackWire(Arc<AtomicU64>);
+
+impl LoopbackWire {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What a looped-back trigger looks like on the Cyton's side.
+#[derive(Debug, Clone)]
+pub struct Loopback {
+    pub wire: LoopbackWire,
+    /// Channel (0-based, of the 8 or 16) the pulse is added to.
+    pub channel: usize,
+    pub amplitude_uv: f64,
+    /// The pulse lasts this many packets, starting with the first packet
+    /// written after the trigger arrived.
+    pub packets: u64,
+}
+
 pub struct CytonSpec {
     /// Interleaved frames in µV, 8 channels (16 with `daisy`).
     pub frames_uv: Vec<f64>,
@@ -129,6 +154,11 @@ pub struct CytonEmulator {
 
 impl CytonEmulator {
     pub fn start(spec: CytonSpec) -> std::io::Result<Self> {
+        Self::start_looped(spec, None)
+    }
+
+    /// A Cyton whose input `loopback` wires to an emulated Pulse Pal's output.
+    pub fn start_looped(spec: CytonSpec, loopback: Option<Loopback>) -> std::io::Result<Self> {
         let pty = open_pty()?;
         let path = pty.path.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -137,7 +167,7 @@ impl CytonEmulator {
         let (s, p, t) = (stop.clone(), packets_sent.clone(), stream_started.clone());
         let thread = std::thread::Builder::new()
             .name("emulated-cyton".into())
-            .spawn(move || serve_cyton(pty, spec, &s, &p, &t))?;
+            .spawn(move || serve_cyton(pty, spec, loopback, &s, &p, &t))?;
         Ok(Self {
             path,
             stop,
@@ -174,6 +204,7 @@ fn reply(master: &mut File, text: &str, stop: &AtomicBool) -> std::io::Result<()
 fn serve_cyton(
     pty: Pty,
     spec: CytonSpec,
+    loopback: Option<Loopback>,
     stop: &AtomicBool,
     sent: &AtomicU64,
     started: &OnceLock<Instant>,
@@ -194,6 +225,7 @@ fn serve_cyton(
     let mut cmd = Vec::with_capacity(9);
     let period = Duration::from_secs_f64(1.0 / (PACKET_RATE_HZ * spec.speed.max(1e-3)));
     let mut buf = [0u8; 256];
+    let (mut triggers_seen, mut pulse_packets_left) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         let wait = match streaming {
             Some(t0) => (t0 + period * packet as u32).saturating_duration_since(Instant::now()),
@@ -274,10 +306,25 @@ fn serve_cyton(
             } else {
                 (k as usize, 0)
             };
+            let mut pulse = None;
+            if let Some(l) = &loopback {
+                let triggers = l.wire.0.load(Ordering::Acquire);
+                if triggers > triggers_seen {
+                    triggers_seen = triggers;
+                    pulse_packets_left = l.packets;
+                }
+                if pulse_packets_left > 0 {
+                    pulse_packets_left -= 1;
+                    pulse = Some((l.channel, l.amplitude_uv));
+                }
+            }
             let mut counts = [0i32; CHANNELS_PER_BOARD];
             for (ch, c) in counts.iter_mut().enumerate() {
                 let channel = board * CHANNELS_PER_BOARD + ch;
-                let uv = spec.frames_uv[frame * channels + channel.min(channels - 1)];
+                let mut uv = spec.frames_uv[frame * channels + channel.min(channels - 1)];
+                if let Some((_, amplitude_uv)) = pulse.filter(|&(p, _)| p == channel) {
+                    uv += amplitude_uv;
+                }
                 *c = (uv / openbci::uv_per_count(log.gains[channel])).round() as i32;
             }
             started.get_or_init(Instant::now);
@@ -326,6 +373,14 @@ pub struct PulsePalEmulator {
 
 impl PulsePalEmulator {
     pub fn start(faults: PulsePalFaults) -> std::io::Result<Self> {
+        Self::start_wired(faults, None)
+    }
+
+    /// A Pulse Pal whose output is `wire`d back into an emulated Cyton.
+    pub fn start_wired(
+        faults: PulsePalFaults,
+        wire: Option<LoopbackWire>,
+    ) -> std::io::Result<Self> {
         let pty = open_pty()?;
         let path = pty.path.clone();
         let log = Arc::new(Mutex::new(PulsePalLog::default()));
@@ -333,7 +388,7 @@ impl PulsePalEmulator {
         let (l, s) = (log.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("emulated-pulse-pal".into())
-            .spawn(move || serve_pulse_pal(pty, faults, &l, &s))?;
+            .spawn(move || serve_pulse_pal(pty, faults, wire, &l, &s))?;
         Ok(Self {
             path,
             log,
@@ -368,6 +423,7 @@ impl Drop for PulsePalEmulator {
 fn serve_pulse_pal(
     pty: Pty,
     faults: PulsePalFaults,
+    wire: Option<LoopbackWire>,
     log: &Mutex<PulsePalLog>,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -426,6 +482,9 @@ fn serve_pulse_pal(
                 pulsepal::OP_TRIGGER => {
                     let Some(&mask) = pending.get(2) else { break };
                     lock(log).triggers.push(ReceivedTrigger { at, mask });
+                    if let Some(w) = &wire {
+                        w.0.fetch_add(1, Ordering::Release);
+                    }
                     triggers += 1;
                     3
                 }

@@ -52,7 +52,7 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SessionError + '_ {
 }
 
 /// Write `contents` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), SessionError> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), SessionError> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, contents).map_err(write_err(&tmp))?;
     fs::rename(&tmp, path).map_err(write_err(path))

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod latency;
+pub mod latency_test;
 
 use std::io::Write;
 use std::path::Path;
