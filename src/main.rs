@@ -323,13 +323,10 @@ fn load_config(args: &PipelineArgs, default: Preset) -> Result<Config> {
     })
 }
 
-/// Ctrl-C sets the flag; sessions stop at the next block boundary.
+/// Ctrl-C, SIGTERM or SIGHUP sets the flag; sessions stop at the next block
+/// boundary, live ones after disarming their outputs.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_flag = stop.clone();
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
-    Ok(stop)
+    runtime::stop_on_signals().context("cannot install the stop-signal handlers")
 }
 
 fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {

@@ -10,14 +10,17 @@ if [ ! -d ../shared/data ]; then
     exit 1
 fi
 
-# cpal links ALSA: the build needs libasound2-dev and pkg-config.
-if ! dpkg -s libasound2-dev pkg-config >/dev/null 2>&1; then
+# cpal links ALSA: the build needs libasound2-dev and pkg-config. The audio
+# xrun test plays into a PulseAudio null sink through ALSA's pulse plugin.
+PACKAGES="pkg-config libasound2-dev pulseaudio libasound2-plugins"
+# shellcheck disable=SC2086
+if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
-        apt-get update && apt-get install -y --no-install-recommends pkg-config libasound2-dev
+        apt-get update && apt-get install -y --no-install-recommends $PACKAGES
     elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update && sudo apt-get install -y --no-install-recommends pkg-config libasound2-dev
+        sudo apt-get update && sudo apt-get install -y --no-install-recommends $PACKAGES
     else
-        echo "error: the build needs pkg-config and libasound2-dev; run as root: apt-get update && apt-get install -y --no-install-recommends pkg-config libasound2-dev" >&2
+        echo "error: the tests need these packages; run as root: apt-get update && apt-get install -y --no-install-recommends $PACKAGES" >&2
         exit 1
     fi
 fi

@@ -366,9 +366,10 @@ impl ClickOutput {
         };
         let on_error = {
             let (counters, errors) = (counters.clone(), errors.clone());
+            let label = format!("output {name}");
             move |e: cpal::StreamError| {
                 record_stream_error(
-                    "output",
+                    &label,
                     &counters.underruns,
                     &counters.stream_errors,
                     &counters.fatal,
@@ -583,9 +584,10 @@ impl AudioInput {
         };
         let on_error = {
             let (counters, errors) = (counters.clone(), errors.clone());
+            let label = format!("input {name}");
             move |e: cpal::StreamError| {
                 record_stream_error(
-                    "input",
+                    &label,
                     &counters.xruns,
                     &counters.stream_errors,
                     &counters.fatal,
@@ -667,9 +669,10 @@ impl AudioInput {
 
 /// cpal's error callback, for either direction: count the error, mark the
 /// stream dead if the device is gone, and keep (and print once) the first
-/// message of each kind for `summary.json`.
+/// message of each kind for `summary.json`. `stream` names the direction and
+/// the device.
 fn record_stream_error(
-    side: &str,
+    stream: &str,
     xruns: &AtomicU64,
     stream_errors: &AtomicU64,
     fatal: &AtomicBool,
@@ -694,7 +697,7 @@ fn record_stream_error(
     if let Ok(mut list) = errors.lock() {
         if !list.iter().any(|m| m.starts_with(kind)) {
             let message = format!("{kind}: {e}");
-            eprintln!("warning: audio {side}: {message} (counted in summary.json)");
+            eprintln!("warning: audio {stream}: {message} (counted in summary.json)");
             list.push(message);
         }
     }

@@ -9,7 +9,8 @@
 //! never block (a full ring is counted, never waited on) and wake their
 //! consumer with `Thread::unpark`. The processing thread asks for real-time
 //! priority (SCHED_FIFO) and warns when it is not permitted. The calling
-//! thread supervises: Ctrl-C, a device error or a controller fault **disarms
+//! thread runs the control plane on tokio (`control.rs`): it supervises, and
+//! a stop signal, a device error or a controller fault **disarms
 //! every output first** (no further trigger is written and each sink thread
 //! is joined after sending its device's abort), then stops acquisition and
 //! processing, then flushes the session folder, then returns the reason.
@@ -20,13 +21,13 @@
 //! the sample clock, are what `latency.tsv` and `summary.json` report.
 
 pub mod config;
+mod control;
 pub mod latency;
 pub mod latency_test;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ use crate::io::session::{SessionError, SessionWriter};
 use crate::recording::{ChannelSelector, Recording, SelectError, Signal};
 use crate::session::{count, summary_json, Progress, SummaryParts};
 use crate::time::{SampleIndex, SampleRate};
+pub use control::stop_on_signals;
+use control::Notice;
 use latency::{LatencyHistogram, LatencySummary};
 
 /// Outbox capacity per block (as in replay).
@@ -539,14 +542,6 @@ impl Ending {
     }
 }
 
-enum Notice {
-    SourceEnded,
-    Limit,
-    Device(DeviceError),
-    Fault(Fault),
-    Warning(String),
-}
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LatencyReport {
     pub block_processing: Option<LatencySummary>,
@@ -661,7 +656,7 @@ pub fn run_live(
     let writer = SessionWriter::create(out, rate, labels.clone(), &config.to_toml())?;
     let limit = duration_s.map(|s| rate.samples_in_s(s));
 
-    let (notice_tx, notices) = mpsc::channel::<Notice>();
+    let (notice_tx, notices) = control::notice_channel();
     let shared = Arc::new(Shared::default());
     let armed = Arc::new(AtomicBool::new(true));
     let stop_sinks = Arc::new(AtomicBool::new(false));
@@ -945,73 +940,58 @@ pub fn run_live(
     };
     drop(notice_tx);
 
-    // Supervise.
-    let mut warned = std::collections::BTreeSet::new();
-    let mut warn_once = |key: String, message: String| {
-        if warned.insert(key) {
-            eprintln!("warning: {message}");
-        }
-    };
-    let mut last_status = Instant::now();
-    let ending = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ending::Interrupted;
-        }
-        match notices.recv_timeout(Duration::from_millis(50)) {
-            Ok(Notice::SourceEnded) | Ok(Notice::Limit) => break Ending::Complete,
-            Ok(Notice::Device(e)) => break Ending::Device(e),
-            Ok(Notice::Fault(f)) => break Ending::Fault(f),
-            Ok(Notice::Warning(w)) => warn_once(w.clone(), w),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break Ending::Complete,
-        }
-        let at = shared.frames_done.load(Ordering::Relaxed);
-        if let Some(c) = &cyton_counters {
-            for (key, value) in [
-                ("garbage", c.garbage_bytes.load(Ordering::Relaxed)),
-                ("dropped", c.dropped_packets.load(Ordering::Relaxed)),
-            ] {
-                if value > 0 {
-                    let what = if key == "garbage" {
-                        "skipped garbage bytes and resynchronised"
-                    } else {
-                        "packets lost (sample counter skipped); the gap is counted, not filled"
-                    };
-                    warn_once(
-                        key.into(),
-                        format!(
-                            "openbci: {what} (first seen by sample {at}; totals in summary.json)"
-                        ),
+    // Supervise (control plane, on tokio).
+    let ending = control::supervise(
+        notices,
+        stop,
+        |warn| {
+            let at = shared.frames_done.load(Ordering::Relaxed);
+            if let Some(c) = &cyton_counters {
+                for (key, value) in [
+                    ("garbage", c.garbage_bytes.load(Ordering::Relaxed)),
+                    ("dropped", c.dropped_packets.load(Ordering::Relaxed)),
+                ] {
+                    if value > 0 {
+                        let what = if key == "garbage" {
+                            "skipped garbage bytes and resynchronised"
+                        } else {
+                            "packets lost (sample counter skipped); the gap is counted, not filled"
+                        };
+                        warn(
+                            key.into(),
+                            format!(
+                                "openbci: {what} (first seen by sample {at}; totals in summary.json)"
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some((c, _, device)) = &audio_input {
+                if c.xruns.load(Ordering::Relaxed) > 0
+                    || c.ring_overrun_frames.load(Ordering::Relaxed) > 0
+                {
+                    warn(
+                        "audio-xrun".into(),
+                        format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
                     );
                 }
             }
-        }
-        if let Some((c, _, device)) = &audio_input {
-            if c.xruns.load(Ordering::Relaxed) > 0
-                || c.ring_overrun_frames.load(Ordering::Relaxed) > 0
-            {
-                warn_once(
-                    "audio-xrun".into(),
-                    format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
+            if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
+                warn(
+                    "overrun".into(),
+                    format!(
+                        "processing fell behind acquisition; frames dropped (first by sample {at})"
+                    ),
                 );
             }
-        }
-        if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
-            warn_once(
-                "overrun".into(),
-                format!(
-                    "processing fell behind acquisition; frames dropped (first by sample {at})"
-                ),
-            );
-        }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
+        },
+        || {
             let mut p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            p.frames_done = at;
-            p.seconds_done = rate.seconds(at);
+            p.frames_done = shared.frames_done.load(Ordering::Relaxed);
+            p.seconds_done = rate.seconds(p.frames_done);
             on_status(&p);
-        }
-    };
+        },
+    )?;
 
     // 1. Disarm every output and wait until no sink can write again.
     armed.store(false, Ordering::SeqCst);
