@@ -751,6 +751,14 @@ impl SpindleConfig {
         )?;
         if let Some(early) = &self.early_commit {
             early.validate()?;
+            if self.commit_after_ms > 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: "detector.commit_after_ms",
+                    message: "must be 0 with [detector.early_commit], which commits before the \
+                              start conditions hold; remove early_commit to wait for evidence"
+                        .into(),
+                });
+            }
         }
         Ok(())
     }
@@ -759,7 +767,12 @@ impl SpindleConfig {
 impl SpindleEarlyCommit {
     fn validate(&self) -> Result<(), ConfigError> {
         check_order("detector.early_commit.filter_order", self.filter_order)?;
-        check_range("detector.early_commit.window_ms", self.window_ms, 20.0, 5_000.0)?;
+        check_range(
+            "detector.early_commit.window_ms",
+            self.window_ms,
+            20.0,
+            5_000.0,
+        )?;
         check_range(
             "detector.early_commit.z_threshold_sd",
             self.z_threshold_sd,
@@ -951,6 +964,24 @@ mod tests {
             let again = Config::from_toml(&config.to_toml(), "round trip").unwrap();
             assert_eq!(config, again, "{}", preset.name());
         }
+    }
+
+    #[test]
+    fn spindle_early_commit_refuses_a_commit_delay() {
+        let mut config = Preset::SleepSpindle.config();
+        let DetectorConfig::Spindle(spindle) = &mut config.detector else {
+            panic!("sleep-spindle runs the spindle detector");
+        };
+        spindle.commit_after_ms = 150.0;
+        let err = Config::from_toml(&config.to_toml(), "rig.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.commit_after_ms"), "{err}");
+        let DetectorConfig::Spindle(spindle) = &mut config.detector else {
+            unreachable!()
+        };
+        spindle.early_commit = None;
+        Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
     }
 
     #[test]

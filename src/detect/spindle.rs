@@ -323,8 +323,7 @@ impl SpindleDetector {
                 }
             }
         };
-        if let (State::Quiet, Some(pending), Some(early)) = (self.state, self.pending, self.early)
-        {
+        if let (State::Quiet, Some(pending), Some(early)) = (self.state, self.pending, self.early) {
             if n - pending.detected_at >= early.confirm_within {
                 self.pending = None;
                 emit(DetectorOutput::Finish(Detection {
@@ -355,5 +354,99 @@ impl SpindleDetector {
             }));
         }
         self.state = State::Quiet;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DetectorConfig, Preset};
+    use crate::sim::{simulate, Preset as SimPreset, SimSpec};
+
+    /// The preset's spindle config, and every output of the detector over a
+    /// simulated night (all channels).
+    fn run(early: bool) -> Vec<DetectorOutput> {
+        let DetectorConfig::Spindle(mut config) = Preset::SleepSpindle.config().detector else {
+            panic!("sleep-spindle runs the spindle detector");
+        };
+        assert!(config.early_commit.is_some(), "the preset commits early");
+        if !early {
+            config.early_commit = None;
+        }
+        let rate = SampleRate::new(SimPreset::Sleep.default_rate_hz()).unwrap();
+        let sim = simulate(&SimSpec::new(SimPreset::Sleep, 300.0, 3, rate)).unwrap();
+        let signals = &sim.recording.signals;
+        let mut detector = SpindleDetector::new(&config, rate, signals.len()).unwrap();
+        let mut outputs = Vec::new();
+        let mut frame = vec![0.0; signals.len()];
+        for n in 0..signals[0].samples.len() {
+            frame
+                .iter_mut()
+                .zip(signals)
+                .for_each(|(x, s)| *x = s.samples[n]);
+            detector.process_frame(n as u64, &frame, |o| outputs.push(o));
+        }
+        detector.finish(signals[0].samples.len() as u64, |o| outputs.push(o));
+        outputs
+    }
+
+    fn finished(outputs: &[DetectorOutput], kind: EventKind) -> Vec<Detection> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                DetectorOutput::Finish(d) if d.kind == kind => Some(*d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_commit_is_finished_once_as_spindle_or_dropped() {
+        for early in [false, true] {
+            let outputs = run(early);
+            let commits: Vec<u64> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    DetectorOutput::Commit(d) => Some(d.detected_at),
+                    _ => None,
+                })
+                .collect();
+            let mut finishes: Vec<u64> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    DetectorOutput::Finish(d) => Some(d.detected_at),
+                    _ => None,
+                })
+                .collect();
+            finishes.sort_unstable();
+            assert_eq!(commits, finishes, "early commit {early}");
+            assert!(!finished(&outputs, EventKind::Spindle).is_empty());
+            assert!(!finished(&outputs, EventKind::SpindleDropped).is_empty());
+        }
+    }
+
+    #[test]
+    fn early_commit_keeps_the_spindles_and_commits_them_sooner() {
+        let (late, early) = (run(false), run(true));
+        let (late, early) = (
+            finished(&late, EventKind::Spindle),
+            finished(&early, EventKind::Spindle),
+        );
+        let bounds = |ds: &[Detection]| ds.iter().map(|d| (d.onset, d.end)).collect::<Vec<_>>();
+        assert_eq!(bounds(&late), bounds(&early));
+        assert!(late
+            .iter()
+            .zip(&early)
+            .all(|(l, e)| e.detected_at <= l.detected_at));
+        let sooner = late
+            .iter()
+            .zip(&early)
+            .filter(|(l, e)| e.detected_at < l.detected_at)
+            .count();
+        assert!(
+            sooner * 4 >= late.len(),
+            "{sooner} of {} sooner",
+            late.len()
+        );
     }
 }
