@@ -197,6 +197,32 @@ pub struct SpindleConfig {
     pub min_duration_ms: f64,
     /// Events are closed at this length.
     pub max_duration_ms: f64,
+    /// An earlier commit from a fast sigma envelope; absent: commit at the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_commit: Option<SpindleEarlyCommit>,
+}
+
+/// Early spindle commit (`[detector.early_commit]`): while no event is under
+/// way, commit as soon as a fast sigma envelope (own Butterworth order and
+/// window, z-scored like the power features) and the relative power and
+/// correlation features pass their thresholds. The commit is irrevocable: if
+/// the start conditions do not follow within `confirm_within_ms` it is logged
+/// as `spindle_dropped`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpindleEarlyCommit {
+    /// Butterworth order of the fast sigma band-pass (same band; 1 = least delay).
+    pub filter_order: usize,
+    /// Window of the fast sigma power.
+    pub window_ms: f64,
+    /// Log fast sigma power above its baseline by this many robust SDs ...
+    pub z_threshold_sd: f64,
+    /// ... and the relative power above this many robust SDs ...
+    pub rel_threshold_sd: f64,
+    /// ... and the sigma/broadband correlation above this.
+    pub corr_threshold: f64,
+    /// The start conditions must follow within this long, or the commit was not a spindle.
+    pub confirm_within_ms: f64,
 }
 
 /// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,
@@ -722,6 +748,54 @@ impl SpindleConfig {
             self.max_duration_ms,
             self.min_duration_ms.max(1.0),
             60_000.0,
+        )?;
+        if let Some(early) = &self.early_commit {
+            early.validate()?;
+            if self.commit_after_ms > 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: "detector.commit_after_ms",
+                    message: "must be 0 with [detector.early_commit], which commits before the \
+                              start conditions hold; remove early_commit to wait for evidence"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SpindleEarlyCommit {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_order("detector.early_commit.filter_order", self.filter_order)?;
+        check_range(
+            "detector.early_commit.window_ms",
+            self.window_ms,
+            20.0,
+            5_000.0,
+        )?;
+        check_range(
+            "detector.early_commit.z_threshold_sd",
+            self.z_threshold_sd,
+            -10.0,
+            100.0,
+        )?;
+        check_range(
+            "detector.early_commit.rel_threshold_sd",
+            self.rel_threshold_sd,
+            -10.0,
+            100.0,
+        )?;
+        check_range(
+            "detector.early_commit.corr_threshold",
+            self.corr_threshold,
+            -1.0,
+            1.0,
+        )?;
+        check_range(
+            "detector.early_commit.confirm_within_ms",
+            self.confirm_within_ms,
+            0.0,
+            10_000.0,
         )
     }
 }
@@ -890,6 +964,24 @@ mod tests {
             let again = Config::from_toml(&config.to_toml(), "round trip").unwrap();
             assert_eq!(config, again, "{}", preset.name());
         }
+    }
+
+    #[test]
+    fn spindle_early_commit_refuses_a_commit_delay() {
+        let mut config = Preset::SleepSpindle.config();
+        let DetectorConfig::Spindle(spindle) = &mut config.detector else {
+            panic!("sleep-spindle runs the spindle detector");
+        };
+        spindle.commit_after_ms = 150.0;
+        let err = Config::from_toml(&config.to_toml(), "rig.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.commit_after_ms"), "{err}");
+        let DetectorConfig::Spindle(spindle) = &mut config.detector else {
+            unreachable!()
+        };
+        spindle.early_commit = None;
+        Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
     }
 
     #[test]

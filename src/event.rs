@@ -11,6 +11,10 @@ use crate::time::SampleIndex;
 pub enum EventKind {
     Ripple,
     Spindle,
+    /// A committed spindle candidate that did not become a spindle (shorter than
+    /// the minimum, or an early commit never confirmed): logged because its
+    /// commit may have triggered a stimulus.
+    SpindleDropped,
     SlowOscillation,
     /// A `latency-test` probe that came back (duration = round trip).
     LatencyProbe,
@@ -23,6 +27,7 @@ impl EventKind {
         match self {
             EventKind::Ripple => "ripple",
             EventKind::Spindle => "spindle",
+            EventKind::SpindleDropped => "spindle_dropped",
             EventKind::SlowOscillation => "slow_oscillation",
             EventKind::LatencyProbe => "latency_probe",
             EventKind::LatencyProbeLost => "latency_probe_lost",

@@ -12,6 +12,17 @@
 //! the relative power drops under `end_rel_threshold_sd`, and is logged only
 //! if it lasted `min_duration_ms` (events are closed at `max_duration_ms`).
 //! The channel with the highest relative-power z drives one state machine.
+//!
+//! Optional early commit (`[detector.early_commit]`): the 300-ms correlation
+//! is the last start condition to pass, ~350 ms after the experts' onset, so a
+//! fast sigma envelope (order-1 band-pass, short window) crossing a higher z
+//! with looser relative-power and correlation floors commits first; the start
+//! conditions must follow within `confirm_within_ms` and then settle the
+//! event's boundaries as without it.
+//!
+//! Every commit is visible in the output: a committed event dropped as too
+//! short, or an early commit never confirmed, is finished as
+//! `EventKind::SpindleDropped` (its commit may have fired a stimulus).
 
 use crate::config::{ConfigError, SpindleConfig};
 use crate::detect::{bandpass, DetectorOutput};
@@ -35,6 +46,25 @@ struct ChannelStages {
     cross: MovingMean,
     abs_baseline: RobustBaseline,
     rel_baseline: RobustBaseline,
+    fast: Option<FastSigma>,
+}
+
+/// The early commit's sigma envelope: its own band-pass and window, z-scored
+/// against its own baseline.
+#[derive(Debug, Clone)]
+struct FastSigma {
+    sigma: SosFilter,
+    power: MovingMean,
+    baseline: RobustBaseline,
+}
+
+impl FastSigma {
+    fn process(&mut self, x: f64) -> f64 {
+        let s = self.sigma.process(x);
+        let power = self.power.process(s * s).max(POWER_FLOOR).log10();
+        self.baseline.update(power);
+        z_score(power, &self.baseline)
+    }
 }
 
 /// The features of one sample on one channel.
@@ -43,6 +73,8 @@ struct Features {
     abs_z: f64,
     rel_z: f64,
     corr: f64,
+    /// The fast sigma envelope's z (NaN without an early commit).
+    fast_z: f64,
 }
 
 impl ChannelStages {
@@ -52,6 +84,7 @@ impl ChannelStages {
         let sigma_power = self.sigma_power.process(s * s).max(POWER_FLOOR);
         let broad_power = self.broad_power.process(b * b).max(POWER_FLOOR);
         let cross = self.cross.process(s * b);
+        let fast_z = self.fast.as_mut().map_or(f64::NAN, |f| f.process(x));
         let abs = sigma_power.log10();
         let rel = (sigma_power / broad_power).log10();
         self.abs_baseline.update(abs);
@@ -60,6 +93,7 @@ impl ChannelStages {
             abs_z: z_score(abs, &self.abs_baseline),
             rel_z: z_score(rel, &self.rel_baseline),
             corr: cross / (sigma_power * broad_power).sqrt(),
+            fast_z,
         }
     }
 }
@@ -87,6 +121,16 @@ enum State {
     },
 }
 
+/// Thresholds of the early commit, in samples where they are durations.
+#[derive(Debug, Clone, Copy)]
+struct EarlyRule {
+    z_threshold_sd: f64,
+    rel_threshold_sd: f64,
+    corr_threshold: f64,
+    confirm_within: u64,
+    half_window: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct SpindleDetector {
     channels: Vec<ChannelStages>,
@@ -102,8 +146,9 @@ pub struct SpindleDetector {
     /// they lag the signal by half a window: boundaries are moved back by this.
     half_window: u64,
     state: State,
-    /// Committed events dropped as too short (their commits may have triggered).
-    dropped_short: u64,
+    early: Option<EarlyRule>,
+    /// An early commit waiting for the start conditions.
+    pending: Option<Detection>,
 }
 
 impl SpindleDetector {
@@ -147,7 +192,29 @@ impl SpindleDetector {
             cross: window()?,
             abs_baseline: baseline()?,
             rel_baseline: baseline()?,
+            fast: match &config.early_commit {
+                Some(early) => Some(FastSigma {
+                    sigma: bandpass(
+                        early.filter_order,
+                        config.sigma_low_hz,
+                        config.sigma_high_hz,
+                        rate,
+                        "detector.sigma_high_hz",
+                    )?,
+                    power: MovingMean::new(early.window_ms, rate)
+                        .map_err(|e| invalid("detector.early_commit.window_ms", e))?,
+                    baseline: baseline()?,
+                }),
+                None => None,
+            },
         };
+        let early = config.early_commit.as_ref().map(|e| EarlyRule {
+            z_threshold_sd: e.z_threshold_sd,
+            rel_threshold_sd: e.rel_threshold_sd,
+            corr_threshold: e.corr_threshold,
+            confirm_within: rate.samples_in_ms(e.confirm_within_ms),
+            half_window: rate.samples_in_ms(e.window_ms / 2.0),
+        });
         Ok(Self {
             channels: vec![stages; channels],
             abs_threshold_sd: config.abs_threshold_sd,
@@ -160,13 +227,9 @@ impl SpindleDetector {
             warmup: rate.samples_in_s(config.warmup_s),
             half_window: rate.samples_in_ms(config.window_ms / 2.0),
             state: State::Quiet,
-            dropped_short: 0,
+            early,
+            pending: None,
         })
-    }
-
-    /// Committed events later dropped as shorter than `min_duration_ms`.
-    pub fn dropped_short(&self) -> u64 {
-        self.dropped_short
     }
 
     /// Process one frame (one sample per channel) at sample index `n`.
@@ -198,6 +261,12 @@ impl SpindleDetector {
             && f.corr > self.corr_threshold
     }
 
+    fn commits_early(&self, f: &Features) -> bool {
+        self.early.is_some_and(|e| {
+            f.fast_z > e.z_threshold_sd && f.rel_z > e.rel_threshold_sd && f.corr > e.corr_threshold
+        })
+    }
+
     fn step(
         &mut self,
         n: SampleIndex,
@@ -205,14 +274,30 @@ impl SpindleDetector {
         channel: usize,
         emit: &mut impl FnMut(DetectorOutput),
     ) {
-        self.state = match self.state {
-            State::Quiet if self.starts(&f) => State::Rising { start: n },
-            State::Quiet => State::Quiet,
-            State::Rising { .. } if !self.starts(&f) => State::Quiet,
-            State::Rising { start } if n - start >= self.commit_after => {
-                let onset = start.saturating_sub(self.half_window);
+        let starts = self.starts(&f);
+        if let (State::Quiet, None, Some(early)) = (self.state, self.pending, self.early) {
+            if !starts && self.commits_early(&f) {
+                let onset = n.saturating_sub(early.half_window);
                 let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
                 emit(DetectorOutput::Commit(detection));
+                self.pending = Some(detection);
+            }
+        }
+        self.state = match self.state {
+            State::Quiet if starts => State::Rising { start: n },
+            State::Quiet => State::Quiet,
+            State::Rising { .. } if !starts => State::Quiet,
+            State::Rising { start } if self.pending.is_some() || n - start >= self.commit_after => {
+                let onset = start.saturating_sub(self.half_window);
+                let detection = match self.pending.take() {
+                    // Already committed (and possibly triggered) early.
+                    Some(early) => Detection { onset, ..early },
+                    None => {
+                        let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
+                        emit(DetectorOutput::Commit(detection));
+                        detection
+                    }
+                };
                 State::InEvent {
                     detection,
                     peak_z: f.rel_z,
@@ -238,14 +323,22 @@ impl SpindleDetector {
                 }
             }
         };
+        if let (State::Quiet, Some(pending), Some(early)) = (self.state, self.pending, self.early) {
+            if n - pending.detected_at >= early.confirm_within {
+                self.pending = None;
+                emit(DetectorOutput::Finish(Detection {
+                    kind: EventKind::SpindleDropped,
+                    ..pending
+                }));
+            }
+        }
     }
 
-    fn close(&mut self, detection: Detection, emit: &mut impl FnMut(DetectorOutput)) {
-        if detection.end - detection.onset >= self.min_duration {
-            emit(DetectorOutput::Finish(detection));
-        } else {
-            self.dropped_short += 1;
+    fn close(&self, mut detection: Detection, emit: &mut impl FnMut(DetectorOutput)) {
+        if detection.end - detection.onset < self.min_duration {
+            detection.kind = EventKind::SpindleDropped;
         }
+        emit(DetectorOutput::Finish(detection));
     }
 
     /// Close an event still open at the end of the input.
@@ -254,6 +347,106 @@ impl SpindleDetector {
             detection.end = end;
             self.close(detection, &mut emit);
         }
+        if let Some(pending) = self.pending.take() {
+            emit(DetectorOutput::Finish(Detection {
+                kind: EventKind::SpindleDropped,
+                ..pending
+            }));
+        }
         self.state = State::Quiet;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DetectorConfig, Preset};
+    use crate::sim::{simulate, Preset as SimPreset, SimSpec};
+
+    /// The preset's spindle config, and every output of the detector over a
+    /// simulated night (all channels).
+    fn run(early: bool) -> Vec<DetectorOutput> {
+        let DetectorConfig::Spindle(mut config) = Preset::SleepSpindle.config().detector else {
+            panic!("sleep-spindle runs the spindle detector");
+        };
+        assert!(config.early_commit.is_some(), "the preset commits early");
+        if !early {
+            config.early_commit = None;
+        }
+        let rate = SampleRate::new(SimPreset::Sleep.default_rate_hz()).unwrap();
+        let sim = simulate(&SimSpec::new(SimPreset::Sleep, 300.0, 3, rate)).unwrap();
+        let signals = &sim.recording.signals;
+        let mut detector = SpindleDetector::new(&config, rate, signals.len()).unwrap();
+        let mut outputs = Vec::new();
+        let mut frame = vec![0.0; signals.len()];
+        for n in 0..signals[0].samples.len() {
+            frame
+                .iter_mut()
+                .zip(signals)
+                .for_each(|(x, s)| *x = s.samples[n]);
+            detector.process_frame(n as u64, &frame, |o| outputs.push(o));
+        }
+        detector.finish(signals[0].samples.len() as u64, |o| outputs.push(o));
+        outputs
+    }
+
+    fn finished(outputs: &[DetectorOutput], kind: EventKind) -> Vec<Detection> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                DetectorOutput::Finish(d) if d.kind == kind => Some(*d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_commit_is_finished_once_as_spindle_or_dropped() {
+        for early in [false, true] {
+            let outputs = run(early);
+            let commits: Vec<u64> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    DetectorOutput::Commit(d) => Some(d.detected_at),
+                    _ => None,
+                })
+                .collect();
+            let mut finishes: Vec<u64> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    DetectorOutput::Finish(d) => Some(d.detected_at),
+                    _ => None,
+                })
+                .collect();
+            finishes.sort_unstable();
+            assert_eq!(commits, finishes, "early commit {early}");
+            assert!(!finished(&outputs, EventKind::Spindle).is_empty());
+            assert!(!finished(&outputs, EventKind::SpindleDropped).is_empty());
+        }
+    }
+
+    #[test]
+    fn early_commit_keeps_the_spindles_and_commits_them_sooner() {
+        let (late, early) = (run(false), run(true));
+        let (late, early) = (
+            finished(&late, EventKind::Spindle),
+            finished(&early, EventKind::Spindle),
+        );
+        let bounds = |ds: &[Detection]| ds.iter().map(|d| (d.onset, d.end)).collect::<Vec<_>>();
+        assert_eq!(bounds(&late), bounds(&early));
+        assert!(late
+            .iter()
+            .zip(&early)
+            .all(|(l, e)| e.detected_at <= l.detected_at));
+        let sooner = late
+            .iter()
+            .zip(&early)
+            .filter(|(l, e)| e.detected_at < l.detected_at)
+            .count();
+        assert!(
+            sooner * 4 >= late.len(),
+            "{sooner} of {} sooner",
+            late.len()
+        );
     }
 }
