@@ -234,13 +234,23 @@ pub struct RippleConfig {
     pub band_high_hz: f64,
     /// Butterworth order (a band-pass of order N has 2N poles; lower = less delay).
     pub filter_order: usize,
+    /// Split the band into this many equal sub-bands, each with its own filter,
+    /// envelope and baseline; an event starts on any of them (consensus and
+    /// coherent only). A ripple is nearly one frequency, so the sub-band holding
+    /// it sees it over less noise than the full band.
+    #[serde(default = "one")]
+    pub sub_bands: usize,
     /// RMS envelope window.
     pub envelope_window_ms: f64,
     /// Start: envelope z-score above threshold_sd for at least min_duration_ms ...
     pub threshold_sd: f64,
     pub min_duration_ms: f64,
-    /// ... end: back under end_threshold_sd (hysteresis).
+    /// ... end: back under end_threshold_sd (hysteresis) ...
     pub end_threshold_sd: f64,
+    /// ... for this long (0 = the first sample under it). Bridges short dips,
+    /// such as post-stimulus blanking, that would split one ripple in two.
+    #[serde(default)]
+    pub end_hold_ms: f64,
     /// Events longer than this are closed.
     pub max_duration_ms: f64,
     /// No detection before this much signal has been seen.
@@ -266,6 +276,11 @@ pub struct RippleBaselineConfig {
     pub frozen_center: Vec<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen_sd: Vec<f64>,
+    /// Keep learning while the state gate is closed (the veto still holds the
+    /// baseline). Without it a session that starts running has no baseline
+    /// until seconds into the first immobility.
+    #[serde(default)]
+    pub learn_while_gated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +319,10 @@ pub enum ChannelCombine {
     Vote,
     /// One envelope of the root-sum-square of the band-passed channels (Kay 2016's consensus).
     Consensus,
+    /// One envelope of the band-passed channel mean: for sites within ~100 µm of
+    /// the pyramidal layer, which see a ripple in phase, it averages out the
+    /// noise the channels do not share and keeps the ripple.
+    Coherent,
 }
 
 /// Noise / EMG veto: power in a band above the ripple band (or on a dedicated
@@ -555,6 +574,10 @@ impl Config {
     }
 }
 
+fn one() -> usize {
+    1
+}
+
 impl RippleConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_band(
@@ -562,6 +585,19 @@ impl RippleConfig {
             ("detector.band_high_hz", self.band_high_hz),
         )?;
         check_order("detector.filter_order", self.filter_order)?;
+        if self.sub_bands == 0 || self.sub_bands > 16 {
+            return Err(invalid(
+                "detector.sub_bands",
+                format!("must be between 1 and 16, got {}", self.sub_bands),
+            ));
+        }
+        if self.sub_bands > 1 && self.channels.combine == ChannelCombine::Vote {
+            return Err(invalid(
+                "detector.sub_bands",
+                "sub-bands need channels.combine = \"consensus\" or \"coherent\", not \"vote\""
+                    .into(),
+            ));
+        }
         check_range(
             "detector.envelope_window_ms",
             self.envelope_window_ms,
@@ -587,6 +623,7 @@ impl RippleConfig {
             self.min_duration_ms.max(1.0),
             60_000.0,
         )?;
+        check_range("detector.end_hold_ms", self.end_hold_ms, 0.0, 1000.0)?;
         check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
         let b = &self.baseline;
         check_range("detector.baseline.window_s", b.window_s, 0.5, 3600.0)?;
@@ -1002,7 +1039,7 @@ mod tests {
     fn out_of_range_values_name_the_field_and_range() {
         let text = Preset::RodentRipple
             .toml()
-            .replace("filter_order = 3", "filter_order = 12");
+            .replace("filter_order = 2", "filter_order = 12");
         let err = Config::from_toml(&text, "rig.toml")
             .unwrap_err()
             .to_string();

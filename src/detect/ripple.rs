@@ -6,8 +6,10 @@
 //! channel is a stream and an event starts when `vote_k` streams have each been
 //! above `threshold_sd` for `min_duration_ms` within `vote_window_ms`; in
 //! `consensus` mode the band-passed channels are combined root-sum-square into
-//! one envelope (Kay et al. 2016). The event ends when fewer than `vote_k`
-//! streams stay above `end_threshold_sd` (hysteresis).
+//! one envelope (Kay et al. 2016), in `coherent` mode their mean is band-passed.
+//! Those two can split the band into `sub_bands` streams, any of which starts an
+//! event. The event ends when fewer than `vote_k` streams stay above
+//! `end_threshold_sd` (hysteresis) for `end_hold_ms`.
 //!
 //! Two things block new events: a noise veto (the envelope of a band above the
 //! ripple band, on the mean of the detection channels or a dedicated channel,
@@ -143,21 +145,29 @@ struct StateGate {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Quiet,
-    InEvent { detection: Detection, peak_z: f64 },
+    InEvent {
+        detection: Detection,
+        peak_z: f64,
+        /// Start of the current run with fewer than `vote_k` streams above the end threshold.
+        below_since: Option<SampleIndex>,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct Ripple {
     /// Input channels used for detection (not the veto or speed channels).
     detection_channels: Vec<usize>,
-    /// One filter per detection channel.
+    /// vote: one filter per detection channel; consensus: one per channel and
+    /// sub-band (sub-band major); coherent: one per sub-band.
     filters: Vec<SosFilter>,
-    consensus: bool,
+    combine: ChannelCombine,
     streams: Vec<Stream>,
     vote_k: usize,
     vote_window: u64,
     threshold_sd: f64,
     end_threshold_sd: f64,
+    /// Samples the end condition must hold before the event ends (at least 1).
+    end_hold: u64,
     min_duration: u64,
     max_duration: u64,
     warmup: u64,
@@ -166,9 +176,12 @@ pub struct Ripple {
     gate: Option<StateGate>,
     /// Qualifications before this sample are spent (by an event or a block).
     counts_from: SampleIndex,
-    /// The veto or the state gate blocked the previous sample; baselines then
-    /// hold, so they describe the quiet state detections are made in.
+    /// The veto or the state gate blocked the previous sample.
     blocked: bool,
+    /// Baselines hold while this is set (the veto, and the gate unless
+    /// `learn_while_gated`), so they describe the quiet state detections are made in.
+    hold_baselines: bool,
+    learn_while_gated: bool,
     state: State,
 }
 
@@ -209,13 +222,14 @@ impl Ripple {
                 "leaves no channel for detection after the veto and speed channels".into(),
             ));
         }
-        let consensus = config.channels.combine == ChannelCombine::Consensus;
-        let stream_count = if consensus {
-            1
-        } else {
+        let combine = config.channels.combine;
+        let vote = combine == ChannelCombine::Vote;
+        let stream_count = if vote {
             detection_channels.len()
+        } else {
+            config.sub_bands
         };
-        let vote_k = if consensus { 1 } else { config.channels.vote_k };
+        let vote_k = if vote { config.channels.vote_k } else { 1 };
         if vote_k > stream_count {
             return Err(invalid(
                 "detector.channels.vote_k",
@@ -224,13 +238,28 @@ impl Ripple {
         }
         let slow_every = ((rate.hz() / SLOW_CLOCK_HZ).round() as u64).max(1);
         let slow_rate = SampleRate::new(rate.hz() / slow_every as f64).expect("positive rate");
-        let filter = bandpass(
-            config.filter_order,
-            config.band_low_hz,
-            config.band_high_hz,
-            rate,
-            "detector.band_high_hz",
-        )?;
+        let bands = if vote { 1 } else { config.sub_bands };
+        let width_hz = (config.band_high_hz - config.band_low_hz) / bands as f64;
+        let band_filters = (0..bands)
+            .map(|b| {
+                let low_hz = config.band_low_hz + width_hz * b as f64;
+                bandpass(
+                    config.filter_order,
+                    low_hz,
+                    low_hz + width_hz,
+                    rate,
+                    "detector.band_high_hz",
+                )
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let filters = match combine {
+            ChannelCombine::Vote => vec![band_filters[0].clone(); detection_channels.len()],
+            ChannelCombine::Consensus => band_filters
+                .iter()
+                .flat_map(|f| std::iter::repeat(f).take(detection_channels.len()).cloned())
+                .collect(),
+            ChannelCombine::Coherent => band_filters,
+        };
         let envelope = Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?;
         let streams = (0..stream_count)
@@ -238,7 +267,7 @@ impl Ripple {
                 Ok(Stream {
                     envelope: envelope.clone(),
                     baseline: baseline(config, slow_rate, i, stream_count)?,
-                    channel: detection_channels[i],
+                    channel: detection_channels[if vote { i } else { 0 }],
                     z: 0.0,
                     above_since: None,
                     qualified_at: None,
@@ -263,14 +292,15 @@ impl Ripple {
             None
         };
         Ok(Self {
-            filters: vec![filter; detection_channels.len()],
+            filters,
             detection_channels,
-            consensus,
+            combine,
             streams,
             vote_k,
             vote_window: rate.samples_in_ms(config.channels.vote_window_ms),
             threshold_sd: config.threshold_sd,
             end_threshold_sd: config.end_threshold_sd,
+            end_hold: rate.samples_in_ms(config.end_hold_ms).max(1),
             min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
             max_duration: rate.samples_in_ms(config.max_duration_ms).max(1),
             warmup: rate.samples_in_s(config.warmup_s),
@@ -279,6 +309,8 @@ impl Ripple {
             gate,
             counts_from: 0,
             blocked: false,
+            hold_baselines: false,
+            learn_while_gated: config.baseline.learn_while_gated,
             state: State::Quiet,
         })
     }
@@ -291,28 +323,41 @@ impl Ripple {
         mut emit: impl FnMut(DetectorOutput),
     ) {
         let slow_tick = n % self.slow_every == self.slow_every - 1;
-        let learn = slow_tick && !self.blocked;
-        let mut reference = 0.0;
-        let mut sum_squares = 0.0;
-        for (i, (filter, &c)) in self
-            .filters
-            .iter_mut()
-            .zip(&self.detection_channels)
-            .enumerate()
-        {
-            let x = frame[c];
-            reference += x;
-            let y = filter.process(x);
-            if self.consensus {
-                sum_squares += y * y;
-            } else {
-                self.streams[i].update(y, learn);
+        let learn = slow_tick && !self.hold_baselines;
+        let count = self.detection_channels.len();
+        let reference = self
+            .detection_channels
+            .iter()
+            .map(|&c| frame[c])
+            .sum::<f64>()
+            / count as f64;
+        match self.combine {
+            ChannelCombine::Vote => {
+                for ((filter, &c), stream) in self
+                    .filters
+                    .iter_mut()
+                    .zip(&self.detection_channels)
+                    .zip(&mut self.streams)
+                {
+                    stream.update(filter.process(frame[c]), learn);
+                }
             }
-        }
-        reference /= self.detection_channels.len() as f64;
-        if self.consensus {
-            let y = (sum_squares / self.detection_channels.len() as f64).sqrt();
-            self.streams[0].update(y, learn);
+            ChannelCombine::Consensus => {
+                for (filters, stream) in self.filters.chunks_exact_mut(count).zip(&mut self.streams)
+                {
+                    let sum_squares: f64 = filters
+                        .iter_mut()
+                        .zip(&self.detection_channels)
+                        .map(|(filter, &c)| filter.process(frame[c]).powi(2))
+                        .sum();
+                    stream.update((sum_squares / count as f64).sqrt(), learn);
+                }
+            }
+            ChannelCombine::Coherent => {
+                for (filter, stream) in self.filters.iter_mut().zip(&mut self.streams) {
+                    stream.update(filter.process(reference), learn);
+                }
+            }
         }
         let vetoed = self
             .veto
@@ -328,6 +373,7 @@ impl Ripple {
             s.track_runs(n, threshold, end_threshold, min_duration);
         }
         self.blocked = vetoed || gated;
+        self.hold_baselines = vetoed || (gated && !self.learn_while_gated);
         if n < self.warmup {
             return;
         }
@@ -372,12 +418,14 @@ impl Ripple {
                     State::InEvent {
                         detection,
                         peak_z: best_z,
+                        below_since: None,
                     }
                 }
             }
             State::InEvent {
                 mut detection,
                 mut peak_z,
+                mut below_since,
             } => {
                 if best_z > peak_z {
                     peak_z = best_z;
@@ -388,13 +436,24 @@ impl Ripple {
                     .iter()
                     .filter(|s| s.z > self.end_threshold_sd)
                     .count();
-                if up < self.vote_k || n + 1 - detection.onset >= self.max_duration {
-                    detection.end = n + 1;
+                below_since = if up < self.vote_k {
+                    below_since.or(Some(n))
+                } else {
+                    None
+                };
+                let ended = below_since.is_some_and(|b| n + 1 - b >= self.end_hold);
+                if ended || n + 1 - detection.onset >= self.max_duration {
+                    // The event ends where the streams first fell (not after the hold).
+                    detection.end = below_since.map_or(n + 1, |b| b + 1);
                     emit(DetectorOutput::Finish(detection));
                     self.counts_from = n + 1;
                     State::Quiet
                 } else {
-                    State::InEvent { detection, peak_z }
+                    State::InEvent {
+                        detection,
+                        peak_z,
+                        below_since,
+                    }
                 }
             }
         };
@@ -592,4 +651,89 @@ fn build_gate(
         open_below: s.ratio_open,
         closed: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DetectorConfig, Preset};
+    use crate::rng::Rng;
+
+    fn preset() -> RippleConfig {
+        match Preset::RodentRipple.config().detector {
+            DetectorConfig::Ripple(r) => *r,
+            _ => panic!("the rodent preset runs the ripple detector"),
+        }
+    }
+
+    /// Ten seconds of strong theta close the state gate; only with
+    /// `learn_while_gated` do the baselines fill meanwhile.
+    #[test]
+    fn baselines_learn_while_gated_only_when_asked() {
+        let rate = SampleRate::new(1250.0).unwrap();
+        for learn in [false, true] {
+            let mut config = preset();
+            config.baseline.window_s = 2.0;
+            config.baseline.learn_while_gated = learn;
+            let mut detector = Ripple::new(&config, rate, 4).unwrap();
+            let mut rng = Rng::new(7);
+            let mut gated = 0;
+            for n in 0..rate.samples_in_s(10.0) {
+                let theta = 300.0 * (std::f64::consts::TAU * 8.0 * rate.seconds(n)).sin();
+                let frame: Vec<f64> = (0..4).map(|_| theta + 10.0 * rng.gaussian()).collect();
+                detector.process_frame(n, &frame, |_| {});
+                gated += usize::from(detector.gate.as_ref().unwrap().closed);
+            }
+            assert!(gated as u64 > rate.samples_in_s(9.0), "gate closed {gated}");
+            let warm = detector.streams.iter().all(|s| match &s.baseline {
+                Baseline::AdaptiveRobust(b) => b.is_warm(),
+                other => panic!("the preset's baseline is median/MAD, got {other:?}"),
+            });
+            assert_eq!(warm, learn, "learn_while_gated = {learn}");
+        }
+    }
+
+    /// A dip under the end threshold shorter than `end_hold_ms` does not end
+    /// the event; a longer one does.
+    #[test]
+    fn end_hold_bridges_short_dips() {
+        let rate = SampleRate::new(1250.0).unwrap();
+        let burst = |t: f64| -> f64 {
+            // Ripple-band bursts over [6.0, 6.1) and [6.17, 6.25) s (a 70-ms gap), then [7.0, 7.1).
+            let on =
+                (6.0..6.1).contains(&t) || (6.17..6.25).contains(&t) || (7.0..7.1).contains(&t);
+            if on {
+                40.0 * (std::f64::consts::TAU * 180.0 * t).sin()
+            } else {
+                0.0
+            }
+        };
+        let run = |end_hold_ms: f64| {
+            let mut config = preset();
+            config.end_hold_ms = end_hold_ms;
+            config.state.enabled = false;
+            config.veto.enabled = false;
+            let mut detector = Ripple::new(&config, rate, 1).unwrap();
+            let mut rng = Rng::new(3);
+            let mut finished = Vec::new();
+            for n in 0..rate.samples_in_s(8.0) {
+                let x = burst(rate.seconds(n)) + 10.0 * rng.gaussian();
+                detector.process_frame(n, &[x], |o| {
+                    if let DetectorOutput::Finish(d) = o {
+                        finished.push(d);
+                    }
+                });
+            }
+            finished
+        };
+        let split = run(0.0);
+        let bridged = run(100.0);
+        assert_eq!(split.len(), 3, "{split:?}");
+        assert_eq!(bridged.len(), 2, "{bridged:?}");
+        // The bridged event spans both bursts and ends where its last dip began
+        // (noise crossing the end threshold can restart the hold), not later.
+        assert_eq!(bridged[0].detected_at, split[0].detected_at);
+        assert!(bridged[0].end >= split[1].end && bridged[0].end < split[2].onset);
+        assert_eq!(bridged[1].detected_at, split[2].detected_at);
+    }
 }
