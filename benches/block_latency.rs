@@ -3,13 +3,17 @@
 //! on 64 channels at 30 kHz in 1-ms blocks (30 frames), the design point of
 //! EVALUATION.md (target p99 ≤ 100 µs). Prints p50/p99/max per block and the
 //! throughput in channel-samples per second; docs/performance.md quotes it.
+//! Two runs: the preset as shipped (`combine = "coherent"`: one band-pass
+//! bank on the channel mean) and with `combine = "consensus"` (a band-pass
+//! bank per channel), the per-channel filtering load that EVALUATION.md's
+//! throughput comparison against scipy is about.
 //!
 //! `cargo bench --bench block_latency` runs it; under `cargo test` (no
 //! `--bench` argument) it only processes a few blocks as a smoke test.
 
 use std::time::Instant;
 
-use neuroloop::config::Preset;
+use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::Outbox;
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
@@ -31,8 +35,26 @@ fn main() {
     for i in 0..frames {
         data.extend(sim.recording.signals.iter().map(|s| s.samples[i]));
     }
-    let mut controller =
-        Controller::new(&Preset::RodentRipple.config(), rate, CHANNELS).expect("controller");
+    let preset = Preset::RodentRipple.config();
+    let mut consensus = preset.clone();
+    if let DetectorConfig::Ripple(ripple) = &mut consensus.detector {
+        ripple.channels.combine = ChannelCombine::Consensus;
+    }
+    for (label, config) in [("preset (coherent)", &preset), ("consensus", &consensus)] {
+        measure(label, config, rate, &data, frames, seconds, full);
+    }
+}
+
+fn measure(
+    label: &str,
+    config: &Config,
+    rate: SampleRate,
+    data: &[f64],
+    frames: usize,
+    seconds: f64,
+    full: bool,
+) {
+    let mut controller = Controller::new(config, rate, CHANNELS).expect("controller");
     let mut outbox = Outbox::with_capacity(1024);
     let mut durations_ns = Vec::with_capacity(frames / BLOCK_FRAMES);
     let mut events = 0;
@@ -59,7 +81,7 @@ fn main() {
         durations_ns[((q * durations_ns.len() as f64) as usize).min(durations_ns.len() - 1)]
     };
     println!(
-        "block_latency: {CHANNELS} ch x {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {} blocks ({seconds} s), {events} events",
+        "block_latency, {label}: {CHANNELS} ch x {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {} blocks ({seconds} s), {events} events",
         durations_ns.len()
     );
     println!(
