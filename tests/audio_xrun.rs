@@ -8,10 +8,13 @@
 //! Needs `pulseaudio` and the ALSA pulse plugin (`libasound2-plugins`), which
 //! `tests/run-all.sh` installs.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::LiveRun;
 
 /// A PulseAudio server with one null sink, private to the test, killed on drop.
 struct PulseServer {
@@ -64,11 +67,6 @@ impl Drop for PulseServer {
     }
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: plain syscall on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-}
-
 #[test]
 fn a_frozen_process_underruns_the_card_and_the_session_counts_it_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,39 +91,28 @@ fn a_frozen_process_underruns_the_card_and_the_session_counts_it_once() {
     )
     .unwrap();
     let out = dir.path().join("session");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
-        .args(["run", "--duration-s", "8", "--out"])
-        .arg(&out)
-        .arg("--config")
-        .arg(&config)
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("/usr/share/alsa/alsa.conf:{}", alsa_conf.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the first status line: the stream is playing by then.
-    let mut stdout = BufReader::new(run.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("t=") {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "run ended early");
-    }
+    let run = LiveRun::start(
+        Command::new(env!("CARGO_BIN_EXE_neuroloop"))
+            .args(["run", "--duration-s", "8", "--out"])
+            .arg(&out)
+            .arg("--config")
+            .arg(&config)
+            .env(
+                "ALSA_CONFIG_PATH",
+                format!("/usr/share/alsa/alsa.conf:{}", alsa_conf.display()),
+            ),
+    );
     // Freeze the process well past the output buffer, twice (the plugin
     // reports an underrun that is still pending when the writer resumes).
     for _ in 0..2 {
-        signal(&run, libc::SIGSTOP);
+        run.signal(libc::SIGSTOP);
         std::thread::sleep(Duration::from_millis(1200));
-        signal(&run, libc::SIGCONT);
+        run.signal(libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(800));
     }
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let output = run.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}\n{rest}");
+    let ended = run.wait();
+    let stderr = &ended.stderr;
+    assert!(ended.status.success(), "{stderr}\n{}", ended.stdout);
 
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -2,8 +2,12 @@
 //! a real DREAMS recording, and every kind of bad input refused with a one-line
 //! error, a non-zero exit and no complete-looking output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::LiveRun;
 
 fn neuroloop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neuroloop"))
@@ -380,30 +384,24 @@ fn latency_test_through_the_emulated_loopback_rig() {
 /// then a complete session marked interrupted, and a zero exit.
 #[test]
 fn stop_signals_end_a_live_run_with_a_complete_interrupted_session() {
-    use std::io::{BufRead, BufReader, Read};
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("session");
-        let mut run = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
-            .args(["run", "--duration-s", "60", "--out", p(&out)])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(run.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("t=") {
-            line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "run ended early");
-        }
-        // SAFETY: plain syscall on our own child's pid.
-        assert_eq!(unsafe { libc::kill(run.id() as libc::pid_t, signal) }, 0);
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        let output = run.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "signal {signal}: {stderr}");
-        assert!(rest.contains("stopped after"), "signal {signal}: {rest}");
+        let run = LiveRun::start(Command::new(env!("CARGO_BIN_EXE_neuroloop")).args([
+            "run",
+            "--duration-s",
+            "60",
+            "--out",
+            p(&out),
+        ]));
+        run.signal(signal);
+        let ended = run.wait();
+        assert!(ended.status.success(), "signal {signal}: {}", ended.stderr);
+        assert!(
+            ended.stdout.contains("stopped after"),
+            "signal {signal}: {}",
+            ended.stdout
+        );
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
