@@ -32,9 +32,7 @@ pub(super) enum Notice {
     Warning(String),
 }
 
-pub(super) type NoticeSender = UnboundedSender<Notice>;
-
-pub(super) fn notice_channel() -> (NoticeSender, UnboundedReceiver<Notice>) {
+pub(super) fn notice_channel() -> (UnboundedSender<Notice>, UnboundedReceiver<Notice>) {
     tokio::sync::mpsc::unbounded_channel()
 }
 
