@@ -304,6 +304,8 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
     runtime::config::SourceConfig::Audio(config.clone())
         .validate()
         .unwrap();
+    // Capture starts when the stream opens, so arrivals are compared with a time before that.
+    let t0 = Instant::now();
     let opened = runtime::open_audio(&config).unwrap();
     assert_eq!(opened.labels, vec!["in1"]);
     assert_eq!(opened.rate.hz(), 48_000.0);
@@ -315,7 +317,6 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
         chunks: Vec::new(),
         frames: 0,
     };
-    let t0 = Instant::now();
     // Runs until the FIFO goes quiet: the stall ends it.
     let result = source.run(&mut sink, &stop);
     assert!(
