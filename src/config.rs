@@ -242,10 +242,22 @@ pub struct RippleConfig {
     pub sub_bands: usize,
     /// RMS envelope window.
     pub envelope_window_ms: f64,
-    /// Start: envelope z-score above threshold_sd for at least min_duration_ms ...
+    /// How an event starts (see [`RippleStart`]).
+    #[serde(default)]
+    pub start: RippleStart,
+    /// threshold: envelope z-score above threshold_sd for at least min_duration_ms.
+    #[serde(default = "default_ripple_threshold_sd")]
     pub threshold_sd: f64,
+    #[serde(default = "default_ripple_min_duration_ms")]
     pub min_duration_ms: f64,
-    /// ... end: back under end_threshold_sd (hysteresis) ...
+    /// cusum: band power above cusum_drift × the background's power accumulates
+    /// (the excess, in multiples of that power, times ms; it decays by the drift
+    /// below it) and an event starts when it reaches cusum_limit_ms.
+    #[serde(default = "default_cusum_drift")]
+    pub cusum_drift: f64,
+    #[serde(default = "default_cusum_limit_ms")]
+    pub cusum_limit_ms: f64,
+    /// End: back under end_threshold_sd (hysteresis) ...
     pub end_threshold_sd: f64,
     /// ... for this long (0 = the first sample under it). Bridges short dips,
     /// such as post-stimulus blanking, that would split one ripple in two.
@@ -310,6 +322,19 @@ pub struct RippleChannelsConfig {
     /// duration within vote_window_ms of one another.
     pub vote_k: usize,
     pub vote_window_ms: f64,
+}
+
+/// Start rule of the ripple detector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RippleStart {
+    /// The envelope's z-score stays above `threshold_sd` for `min_duration_ms`.
+    #[default]
+    Threshold,
+    /// Page's CUSUM of the instantaneous band power over the background's
+    /// (the envelope baseline's centre, squared): the quickest detector of a
+    /// change for a given false-alarm rate, with no envelope window to wait for.
+    Cusum,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -578,6 +603,22 @@ fn one() -> usize {
     1
 }
 
+fn default_ripple_threshold_sd() -> f64 {
+    5.5
+}
+
+fn default_ripple_min_duration_ms() -> f64 {
+    2.0
+}
+
+fn default_cusum_drift() -> f64 {
+    14.0
+}
+
+fn default_cusum_limit_ms() -> f64 {
+    20.0
+}
+
 impl RippleConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_band(
@@ -605,11 +646,22 @@ impl RippleConfig {
             100.0,
         )?;
         check_range("detector.threshold_sd", self.threshold_sd, 0.0, 100.0)?;
+        let highest_end = match self.start {
+            RippleStart::Threshold => self.threshold_sd,
+            RippleStart::Cusum => 100.0,
+        };
         check_range(
             "detector.end_threshold_sd",
             self.end_threshold_sd,
             -10.0,
-            self.threshold_sd,
+            highest_end,
+        )?;
+        check_range("detector.cusum_drift", self.cusum_drift, 1.0, 10_000.0)?;
+        check_range(
+            "detector.cusum_limit_ms",
+            self.cusum_limit_ms,
+            0.01,
+            10_000.0,
         )?;
         check_range(
             "detector.min_duration_ms",

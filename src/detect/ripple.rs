@@ -8,8 +8,10 @@
 //! `consensus` mode the band-passed channels are combined root-sum-square into
 //! one envelope (Kay et al. 2016), in `coherent` mode their mean is band-passed.
 //! Those two can split the band into `sub_bands` streams, any of which starts an
-//! event. The event ends when fewer than `vote_k` streams stay above
-//! `end_threshold_sd` (hysteresis) for `end_hold_ms`.
+//! event. A stream qualifies by the `threshold` rule (z above `threshold_sd` for
+//! `min_duration_ms`) or the `cusum` rule (Page's CUSUM of its band power over
+//! the background's reaches `cusum_limit_ms`). The event ends when fewer than
+//! `vote_k` streams stay above `end_threshold_sd` (hysteresis) for `end_hold_ms`.
 //!
 //! Two things block new events: a noise veto (the envelope of a band above the
 //! ripple band, on the mean of the detection channels or a dedicated channel,
@@ -22,8 +24,8 @@
 //! delta filter well conditioned at 30 kHz.
 
 use crate::config::{
-    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStateConfig,
-    RippleVetoConfig,
+    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStart,
+    RippleStateConfig, RippleVetoConfig,
 };
 use crate::detect::{bandpass, DetectorOutput};
 use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter};
@@ -106,9 +108,13 @@ struct Stream {
     /// Input channel reported for this stream.
     channel: usize,
     z: f64,
-    /// Start of the current run above `threshold_sd`.
+    /// Band power over the background's (the baseline centre, squared).
+    power_ratio: f64,
+    /// CUSUM of `power_ratio − drift` in ms (cusum rule).
+    cusum: f64,
+    /// Start of the current run above `threshold_sd` (threshold rule).
     above_since: Option<SampleIndex>,
-    /// Last sample at which that run had lasted `min_duration`.
+    /// Last sample at which the start rule held.
     qualified_at: Option<SampleIndex>,
     /// Start of the current run above `end_threshold_sd` (the event onset).
     rise_start: Option<SampleIndex>,
@@ -142,6 +148,21 @@ struct StateGate {
     closed: bool,
 }
 
+/// When a stream qualifies to start an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StartRule {
+    Threshold {
+        threshold_sd: f64,
+        min_duration: u64,
+    },
+    Cusum {
+        drift: f64,
+        limit_ms: f64,
+        /// Duration of one sample in ms.
+        sample_ms: f64,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Quiet,
@@ -164,11 +185,10 @@ pub struct Ripple {
     streams: Vec<Stream>,
     vote_k: usize,
     vote_window: u64,
-    threshold_sd: f64,
+    start: StartRule,
     end_threshold_sd: f64,
     /// Samples the end condition must hold before the event ends (at least 1).
     end_hold: u64,
-    min_duration: u64,
     max_duration: u64,
     warmup: u64,
     slow_every: u64,
@@ -269,6 +289,8 @@ impl Ripple {
                     baseline: baseline(config, slow_rate, i, stream_count)?,
                     channel: detection_channels[if vote { i } else { 0 }],
                     z: 0.0,
+                    power_ratio: 0.0,
+                    cusum: 0.0,
                     above_since: None,
                     qualified_at: None,
                     rise_start: None,
@@ -298,10 +320,19 @@ impl Ripple {
             streams,
             vote_k,
             vote_window: rate.samples_in_ms(config.channels.vote_window_ms),
-            threshold_sd: config.threshold_sd,
+            start: match config.start {
+                RippleStart::Threshold => StartRule::Threshold {
+                    threshold_sd: config.threshold_sd,
+                    min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
+                },
+                RippleStart::Cusum => StartRule::Cusum {
+                    drift: config.cusum_drift,
+                    limit_ms: config.cusum_limit_ms,
+                    sample_ms: 1000.0 / rate.hz(),
+                },
+            },
             end_threshold_sd: config.end_threshold_sd,
             end_hold: rate.samples_in_ms(config.end_hold_ms).max(1),
-            min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
             max_duration: rate.samples_in_ms(config.max_duration_ms).max(1),
             warmup: rate.samples_in_s(config.warmup_s),
             slow_every,
@@ -367,19 +398,18 @@ impl Ripple {
             .gate
             .as_mut()
             .is_some_and(|g| g.process(frame, reference, slow_tick));
-        let (threshold, end_threshold, min_duration) =
-            (self.threshold_sd, self.end_threshold_sd, self.min_duration);
+        let (start, end_threshold) = (self.start, self.end_threshold_sd);
         for s in &mut self.streams {
-            s.track_runs(n, threshold, end_threshold, min_duration);
+            s.track_runs(n, start, end_threshold);
         }
         self.blocked = vetoed || gated;
         self.hold_baselines = vetoed || (gated && !self.learn_while_gated);
+        if n < self.warmup || self.blocked {
+            // Runs seen while blocked are void; they count again from the next sample.
+            self.restart_counts(n + 1);
+        }
         if n < self.warmup {
             return;
-        }
-        if self.blocked {
-            // Runs seen while blocked are void; they count again from the next sample.
-            self.counts_from = n + 1;
         }
         self.step(n, self.blocked, &mut emit);
     }
@@ -446,7 +476,7 @@ impl Ripple {
                     // The event ends where the streams first fell (not after the hold).
                     detection.end = below_since.map_or(n + 1, |b| b + 1);
                     emit(DetectorOutput::Finish(detection));
-                    self.counts_from = n + 1;
+                    self.restart_counts(n + 1);
                     State::Quiet
                 } else {
                     State::InEvent {
@@ -457,6 +487,14 @@ impl Ripple {
                 }
             }
         };
+    }
+
+    /// Qualifications before `from` are spent; CUSUMs start again from zero.
+    fn restart_counts(&mut self, from: SampleIndex) {
+        self.counts_from = from;
+        for s in &mut self.streams {
+            s.cusum = 0.0;
+        }
     }
 
     /// Close an event still open at the end of the input.
@@ -482,17 +520,39 @@ impl Stream {
         } else {
             0.0
         };
+        self.power_ratio = if sd > 0.0 && center > 0.0 {
+            (band_passed / center).powi(2)
+        } else {
+            0.0
+        };
     }
 
     #[inline]
-    fn track_runs(&mut self, n: SampleIndex, threshold: f64, end_threshold: f64, min: u64) {
-        if self.z > threshold {
-            let since = *self.above_since.get_or_insert(n);
-            if n + 1 - since >= min {
-                self.qualified_at = Some(n);
+    fn track_runs(&mut self, n: SampleIndex, start: StartRule, end_threshold: f64) {
+        match start {
+            StartRule::Threshold {
+                threshold_sd,
+                min_duration,
+            } => {
+                if self.z > threshold_sd {
+                    let since = *self.above_since.get_or_insert(n);
+                    if n + 1 - since >= min_duration {
+                        self.qualified_at = Some(n);
+                    }
+                } else {
+                    self.above_since = None;
+                }
             }
-        } else {
-            self.above_since = None;
+            StartRule::Cusum {
+                drift,
+                limit_ms,
+                sample_ms,
+            } => {
+                self.cusum = (self.cusum + (self.power_ratio - drift) * sample_ms).max(0.0);
+                if self.cusum >= limit_ms {
+                    self.qualified_at = Some(n);
+                }
+            }
         }
         if self.z > end_threshold {
             self.rise_start.get_or_insert(n);
@@ -691,6 +751,45 @@ mod tests {
             });
             assert_eq!(warm, learn, "learn_while_gated = {learn}");
         }
+    }
+
+    /// The cusum rule: a steady power ratio r above the drift k qualifies after
+    /// limit / ((r − k) × sample length); under the drift it never does, and a
+    /// restart (after an event or a block) zeroes the sum.
+    #[test]
+    fn cusum_rule_accumulates_excess_power() {
+        let rate = SampleRate::new(1000.0).unwrap();
+        let mut config = preset();
+        config.start = RippleStart::Cusum;
+        config.cusum_drift = 14.0;
+        config.cusum_limit_ms = 20.0;
+        let mut detector = Ripple::new(&config, rate, 1).unwrap();
+        let start = detector.start;
+        assert_eq!(
+            start,
+            StartRule::Cusum {
+                drift: 14.0,
+                limit_ms: 20.0,
+                sample_ms: 1.0
+            }
+        );
+        let stream = &mut detector.streams[0];
+        stream.power_ratio = 13.9;
+        for n in 0..1000 {
+            stream.track_runs(n, start, 1.0);
+        }
+        assert_eq!((stream.qualified_at, stream.cusum), (None, 0.0));
+        // 4 ms of excess per sample: the fifth sample reaches 20.
+        stream.power_ratio = 18.0;
+        for n in 1000..1004 {
+            stream.track_runs(n, start, 1.0);
+        }
+        assert_eq!(stream.qualified_at, None);
+        stream.track_runs(1004, start, 1.0);
+        assert_eq!(stream.qualified_at, Some(1004));
+        detector.restart_counts(1005);
+        assert_eq!(detector.streams[0].cusum, 0.0);
+        assert_eq!(detector.counts_from, 1005);
     }
 
     /// A dip under the end threshold shorter than `end_hold_ms` does not end
