@@ -245,18 +245,20 @@ pub struct RippleConfig {
     /// How an event starts (see [`RippleStart`]).
     #[serde(default)]
     pub start: RippleStart,
-    /// threshold: envelope z-score above threshold_sd for at least min_duration_ms.
-    #[serde(default = "default_ripple_threshold_sd")]
-    pub threshold_sd: f64,
-    #[serde(default = "default_ripple_min_duration_ms")]
-    pub min_duration_ms: f64,
-    /// cusum: band power above cusum_drift × the background's power accumulates
-    /// (the excess, in multiples of that power, times ms; it decays by the drift
-    /// below it) and an event starts when it reaches cusum_limit_ms.
-    #[serde(default = "default_cusum_drift")]
-    pub cusum_drift: f64,
-    #[serde(default = "default_cusum_limit_ms")]
-    pub cusum_limit_ms: f64,
+    /// threshold rule only: envelope z-score above threshold_sd (default 5.5)
+    /// for at least min_duration_ms (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_sd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_duration_ms: Option<f64>,
+    /// cusum rule only: band power above cusum_drift (default 14) × the
+    /// background's power accumulates (the excess, in multiples of that power,
+    /// times ms; it drains by the drift below it) and an event starts when it
+    /// reaches cusum_limit_ms (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cusum_drift: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cusum_limit_ms: Option<f64>,
     /// End: back under end_threshold_sd (hysteresis) ...
     pub end_threshold_sd: f64,
     /// ... for this long (0 = the first sample under it). Bridges short dips,
@@ -322,6 +324,19 @@ pub struct RippleChannelsConfig {
     /// duration within vote_window_ms of one another.
     pub vote_k: usize,
     pub vote_window_ms: f64,
+}
+
+/// A ripple start rule with its parameters, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RippleStartParams {
+    Threshold {
+        threshold_sd: f64,
+        min_duration_ms: f64,
+    },
+    Cusum {
+        drift: f64,
+        limit_ms: f64,
+    },
 }
 
 /// Start rule of the ripple detector.
@@ -603,23 +618,48 @@ fn one() -> usize {
     1
 }
 
-fn default_ripple_threshold_sd() -> f64 {
-    5.5
-}
-
-fn default_ripple_min_duration_ms() -> f64 {
-    2.0
-}
-
-fn default_cusum_drift() -> f64 {
-    14.0
-}
-
-fn default_cusum_limit_ms() -> f64 {
-    20.0
-}
-
 impl RippleConfig {
+    /// The start rule's parameters; those the config leaves out take their defaults.
+    pub fn start_params(&self) -> RippleStartParams {
+        match self.start {
+            RippleStart::Threshold => RippleStartParams::Threshold {
+                threshold_sd: self.threshold_sd.unwrap_or(5.5),
+                min_duration_ms: self.min_duration_ms.unwrap_or(2.0),
+            },
+            RippleStart::Cusum => RippleStartParams::Cusum {
+                drift: self.cusum_drift.unwrap_or(14.0),
+                limit_ms: self.cusum_limit_ms.unwrap_or(20.0),
+            },
+        }
+    }
+
+    /// Parameters of the other start rule are refused: they would be silently ignored.
+    fn check_start_fields(&self) -> Result<(), ConfigError> {
+        let (other_rule, other_fields) = match self.start {
+            RippleStart::Threshold => (
+                "cusum",
+                [
+                    ("detector.cusum_drift", self.cusum_drift),
+                    ("detector.cusum_limit_ms", self.cusum_limit_ms),
+                ],
+            ),
+            RippleStart::Cusum => (
+                "threshold",
+                [
+                    ("detector.threshold_sd", self.threshold_sd),
+                    ("detector.min_duration_ms", self.min_duration_ms),
+                ],
+            ),
+        };
+        match other_fields.iter().find(|(_, value)| value.is_some()) {
+            Some((field, _)) => Err(invalid(
+                field,
+                format!("applies only to start = \"{other_rule}\"; set start or remove it"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         check_band(
             ("detector.band_low_hz", self.band_low_hz),
@@ -645,10 +685,21 @@ impl RippleConfig {
             1.0,
             100.0,
         )?;
-        check_range("detector.threshold_sd", self.threshold_sd, 0.0, 100.0)?;
-        let highest_end = match self.start {
-            RippleStart::Threshold => self.threshold_sd,
-            RippleStart::Cusum => 100.0,
+        self.check_start_fields()?;
+        let (highest_end, shortest_event_ms) = match self.start_params() {
+            RippleStartParams::Threshold {
+                threshold_sd,
+                min_duration_ms,
+            } => {
+                check_range("detector.threshold_sd", threshold_sd, 0.0, 100.0)?;
+                check_range("detector.min_duration_ms", min_duration_ms, 0.0, 1000.0)?;
+                (threshold_sd, min_duration_ms.max(1.0))
+            }
+            RippleStartParams::Cusum { drift, limit_ms } => {
+                check_range("detector.cusum_drift", drift, 1.0, 10_000.0)?;
+                check_range("detector.cusum_limit_ms", limit_ms, 0.01, 10_000.0)?;
+                (100.0, 1.0)
+            }
         };
         check_range(
             "detector.end_threshold_sd",
@@ -656,23 +707,10 @@ impl RippleConfig {
             -10.0,
             highest_end,
         )?;
-        check_range("detector.cusum_drift", self.cusum_drift, 1.0, 10_000.0)?;
-        check_range(
-            "detector.cusum_limit_ms",
-            self.cusum_limit_ms,
-            0.01,
-            10_000.0,
-        )?;
-        check_range(
-            "detector.min_duration_ms",
-            self.min_duration_ms,
-            0.0,
-            1000.0,
-        )?;
         check_range(
             "detector.max_duration_ms",
             self.max_duration_ms,
-            self.min_duration_ms.max(1.0),
+            shortest_event_ms,
             60_000.0,
         )?;
         check_range("detector.end_hold_ms", self.end_hold_ms, 0.0, 1000.0)?;

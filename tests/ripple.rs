@@ -251,7 +251,10 @@ fn every_baseline_and_combine_mode_runs() {
         r.channels.combine = combine;
         r.sub_bands = sub_bands;
         r.channels.vote_k = k;
-        r.start = start;
+        if start != r.start {
+            // Switch rules with the other rule's defaults.
+            (r.start, r.cusum_drift, r.cusum_limit_ms) = (start, None, None);
+        }
         config
     };
     for start in [RippleStart::Threshold, RippleStart::Cusum] {
@@ -292,4 +295,16 @@ fn every_baseline_and_combine_mode_runs() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("detector.cusum_limit_ms"), "{err}");
+    // A parameter of the rule not in use would be ignored silently: refused.
+    let text = Preset::RodentRipple.toml().replace(
+        "cusum_limit_ms = 20.0",
+        "cusum_limit_ms = 20.0\nthreshold_sd = 4.0",
+    );
+    let err = Config::from_toml(&text, "threshold_sd with cusum")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("detector.threshold_sd") && err.contains("start = \"threshold\""),
+        "{err}"
+    );
 }

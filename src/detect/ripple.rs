@@ -24,7 +24,7 @@
 //! delta filter well conditioned at 30 kHz.
 
 use crate::config::{
-    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStart,
+    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStartParams,
     RippleStateConfig, RippleVetoConfig,
 };
 use crate::detect::{bandpass, DetectorOutput};
@@ -320,14 +320,17 @@ impl Ripple {
             streams,
             vote_k,
             vote_window: rate.samples_in_ms(config.channels.vote_window_ms),
-            start: match config.start {
-                RippleStart::Threshold => StartRule::Threshold {
-                    threshold_sd: config.threshold_sd,
-                    min_duration: rate.samples_in_ms(config.min_duration_ms).max(1),
+            start: match config.start_params() {
+                RippleStartParams::Threshold {
+                    threshold_sd,
+                    min_duration_ms,
+                } => StartRule::Threshold {
+                    threshold_sd,
+                    min_duration: rate.samples_in_ms(min_duration_ms).max(1),
                 },
-                RippleStart::Cusum => StartRule::Cusum {
-                    drift: config.cusum_drift,
-                    limit_ms: config.cusum_limit_ms,
+                RippleStartParams::Cusum { drift, limit_ms } => StartRule::Cusum {
+                    drift,
+                    limit_ms,
                     sample_ms: 1000.0 / rate.hz(),
                 },
             },
@@ -760,9 +763,9 @@ mod tests {
     fn cusum_rule_accumulates_excess_power() {
         let rate = SampleRate::new(1000.0).unwrap();
         let mut config = preset();
-        config.start = RippleStart::Cusum;
-        config.cusum_drift = 14.0;
-        config.cusum_limit_ms = 20.0;
+        config.start = crate::config::RippleStart::Cusum;
+        config.cusum_drift = Some(14.0);
+        config.cusum_limit_ms = Some(20.0);
         let mut detector = Ripple::new(&config, rate, 1).unwrap();
         let start = detector.start;
         assert_eq!(
