@@ -27,8 +27,8 @@ use crate::config::{
     BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStart,
     RippleStateConfig, RippleVetoConfig,
 };
-use crate::detect::{bandpass, DetectorOutput};
-use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, bandpass_design, DetectorOutput};
+use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -178,9 +178,16 @@ enum State {
 pub struct Ripple {
     /// Input channels used for detection (not the veto or speed channels).
     detection_channels: Vec<usize>,
-    /// vote: one filter per detection channel; consensus: one per channel and
-    /// sub-band (sub-band major); coherent: one per sub-band.
+    /// coherent: one filter per sub-band on the channel mean (else empty).
     filters: Vec<SosFilter>,
+    /// vote: one bank over the detection channels; consensus: one per sub-band
+    /// (else empty).
+    banks: Vec<SosFrameBank>,
+    /// Rows of one sample per detection channel for this frame: the input
+    /// (gathered), then each bank's output (consensus: squared).
+    rows: Vec<f64>,
+    /// consensus: each row's sum.
+    row_sums: Vec<f64>,
     combine: ChannelCombine,
     streams: Vec<Stream>,
     vote_k: usize,
@@ -260,10 +267,10 @@ impl Ripple {
         let slow_rate = SampleRate::new(rate.hz() / slow_every as f64).expect("positive rate");
         let bands = if vote { 1 } else { config.sub_bands };
         let width_hz = (config.band_high_hz - config.band_low_hz) / bands as f64;
-        let band_filters = (0..bands)
+        let band_designs = (0..bands)
             .map(|b| {
                 let low_hz = config.band_low_hz + width_hz * b as f64;
-                bandpass(
+                bandpass_design(
                     config.filter_order,
                     low_hz,
                     low_hz + width_hz,
@@ -272,13 +279,21 @@ impl Ripple {
                 )
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let filters = match combine {
-            ChannelCombine::Vote => vec![band_filters[0].clone(); detection_channels.len()],
-            ChannelCombine::Consensus => band_filters
-                .iter()
-                .flat_map(|f| std::iter::repeat(f).take(detection_channels.len()).cloned())
-                .collect(),
-            ChannelCombine::Coherent => band_filters,
+        let (filters, banks) = match combine {
+            ChannelCombine::Coherent => (
+                band_designs.iter().map(SosFilter::new).collect(),
+                Vec::new(),
+            ),
+            ChannelCombine::Vote | ChannelCombine::Consensus => (
+                Vec::new(),
+                band_designs
+                    .iter()
+                    .map(|sos| {
+                        SosFrameBank::new(sos, detection_channels.len())
+                            .expect("at least one detection channel (checked above)")
+                    })
+                    .collect(),
+            ),
         };
         let envelope = Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?;
@@ -315,6 +330,9 @@ impl Ripple {
         };
         Ok(Self {
             filters,
+            rows: vec![0.0; (1 + banks.len()) * detection_channels.len()],
+            row_sums: vec![0.0; 1 + banks.len()],
+            banks,
             detection_channels,
             combine,
             streams,
@@ -356,40 +374,37 @@ impl Ripple {
         let slow_tick = n % self.slow_every == self.slow_every - 1;
         let learn = slow_tick && !self.hold_baselines;
         let count = self.detection_channels.len();
-        let reference = self
-            .detection_channels
-            .iter()
-            .map(|&c| frame[c])
-            .sum::<f64>()
-            / count as f64;
-        match self.combine {
+        let (input, band_rows) = self.rows.split_at_mut(count);
+        for (x, &c) in input.iter_mut().zip(&self.detection_channels) {
+            *x = frame[c];
+        }
+        for (bank, row) in self.banks.iter_mut().zip(band_rows.chunks_exact_mut(count)) {
+            row.copy_from_slice(input);
+            bank.process_frame(row);
+        }
+        let reference = match self.combine {
             ChannelCombine::Vote => {
-                for ((filter, &c), stream) in self
-                    .filters
-                    .iter_mut()
-                    .zip(&self.detection_channels)
-                    .zip(&mut self.streams)
-                {
-                    stream.update(filter.process(frame[c]), learn);
+                for (&y, stream) in band_rows.iter().zip(&mut self.streams) {
+                    stream.update(y, learn);
                 }
+                input.iter().sum::<f64>() / count as f64
             }
             ChannelCombine::Consensus => {
-                for (filters, stream) in self.filters.chunks_exact_mut(count).zip(&mut self.streams)
-                {
-                    let sum_squares: f64 = filters
-                        .iter_mut()
-                        .zip(&self.detection_channels)
-                        .map(|(filter, &c)| filter.process(frame[c]).powi(2))
-                        .sum();
+                band_rows.iter_mut().for_each(|y| *y = y.powi(2));
+                sum_rows(&self.rows, count, &mut self.row_sums);
+                for (&sum_squares, stream) in self.row_sums[1..].iter().zip(&mut self.streams) {
                     stream.update((sum_squares / count as f64).sqrt(), learn);
                 }
+                self.row_sums[0] / count as f64
             }
             ChannelCombine::Coherent => {
+                let reference = input.iter().sum::<f64>() / count as f64;
                 for (filter, stream) in self.filters.iter_mut().zip(&mut self.streams) {
                     stream.update(filter.process(reference), learn);
                 }
+                reference
             }
-        }
+        };
         let vetoed = self
             .veto
             .as_mut()
@@ -711,6 +726,31 @@ fn build_gate(
         open_below: s.ratio_open,
         closed: false,
     })
+}
+
+/// Sum each of `sums.len()` rows of `len` values (back to back in `rows`) in
+/// order, exactly as `Iterator::sum` does. Each sum is a chain of dependent
+/// additions; summing up to 4 rows in lockstep lets their chains overlap.
+fn sum_rows(rows: &[f64], len: usize, sums: &mut [f64]) {
+    for (group, group_sums) in rows.chunks(4 * len).zip(sums.chunks_mut(4)) {
+        match group_sums.len() {
+            4 => sum_rows_lockstep::<4>(group, len, group_sums),
+            3 => sum_rows_lockstep::<3>(group, len, group_sums),
+            2 => sum_rows_lockstep::<2>(group, len, group_sums),
+            _ => sum_rows_lockstep::<1>(group, len, group_sums),
+        }
+    }
+}
+
+fn sum_rows_lockstep<const K: usize>(rows: &[f64], len: usize, sums: &mut [f64]) {
+    // -0.0: the float `Sum`'s starting value (the identity of addition).
+    let mut accumulators = [-0.0; K];
+    for i in 0..len {
+        for (k, accumulator) in accumulators.iter_mut().enumerate() {
+            *accumulator += rows[k * len + i];
+        }
+    }
+    sums.copy_from_slice(&accumulators);
 }
 
 #[cfg(test)]

@@ -343,11 +343,17 @@ fn filter_frame_lanes<const L: usize>(
 ) {
     let n = frame.len();
     for start in channels.step_by(L) {
-        let xs = lanes_at::<L>(frame, start);
-        for (c, registers) in sections.iter().zip(state.chunks_exact_mut(2 * n)) {
-            let (s0, s1) = registers.split_at_mut(n);
-            section_step_lanes(c, lanes_at(s0, start), lanes_at(s1, start), xs);
+        // Local copies (registers, provably unaliased, so the lane loop
+        // vectorises without runtime overlap checks).
+        let mut xs: [f64; L] = *lanes_at(frame, start);
+        for (s, c) in sections.iter().enumerate() {
+            let (s0, s1) = state[2 * s * n..2 * (s + 1) * n].split_at_mut(n);
+            let (s0, s1) = (lanes_at::<L>(s0, start), lanes_at::<L>(s1, start));
+            let (mut r0, mut r1) = (*s0, *s1);
+            section_step_lanes(c, &mut r0, &mut r1, &mut xs);
+            (*s0, *s1) = (r0, r1);
         }
+        *lanes_at(frame, start) = xs;
     }
 }
 
