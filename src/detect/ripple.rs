@@ -183,11 +183,10 @@ pub struct Ripple {
     /// vote: one bank over the detection channels; consensus: one per sub-band
     /// (else empty).
     banks: Vec<SosFrameBank>,
-    /// Rows of one sample per detection channel for this frame: the input
-    /// (gathered), then each bank's output (consensus: squared).
-    rows: Vec<f64>,
-    /// consensus: each row's sum.
-    row_sums: Vec<f64>,
+    /// This frame's detection channels (vote: filtered in place).
+    input: Vec<f64>,
+    /// consensus: a sub-band's output for this frame.
+    filtered: Vec<f64>,
     combine: ChannelCombine,
     streams: Vec<Stream>,
     vote_k: usize,
@@ -330,8 +329,8 @@ impl Ripple {
         };
         Ok(Self {
             filters,
-            rows: vec![0.0; (1 + banks.len()) * detection_channels.len()],
-            row_sums: vec![0.0; 1 + banks.len()],
+            input: vec![0.0; detection_channels.len()],
+            filtered: vec![0.0; detection_channels.len()],
             banks,
             detection_channels,
             combine,
@@ -374,37 +373,39 @@ impl Ripple {
         let slow_tick = n % self.slow_every == self.slow_every - 1;
         let learn = slow_tick && !self.hold_baselines;
         let count = self.detection_channels.len();
-        let (input, band_rows) = self.rows.split_at_mut(count);
-        for (x, &c) in input.iter_mut().zip(&self.detection_channels) {
+        // Summed while gathering (in channel order from -0.0, as `Iterator::sum`),
+        // so this chain of dependent additions overlaps the filtering below.
+        let mut sum = -0.0;
+        for (x, &c) in self.input.iter_mut().zip(&self.detection_channels) {
             *x = frame[c];
+            sum += *x;
         }
-        for (bank, row) in self.banks.iter_mut().zip(band_rows.chunks_exact_mut(count)) {
-            row.copy_from_slice(input);
-            bank.process_frame(row);
-        }
-        let reference = match self.combine {
+        let reference = sum / count as f64;
+        match self.combine {
             ChannelCombine::Vote => {
-                for (&y, stream) in band_rows.iter().zip(&mut self.streams) {
+                self.banks[0].process_frame(&mut self.input);
+                for (&y, stream) in self.input.iter().zip(&mut self.streams) {
                     stream.update(y, learn);
                 }
-                input.iter().sum::<f64>() / count as f64
             }
             ChannelCombine::Consensus => {
-                band_rows.iter_mut().for_each(|y| *y = y.powi(2));
-                sum_rows(&self.rows, count, &mut self.row_sums);
-                for (&sum_squares, stream) in self.row_sums[1..].iter().zip(&mut self.streams) {
+                for (bank, stream) in self.banks.iter_mut().zip(&mut self.streams) {
+                    self.filtered.copy_from_slice(&self.input);
+                    // In channel order as each run of channels is filtered, so
+                    // the additions overlap the rest of the filtering.
+                    let mut sum_squares = -0.0;
+                    bank.process_frame_with(&mut self.filtered, |ys| {
+                        ys.iter().for_each(|y| sum_squares += y.powi(2))
+                    });
                     stream.update((sum_squares / count as f64).sqrt(), learn);
                 }
-                self.row_sums[0] / count as f64
             }
             ChannelCombine::Coherent => {
-                let reference = input.iter().sum::<f64>() / count as f64;
                 for (filter, stream) in self.filters.iter_mut().zip(&mut self.streams) {
                     stream.update(filter.process(reference), learn);
                 }
-                reference
             }
-        };
+        }
         let vetoed = self
             .veto
             .as_mut()
@@ -726,31 +727,6 @@ fn build_gate(
         open_below: s.ratio_open,
         closed: false,
     })
-}
-
-/// Sum each of `sums.len()` rows of `len` values (back to back in `rows`) in
-/// order, exactly as `Iterator::sum` does. Each sum is a chain of dependent
-/// additions; summing up to 4 rows in lockstep lets their chains overlap.
-fn sum_rows(rows: &[f64], len: usize, sums: &mut [f64]) {
-    for (group, group_sums) in rows.chunks(4 * len).zip(sums.chunks_mut(4)) {
-        match group_sums.len() {
-            4 => sum_rows_lockstep::<4>(group, len, group_sums),
-            3 => sum_rows_lockstep::<3>(group, len, group_sums),
-            2 => sum_rows_lockstep::<2>(group, len, group_sums),
-            _ => sum_rows_lockstep::<1>(group, len, group_sums),
-        }
-    }
-}
-
-fn sum_rows_lockstep<const K: usize>(rows: &[f64], len: usize, sums: &mut [f64]) {
-    // -0.0: the float `Sum`'s starting value (the identity of addition).
-    let mut accumulators = [-0.0; K];
-    for i in 0..len {
-        for (k, accumulator) in accumulators.iter_mut().enumerate() {
-            *accumulator += rows[k * len + i];
-        }
-    }
-    sums.copy_from_slice(&accumulators);
 }
 
 #[cfg(test)]

@@ -294,6 +294,14 @@ impl SosFrameBank {
     /// If `frame.len()` is not [`Self::n_channels`] (a caller's bug: the
     /// frame's shape is fixed when the bank is built).
     pub fn process_frame(&mut self, frame: &mut [f64]) {
+        self.process_frame_with(frame, |_| {});
+    }
+
+    /// [`Self::process_frame`], handing each run of filtered channels to
+    /// `filtered` as soon as it is done, in channel order: a reduction over
+    /// the output (e.g. an ordered sum) then overlaps the remaining filtering
+    /// instead of waiting for the whole frame.
+    pub fn process_frame_with(&mut self, frame: &mut [f64], mut filtered: impl FnMut(&[f64])) {
         assert_eq!(
             frame.len(),
             self.n_channels,
@@ -302,10 +310,10 @@ impl SosFrameBank {
         #[cfg(target_arch = "x86_64")]
         if self.use_avx2 {
             // SAFETY: `use_avx2` comes from runtime detection of AVX2 on this CPU.
-            unsafe { filter_frame_avx2(&self.sections, &mut self.state, frame) };
+            unsafe { filter_frame_avx2(&self.sections, &mut self.state, frame, &mut filtered) };
             return;
         }
-        filter_frame(&self.sections, &mut self.state, frame);
+        filter_frame(&self.sections, &mut self.state, frame, &mut filtered);
     }
 
     /// Back to rest (zero state) on every channel.
@@ -318,19 +326,29 @@ impl SosFrameBank {
 /// FMA, so the results are bit-identical to the portable build).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn filter_frame_avx2(sections: &[Section], state: &mut [f64], frame: &mut [f64]) {
-    filter_frame(sections, state, frame);
+unsafe fn filter_frame_avx2(
+    sections: &[Section],
+    state: &mut [f64],
+    frame: &mut [f64],
+    filtered: &mut impl FnMut(&[f64]),
+) {
+    filter_frame(sections, state, frame, filtered);
 }
 
 /// One frame of `frame.len()` channels through every section; `state` laid out
 /// as in [`SosFrameBank`].
 #[inline(always)]
-fn filter_frame(sections: &[Section], state: &mut [f64], frame: &mut [f64]) {
+fn filter_frame(
+    sections: &[Section],
+    state: &mut [f64],
+    frame: &mut [f64],
+    filtered: &mut impl FnMut(&[f64]),
+) {
     let wide = frame.len() - frame.len() % LANES;
     let narrow = frame.len() - frame.len() % 4;
-    filter_frame_lanes::<LANES>(sections, state, frame, 0..wide);
-    filter_frame_lanes::<4>(sections, state, frame, wide..narrow);
-    filter_frame_lanes::<1>(sections, state, frame, narrow..frame.len());
+    filter_frame_lanes::<LANES>(sections, state, frame, 0..wide, filtered);
+    filter_frame_lanes::<4>(sections, state, frame, wide..narrow, filtered);
+    filter_frame_lanes::<1>(sections, state, frame, narrow..frame.len(), filtered);
 }
 
 /// Channels `channels` (a multiple of `L` long) of one frame, `L` at a time.
@@ -340,6 +358,7 @@ fn filter_frame_lanes<const L: usize>(
     state: &mut [f64],
     frame: &mut [f64],
     channels: std::ops::Range<usize>,
+    filtered: &mut impl FnMut(&[f64]),
 ) {
     let n = frame.len();
     for start in channels.step_by(L) {
@@ -354,6 +373,7 @@ fn filter_frame_lanes<const L: usize>(
             (*s0, *s1) = (r0, r1);
         }
         *lanes_at(frame, start) = xs;
+        filtered(&xs);
     }
 }
 
@@ -514,13 +534,16 @@ mod tests {
                         .collect();
                     for bank in [&mut bank, &mut portable] {
                         let mut frame = input.clone();
-                        bank.process_frame(&mut frame);
+                        let mut handed = Vec::new();
+                        bank.process_frame_with(&mut frame, |ys| handed.extend_from_slice(ys));
                         let got: Vec<u64> = frame.iter().map(|y| y.to_bits()).collect();
-                        assert_eq!(
-                            got, expected,
+                        let context = format!(
                             "order {order}, {n_channels} channels, frame {t}, avx2 {}",
                             bank.use_avx2
                         );
+                        assert_eq!(got, expected, "{context}");
+                        // Every output handed over once, in channel order.
+                        assert_eq!(handed, frame, "{context}");
                     }
                 }
             }
