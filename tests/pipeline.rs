@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use neuroloop::config::{Config, DetectorConfig, LatencyProbeConfig, Preset};
+use neuroloop::config::{ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::{Event, EventKind, Outbox};
 use neuroloop::rng::Rng;
@@ -84,41 +84,56 @@ fn run(
     events
 }
 
-/// Each preset with the simulation it is meant for, long enough to trigger.
-fn cases() -> [(Preset, SimPreset, f64); 3] {
-    [
+/// Each preset with the simulation it is meant for, long enough to trigger,
+/// plus the ripple detector's per-channel modes (filter banks per frame).
+fn cases() -> Vec<(String, Config, SimPreset, f64)> {
+    let mut cases: Vec<_> = [
         (Preset::RodentRipple, SimPreset::RodentRipple, 90.0),
         (Preset::SleepSpindle, SimPreset::Sleep, 600.0),
         (Preset::SleepClas, SimPreset::Sleep, 600.0),
     ]
+    .into_iter()
+    .map(|(preset, sim, seconds)| (format!("{preset:?}"), preset.config(), sim, seconds))
+    .collect();
+    for (combine, sub_bands) in [(ChannelCombine::Consensus, 2), (ChannelCombine::Vote, 1)] {
+        let mut config = Preset::RodentRipple.config();
+        let DetectorConfig::Ripple(ripple) = &mut config.detector else {
+            panic!("the rodent preset runs the ripple detector")
+        };
+        ripple.channels.combine = combine;
+        ripple.sub_bands = sub_bands;
+        let label = format!("RodentRipple {combine:?}");
+        cases.push((label, config, SimPreset::RodentRipple, 90.0));
+    }
+    cases
 }
 
 #[test]
 fn events_are_identical_for_any_block_size() {
-    for (preset, sim, seconds) in cases() {
+    for (label, config, sim, seconds) in cases() {
         let (rate, channels, data) = frames(sim, seconds);
-        let reference = run(&preset.config(), rate, channels, &data, || 64);
+        let reference = run(&config, rate, channels, &data, || 64);
         assert!(
             reference.len() > 10,
-            "{preset:?}: too few events for the comparison to mean anything"
+            "{label}: too few events for the comparison to mean anything"
         );
         for size in [1, 7, 1000] {
-            let events = run(&preset.config(), rate, channels, &data, || size);
-            assert_eq!(events, reference, "{preset:?}, block size {size}");
+            let events = run(&config, rate, channels, &data, || size);
+            assert_eq!(events, reference, "{label}, block size {size}");
         }
         let mut rng = Rng::new(5);
-        let random = run(&preset.config(), rate, channels, &data, || {
+        let random = run(&config, rate, channels, &data, || {
             1 + (rng.uniform() * 300.0) as usize
         });
-        assert_eq!(random, reference, "{preset:?}, random block sizes");
+        assert_eq!(random, reference, "{label}, random block sizes");
     }
 }
 
 #[test]
 fn process_block_does_not_allocate() {
-    for (preset, sim, seconds) in cases() {
+    for (label, config, sim, seconds) in cases() {
         let (rate, channels, data) = frames(sim, seconds);
-        let mut controller = Controller::new(&preset.config(), rate, channels).unwrap();
+        let mut controller = Controller::new(&config, rate, channels).unwrap();
         let mut outbox = Outbox::with_capacity(1024);
         let block_frames = 32;
         let mut emitted = 0;
@@ -135,11 +150,11 @@ fn process_block_does_not_allocate() {
             ARMED.with(|a| a.set(false));
             emitted += outbox.events().len();
         }
-        assert!(emitted > 0, "{preset:?}: the run must exercise detection");
+        assert!(emitted > 0, "{label}: the run must exercise detection");
         assert_eq!(
             ALLOCATIONS.load(Ordering::Relaxed),
             0,
-            "{preset:?}: process_block allocated"
+            "{label}: process_block allocated"
         );
     }
 }

@@ -10,7 +10,7 @@ pub mod slow_oscillation;
 pub mod spindle;
 
 use crate::config::ConfigError;
-use crate::dsp::{butterworth, Band, SosFilter};
+use crate::dsp::{butterworth, Band, Sos, SosFilter};
 use crate::event::Detection;
 use crate::time::SampleRate;
 
@@ -23,12 +23,21 @@ pub(crate) fn bandpass(
     rate: SampleRate,
     field: &'static str,
 ) -> Result<SosFilter, ConfigError> {
-    butterworth(order, Band::Bandpass { low_hz, high_hz }, rate)
-        .map(|sos| SosFilter::new(&sos))
-        .map_err(|e| ConfigError::Invalid {
-            field,
-            message: format!("{e} (at {rate})"),
-        })
+    bandpass_design(order, low_hz, high_hz, rate, field).map(|sos| SosFilter::new(&sos))
+}
+
+/// The coefficients [`bandpass`] filters with, for filter banks.
+pub(crate) fn bandpass_design(
+    order: usize,
+    low_hz: f64,
+    high_hz: f64,
+    rate: SampleRate,
+    field: &'static str,
+) -> Result<Sos, ConfigError> {
+    butterworth(order, Band::Bandpass { low_hz, high_hz }, rate).map_err(|e| ConfigError::Invalid {
+        field,
+        message: format!("{e} (at {rate})"),
+    })
 }
 
 /// What a detector says about one sample.

@@ -27,8 +27,8 @@ use crate::config::{
     BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStartParams,
     RippleStateConfig, RippleVetoConfig,
 };
-use crate::detect::{bandpass, DetectorOutput};
-use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, bandpass_design, DetectorOutput};
+use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -178,9 +178,15 @@ enum State {
 pub struct Ripple {
     /// Input channels used for detection (not the veto or speed channels).
     detection_channels: Vec<usize>,
-    /// vote: one filter per detection channel; consensus: one per channel and
-    /// sub-band (sub-band major); coherent: one per sub-band.
+    /// coherent: one filter per sub-band on the channel mean (else empty).
     filters: Vec<SosFilter>,
+    /// vote: one bank over the detection channels; consensus: one per sub-band
+    /// (else empty).
+    banks: Vec<SosFrameBank>,
+    /// This frame's detection channels (vote: filtered in place).
+    input: Vec<f64>,
+    /// consensus: a sub-band's output for this frame.
+    filtered: Vec<f64>,
     combine: ChannelCombine,
     streams: Vec<Stream>,
     vote_k: usize,
@@ -260,10 +266,10 @@ impl Ripple {
         let slow_rate = SampleRate::new(rate.hz() / slow_every as f64).expect("positive rate");
         let bands = if vote { 1 } else { config.sub_bands };
         let width_hz = (config.band_high_hz - config.band_low_hz) / bands as f64;
-        let band_filters = (0..bands)
+        let band_designs = (0..bands)
             .map(|b| {
                 let low_hz = config.band_low_hz + width_hz * b as f64;
-                bandpass(
+                bandpass_design(
                     config.filter_order,
                     low_hz,
                     low_hz + width_hz,
@@ -272,13 +278,21 @@ impl Ripple {
                 )
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let filters = match combine {
-            ChannelCombine::Vote => vec![band_filters[0].clone(); detection_channels.len()],
-            ChannelCombine::Consensus => band_filters
-                .iter()
-                .flat_map(|f| std::iter::repeat(f).take(detection_channels.len()).cloned())
-                .collect(),
-            ChannelCombine::Coherent => band_filters,
+        let (filters, banks) = match combine {
+            ChannelCombine::Coherent => (
+                band_designs.iter().map(SosFilter::new).collect(),
+                Vec::new(),
+            ),
+            ChannelCombine::Vote | ChannelCombine::Consensus => (
+                Vec::new(),
+                band_designs
+                    .iter()
+                    .map(|sos| {
+                        SosFrameBank::new(sos, detection_channels.len())
+                            .expect("at least one detection channel (checked above)")
+                    })
+                    .collect(),
+            ),
         };
         let envelope = Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?;
@@ -315,6 +329,9 @@ impl Ripple {
         };
         Ok(Self {
             filters,
+            input: vec![0.0; detection_channels.len()],
+            filtered: vec![0.0; detection_channels.len()],
+            banks,
             detection_channels,
             combine,
             streams,
@@ -359,31 +376,30 @@ impl Ripple {
         let slow_tick = n % self.slow_every == self.slow_every - 1;
         let learn = slow_tick && !self.hold_baselines;
         let count = self.detection_channels.len();
-        let reference = self
-            .detection_channels
-            .iter()
-            .map(|&c| frame[c])
-            .sum::<f64>()
-            / count as f64;
+        // Summed while gathering (in channel order from -0.0, as `Iterator::sum`),
+        // so this chain of dependent additions overlaps the filtering below.
+        let mut sum = -0.0;
+        for (x, &c) in self.input.iter_mut().zip(&self.detection_channels) {
+            *x = frame[c];
+            sum += *x;
+        }
+        let reference = sum / count as f64;
         match self.combine {
             ChannelCombine::Vote => {
-                for ((filter, &c), stream) in self
-                    .filters
-                    .iter_mut()
-                    .zip(&self.detection_channels)
-                    .zip(&mut self.streams)
-                {
-                    stream.update(filter.process(frame[c]), learn);
+                self.banks[0].process_frame(&mut self.input);
+                for (&y, stream) in self.input.iter().zip(&mut self.streams) {
+                    stream.update(y, learn);
                 }
             }
             ChannelCombine::Consensus => {
-                for (filters, stream) in self.filters.chunks_exact_mut(count).zip(&mut self.streams)
-                {
-                    let sum_squares: f64 = filters
-                        .iter_mut()
-                        .zip(&self.detection_channels)
-                        .map(|(filter, &c)| filter.process(frame[c]).powi(2))
-                        .sum();
+                for (bank, stream) in self.banks.iter_mut().zip(&mut self.streams) {
+                    self.filtered.copy_from_slice(&self.input);
+                    // In channel order as each run of channels is filtered, so
+                    // the additions overlap the rest of the filtering.
+                    let mut sum_squares = -0.0;
+                    bank.process_frame_with(&mut self.filtered, |ys| {
+                        ys.iter().for_each(|y| sum_squares += y.powi(2))
+                    });
                     stream.update((sum_squares / count as f64).sqrt(), learn);
                 }
             }

@@ -12,7 +12,7 @@ pub mod stats;
 pub use butterworth::{butterworth, Band, DesignError};
 pub use envelope::{Envelope, MovingMean};
 pub use phase::{HalfWaveDelay, Pll};
-pub use sos::{Section, Sos, SosBank, SosFilter};
+pub use sos::{Section, Sos, SosBank, SosFilter, SosFrameBank};
 pub use stats::{Ewma, Moments, RobustBaseline};
 
 use crate::time::SampleRate;

@@ -1,6 +1,7 @@
 //! Second-order-section cascades in transposed direct form II, computing
 //! exactly what `scipy.signal.sosfilt` computes (same operation order), for
-//! one channel ([`SosFilter`]) or many channels sharing coefficients ([`SosBank`]).
+//! one channel ([`SosFilter`]) or many channels sharing coefficients, a block
+//! ([`SosBank`]) or a frame ([`SosFrameBank`]) at a time.
 
 use super::DspError;
 
@@ -61,13 +62,28 @@ impl Sos {
 /// State of one section: the two delay registers of transposed direct form II.
 type SectionState = [f64; 2];
 
-/// One sample through one section, in `sosfilt`'s operation order.
+/// One sample through one section (delay registers `s0`, `s1`), in
+/// `sosfilt`'s operation order.
 #[inline(always)]
-fn section_step(c: &Section, state: &mut SectionState, x: f64) -> f64 {
-    let y = c[0] * x + state[0];
-    state[0] = c[1] * x - c[4] * y + state[1];
-    state[1] = c[2] * x - c[5] * y;
+fn section_step(c: &Section, s0: &mut f64, s1: &mut f64, x: f64) -> f64 {
+    let y = c[0] * x + *s0;
+    *s0 = c[1] * x - c[4] * y + *s1;
+    *s1 = c[2] * x - c[5] * y;
     y
+}
+
+/// One sample of each of `L` channels through one section, in place: lane-wise
+/// [`section_step`], written so the compiler vectorises it.
+#[inline(always)]
+fn section_step_lanes<const L: usize>(
+    c: &Section,
+    s0: &mut [f64; L],
+    s1: &mut [f64; L],
+    xs: &mut [f64; L],
+) {
+    for ((x, s0), s1) in xs.iter_mut().zip(s0).zip(s1) {
+        *x = section_step(c, s0, s1, *x);
+    }
 }
 
 /// A causal SOS filter for one channel: coefficients plus their state.
@@ -92,7 +108,7 @@ impl SosFilter {
         self.sections
             .iter()
             .zip(&mut self.state)
-            .fold(x, |value, (c, state)| section_step(c, state, value))
+            .fold(x, |value, (c, [s0, s1])| section_step(c, s0, s1, value))
     }
 
     /// Filter a block in place; identical to calling [`Self::process`] per sample.
@@ -135,8 +151,8 @@ fn filter_pass<const K: usize>(
     let coefficients: [Section; K] = std::array::from_fn(|k| coefficients[k]);
     let mut registers: [SectionState; K] = std::array::from_fn(|k| state[k]);
     for x in xs.iter_mut() {
-        for (c, s) in coefficients.iter().zip(&mut registers) {
-            *x = section_step(c, s, *x);
+        for (c, [s0, s1]) in coefficients.iter().zip(&mut registers) {
+            *x = section_step(c, s0, s1, *x);
         }
     }
     state.copy_from_slice(&registers);
@@ -234,6 +250,141 @@ impl SosBank {
     }
 }
 
+/// One coefficient set driving `n_channels` channels **one frame at a time**:
+/// for callers that must filter sample by sample (the input can change
+/// mid-block, e.g. post-stimulus blanking) yet have many channels.
+///
+/// The state is section-major, `[section][register][channel]`, so each
+/// section's update is a contiguous sweep over channels: channels go through in
+/// vectors of [`LANES`], then 4, then one at a time (AVX2 when the CPU has it),
+/// each vector through every section while it sits in registers. Every path
+/// performs `sosfilt`'s exact operations, so each channel's output is
+/// bit-identical to its own [`SosFilter`].
+#[derive(Debug, Clone)]
+pub struct SosFrameBank {
+    sections: Vec<Section>,
+    /// Section `s`: first registers at `state[2 s n..(2 s + 1) n]`, second
+    /// registers right after (`n` channels).
+    state: Vec<f64>,
+    n_channels: usize,
+    use_avx2: bool,
+}
+
+impl SosFrameBank {
+    /// A bank at rest for `n_channels` (at least 1) channels.
+    pub fn new(sos: &Sos, n_channels: usize) -> Result<Self, DspError> {
+        if n_channels == 0 {
+            return Err(DspError::NoChannels);
+        }
+        Ok(Self {
+            sections: sos.sections.clone(),
+            state: vec![0.0; 2 * n_channels * sos.sections.len()],
+            n_channels,
+            use_avx2: avx2_available(),
+        })
+    }
+
+    pub fn n_channels(&self) -> usize {
+        self.n_channels
+    }
+
+    /// Filter one frame (one sample per channel) in place. Does not allocate.
+    ///
+    /// # Panics
+    /// If `frame.len()` is not [`Self::n_channels`] (a caller's bug: the
+    /// frame's shape is fixed when the bank is built).
+    pub fn process_frame(&mut self, frame: &mut [f64]) {
+        self.process_frame_with(frame, |_| {});
+    }
+
+    /// [`Self::process_frame`], handing each run of filtered channels to
+    /// `filtered` as soon as it is done, in channel order: a reduction over
+    /// the output (e.g. an ordered sum) then overlaps the remaining filtering
+    /// instead of waiting for the whole frame.
+    pub fn process_frame_with(&mut self, frame: &mut [f64], mut filtered: impl FnMut(&[f64])) {
+        assert_eq!(
+            frame.len(),
+            self.n_channels,
+            "frame length != bank channels"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if self.use_avx2 {
+            // SAFETY: `use_avx2` comes from runtime detection of AVX2 on this CPU.
+            unsafe { filter_frame_avx2(&self.sections, &mut self.state, frame, &mut filtered) };
+            return;
+        }
+        filter_frame(&self.sections, &mut self.state, frame, &mut filtered);
+    }
+
+    /// Back to rest (zero state) on every channel.
+    pub fn reset(&mut self) {
+        self.state.fill(0.0);
+    }
+}
+
+/// The portable frame kernel compiled with AVX2 enabled (plain mul/add, no
+/// FMA, so the results are bit-identical to the portable build).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn filter_frame_avx2(
+    sections: &[Section],
+    state: &mut [f64],
+    frame: &mut [f64],
+    filtered: &mut impl FnMut(&[f64]),
+) {
+    filter_frame(sections, state, frame, filtered);
+}
+
+/// One frame of `frame.len()` channels through every section; `state` laid out
+/// as in [`SosFrameBank`].
+#[inline(always)]
+fn filter_frame(
+    sections: &[Section],
+    state: &mut [f64],
+    frame: &mut [f64],
+    filtered: &mut impl FnMut(&[f64]),
+) {
+    let wide = frame.len() - frame.len() % LANES;
+    let narrow = frame.len() - frame.len() % 4;
+    filter_frame_lanes::<LANES>(sections, state, frame, 0..wide, filtered);
+    filter_frame_lanes::<4>(sections, state, frame, wide..narrow, filtered);
+    filter_frame_lanes::<1>(sections, state, frame, narrow..frame.len(), filtered);
+}
+
+/// Channels `channels` (a multiple of `L` long) of one frame, `L` at a time.
+#[inline(always)]
+fn filter_frame_lanes<const L: usize>(
+    sections: &[Section],
+    state: &mut [f64],
+    frame: &mut [f64],
+    channels: std::ops::Range<usize>,
+    filtered: &mut impl FnMut(&[f64]),
+) {
+    let n = frame.len();
+    for start in channels.step_by(L) {
+        // Local copies (registers, provably unaliased, so the lane loop
+        // vectorises without runtime overlap checks).
+        let mut xs: [f64; L] = *lanes_at(frame, start);
+        for (s, c) in sections.iter().enumerate() {
+            let (s0, s1) = state[2 * s * n..2 * (s + 1) * n].split_at_mut(n);
+            let (s0, s1) = (lanes_at::<L>(s0, start), lanes_at::<L>(s1, start));
+            let (mut r0, mut r1) = (*s0, *s1);
+            section_step_lanes(c, &mut r0, &mut r1, &mut xs);
+            (*s0, *s1) = (r0, r1);
+        }
+        *lanes_at(frame, start) = xs;
+        filtered(&xs);
+    }
+}
+
+/// `values[start..start + L]` as an array (in bounds by the callers' ranges).
+#[inline(always)]
+fn lanes_at<const L: usize>(values: &mut [f64], start: usize) -> &mut [f64; L] {
+    values[start..]
+        .first_chunk_mut()
+        .expect("the channel range lies within the frame")
+}
+
 fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -302,14 +453,7 @@ fn filter_lane_group(
             let mut s0: [f64; LANES] = std::array::from_fn(|lane| state[lane * n_sections + s][0]);
             let mut s1: [f64; LANES] = std::array::from_fn(|lane| state[lane * n_sections + s][1]);
             for frame in lanes.iter_mut() {
-                for lane in 0..LANES {
-                    // `section_step`'s operations, lane-wise.
-                    let x = frame[lane];
-                    let y = c[0] * x + s0[lane];
-                    s0[lane] = c[1] * x - c[4] * y + s1[lane];
-                    s1[lane] = c[2] * x - c[5] * y;
-                    frame[lane] = y;
-                }
+                section_step_lanes(c, &mut s0, &mut s1, frame);
             }
             for lane in 0..LANES {
                 state[lane * n_sections + s] = [s0[lane], s1[lane]];
@@ -327,6 +471,98 @@ fn filter_lane_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dsp::{butterworth, Band};
+    use crate::time::SampleRate;
+
+    /// SplitMix64: a reproducible stream of pseudo-random numbers.
+    struct Random(u64);
+
+    impl Random {
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        /// Uniform in [0, 1).
+        fn unit(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A Butterworth design of `order` with a random kind, rate and edges.
+    fn random_design(random: &mut Random, order: usize) -> Sos {
+        let rate_hz = 250.0 + random.unit() * 30_000.0;
+        let rate = SampleRate::new(rate_hz).unwrap();
+        let kind = random.next_u64() % 3;
+        // Edges in [1 %, 90 %] of Nyquist.
+        let mut edge = || (0.01 + 0.89 * random.unit()) * rate_hz / 2.0;
+        let band = match kind {
+            0 => Band::Lowpass { cutoff_hz: edge() },
+            1 => Band::Highpass { cutoff_hz: edge() },
+            _ => {
+                let (a, b) = (edge(), edge());
+                Band::Bandpass {
+                    low_hz: a.min(b) / 1.05,
+                    high_hz: a.max(b) * 1.05,
+                }
+            }
+        };
+        butterworth(order, band, rate).unwrap()
+    }
+
+    #[test]
+    fn frame_bank_equals_independent_filters() {
+        let mut random = Random(7);
+        for order in 1..=8 {
+            for n_channels in [1, 3, 4, 16, 17, 64] {
+                let sos = random_design(&mut random, order);
+                let mut filters = vec![SosFilter::new(&sos); n_channels];
+                let mut bank = SosFrameBank::new(&sos, n_channels).unwrap();
+                // The portable path too, wherever the CPU has AVX2.
+                let mut portable = bank.clone();
+                portable.use_avx2 = false;
+                for t in 0..300 {
+                    let input: Vec<f64> = (0..n_channels)
+                        .map(|_| (random.unit() - 0.5) * 2e3)
+                        .collect();
+                    let expected: Vec<u64> = filters
+                        .iter_mut()
+                        .zip(&input)
+                        .map(|(filter, &x)| filter.process(x).to_bits())
+                        .collect();
+                    for bank in [&mut bank, &mut portable] {
+                        let mut frame = input.clone();
+                        let mut handed = Vec::new();
+                        bank.process_frame_with(&mut frame, |ys| handed.extend_from_slice(ys));
+                        let got: Vec<u64> = frame.iter().map(|y| y.to_bits()).collect();
+                        let context = format!(
+                            "order {order}, {n_channels} channels, frame {t}, avx2 {}",
+                            bank.use_avx2
+                        );
+                        assert_eq!(got, expected, "{context}");
+                        // Every output handed over once, in channel order.
+                        assert_eq!(handed, frame, "{context}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frame_bank_reset_restores_rest() {
+        let sos = random_design(&mut Random(3), 4);
+        assert!(SosFrameBank::new(&sos, 0).is_err());
+        let mut used = SosFrameBank::new(&sos, 5).unwrap();
+        let mut fresh = used.clone();
+        used.process_frame(&mut [1.0, -2.0, 3.0, 0.5, 7.0]);
+        used.reset();
+        let (mut a, mut b) = ([0.25; 5], [0.25; 5]);
+        used.process_frame(&mut a);
+        fresh.process_frame(&mut b);
+        assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits));
+    }
 
     #[test]
     fn rejects_malformed_sections() {
