@@ -30,11 +30,8 @@ fn main() {
     let mut spec = SimSpec::new(SimPreset::RodentRipple, seconds, 1, rate);
     spec.channels = CHANNELS;
     let sim = simulate(&spec).expect("simulation");
-    let frames = sim.recording.signals[0].samples.len();
-    let mut data = Vec::with_capacity(frames * CHANNELS);
-    for i in 0..frames {
-        data.extend(sim.recording.signals.iter().map(|s| s.samples[i]));
-    }
+    let data = sim.recording.interleaved();
+    let frames = data.len() / CHANNELS;
     let preset = Preset::RodentRipple.config();
     let mut consensus = preset.clone();
     if let DetectorConfig::Ripple(ripple) = &mut consensus.detector {

@@ -766,13 +766,7 @@ fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::
     let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
     spec.channels = channels;
     let simulation = sim::simulate(&spec)?;
-    let signals = &simulation.recording.signals;
-    let frames = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
-    let mut frames_uv = Vec::with_capacity(frames * channels);
-    for i in 0..frames {
-        frames_uv.extend(signals.iter().map(|s| s.samples[i]));
-    }
-    Ok((frames_uv, simulation))
+    Ok((simulation.recording.interleaved(), simulation))
 }
 
 fn devices() -> Result<()> {

@@ -76,6 +76,22 @@ pub enum SelectError {
 }
 
 impl Recording {
+    /// All signals as interleaved frames (`[s0[0], s1[0], …, s0[1], …]`), as
+    /// many frames as the shortest signal has samples.
+    pub fn interleaved(&self) -> Vec<f64> {
+        let frames = self
+            .signals
+            .iter()
+            .map(|s| s.samples.len())
+            .min()
+            .unwrap_or(0);
+        let mut data = Vec::with_capacity(frames * self.signals.len());
+        for i in 0..frames {
+            data.extend(self.signals.iter().map(|s| s.samples[i]));
+        }
+        data
+    }
+
     /// Index of the signal a selector names.
     pub fn find(&self, selector: &ChannelSelector) -> Result<usize, SelectError> {
         match selector {
@@ -144,6 +160,19 @@ mod tests {
             rate: SampleRate::new(hz).unwrap(),
             samples,
         }
+    }
+
+    #[test]
+    fn interleaves_frames_up_to_the_shortest_signal() {
+        let rec = Recording {
+            signals: vec![
+                signal("a", 10.0, vec![1.0, 2.0, 3.0]),
+                signal("b", 10.0, vec![10.0, 20.0]),
+            ],
+            annotations: vec![],
+        };
+        assert_eq!(rec.interleaved(), vec![1.0, 10.0, 2.0, 20.0]);
+        assert!(Recording::default().interleaved().is_empty());
     }
 
     #[test]

@@ -28,13 +28,7 @@ fn sleep_signal(seconds: f64, seed: u64) -> (Vec<f64>, Vec<TruthEvent>) {
     let mut spec = SimSpec::new(SimPreset::Sleep, seconds, seed, rate);
     spec.channels = 8;
     let sim = simulate(&spec).unwrap();
-    let signals = &sim.recording.signals;
-    let frames = signals[0].samples.len();
-    let mut data = Vec::with_capacity(frames * 8);
-    for i in 0..frames {
-        data.extend(signals.iter().map(|s| s.samples[i]));
-    }
-    (data, sim.truth)
+    (sim.recording.interleaved(), sim.truth)
 }
 
 fn rig_config(cyton: &Path, pulse_pal: Option<&Path>, stall_ms: f64) -> Config {

@@ -40,48 +40,52 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+mod offline;
+
 /// Interleaved frames of a simulated recording.
 fn frames(preset: SimPreset, seconds: f64) -> (SampleRate, usize, Vec<f64>) {
     let rate = SampleRate::new(preset.default_rate_hz()).unwrap();
     let sim = simulate(&SimSpec::new(preset, seconds, 11, rate)).unwrap();
-    let signals = &sim.recording.signals;
-    let frames = signals[0].samples.len();
-    let mut data = Vec::with_capacity(frames * signals.len());
-    for i in 0..frames {
-        data.extend(signals.iter().map(|s| s.samples[i]));
-    }
-    (rate, signals.len(), data)
+    (
+        rate,
+        sim.recording.signals.len(),
+        sim.recording.interleaved(),
+    )
 }
 
-/// Run `preset` over `data`, cutting blocks with `next_size`.
+/// Run `config` over `data`, cutting blocks with `next_size`.
 fn run(
     config: &Config,
     rate: SampleRate,
     channels: usize,
     data: &[f64],
-    mut next_size: impl FnMut() -> usize,
+    next_size: impl FnMut() -> usize,
 ) -> Vec<Event> {
+    let controller = Controller::new(config, rate, channels).unwrap();
+    offline::run_blocks(controller, channels, data, next_size)
+}
+
+/// Allocations made inside `process_block` over `data` in 32-frame blocks,
+/// and the events emitted.
+fn allocations(config: &Config, rate: SampleRate, channels: usize, data: &[f64]) -> (usize, usize) {
     let mut controller = Controller::new(config, rate, channels).unwrap();
     let mut outbox = Outbox::with_capacity(1024);
-    let mut events = Vec::new();
-    let frames = data.len() / channels;
-    let mut start = 0;
-    while start < frames {
-        let n = next_size().clamp(1, frames - start);
+    let block_frames = 32;
+    let mut emitted = 0;
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
         let block = Block {
-            start: start as u64,
+            start: (i * block_frames) as u64,
             channels,
-            samples: &data[start * channels..(start + n) * channels],
+            samples: chunk,
         };
         outbox.clear();
+        ARMED.with(|a| a.set(true));
         controller.process_block(&block, &mut outbox).unwrap();
-        events.extend_from_slice(outbox.events());
-        start += n;
+        ARMED.with(|a| a.set(false));
+        emitted += outbox.events().len();
     }
-    outbox.clear();
-    controller.finish(&mut outbox);
-    events.extend_from_slice(outbox.events());
-    events
+    (ALLOCATIONS.load(Ordering::Relaxed), emitted)
 }
 
 /// Each preset with the simulation it is meant for, long enough to trigger,
@@ -133,29 +137,9 @@ fn events_are_identical_for_any_block_size() {
 fn process_block_does_not_allocate() {
     for (label, config, sim, seconds) in cases() {
         let (rate, channels, data) = frames(sim, seconds);
-        let mut controller = Controller::new(&config, rate, channels).unwrap();
-        let mut outbox = Outbox::with_capacity(1024);
-        let block_frames = 32;
-        let mut emitted = 0;
-        ALLOCATIONS.store(0, Ordering::Relaxed);
-        for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
-            let block = Block {
-                start: (i * block_frames) as u64,
-                channels,
-                samples: chunk,
-            };
-            outbox.clear();
-            ARMED.with(|a| a.set(true));
-            controller.process_block(&block, &mut outbox).unwrap();
-            ARMED.with(|a| a.set(false));
-            emitted += outbox.events().len();
-        }
+        let (allocated, emitted) = allocations(&config, rate, channels, &data);
         assert!(emitted > 0, "{label}: the run must exercise detection");
-        assert_eq!(
-            ALLOCATIONS.load(Ordering::Relaxed),
-            0,
-            "{label}: process_block allocated"
-        );
+        assert_eq!(allocated, 0, "{label}: process_block allocated");
     }
 }
 
@@ -190,19 +174,5 @@ fn latency_probe_is_block_size_invariant_and_allocation_free() {
     for size in [1, 7, 1000] {
         assert_eq!(run(&config, rate, channels, &data, || size), reference);
     }
-    let mut controller = Controller::new(&config, rate, channels).unwrap();
-    let mut outbox = Outbox::with_capacity(1024);
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    for (i, chunk) in data.chunks_exact(32 * channels).enumerate() {
-        let block = Block {
-            start: (i * 32) as u64,
-            channels,
-            samples: chunk,
-        };
-        outbox.clear();
-        ARMED.with(|a| a.set(true));
-        controller.process_block(&block, &mut outbox).unwrap();
-        ARMED.with(|a| a.set(false));
-    }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
+    assert_eq!(allocations(&config, rate, channels, &data).0, 0);
 }

@@ -3,19 +3,14 @@
 //! low sample rates, and sample-exact post-stimulus blanking.
 
 use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset, RippleStart};
-use neuroloop::controller::{Block, Controller};
+use neuroloop::controller::Controller;
 use neuroloop::eval::{score_ripples, EventRow, RippleScore, TruthRow};
-use neuroloop::event::{Event, Outbox};
+use neuroloop::event::Event;
 use neuroloop::io::{read_recording, FileOptions};
-use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
+use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec, Simulation};
 use neuroloop::time::SampleRate;
 
-fn interleave(signals: &[Vec<f64>]) -> Vec<f64> {
-    let frames = signals[0].len();
-    (0..frames)
-        .flat_map(|i| signals.iter().map(move |s| s[i]))
-        .collect()
-}
+mod offline;
 
 /// All events of one session over interleaved `data`, in blocks of `block`.
 fn run(
@@ -25,41 +20,24 @@ fn run(
     data: &[f64],
     block: usize,
 ) -> Vec<Event> {
-    let mut controller = Controller::new(config, rate, channels).unwrap();
-    let mut outbox = Outbox::with_capacity(1024);
-    let mut events = Vec::new();
-    for (i, chunk) in data.chunks(block * channels).enumerate() {
-        outbox.clear();
-        let b = Block {
-            start: (i * block) as u64,
-            channels,
-            samples: chunk,
-        };
-        controller.process_block(&b, &mut outbox).unwrap();
-        events.extend_from_slice(outbox.events());
-    }
-    outbox.clear();
-    controller.finish(&mut outbox);
-    events.extend_from_slice(outbox.events());
-    events
+    let controller = Controller::new(config, rate, channels).unwrap();
+    offline::run_blocks(controller, channels, data, || block)
+}
+
+/// The rodent simulator: (channels, interleaved frames, the simulation).
+fn rodent(seconds: f64, seed: u64, rate: SampleRate) -> (usize, Vec<f64>, Simulation) {
+    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, seconds, seed, rate)).unwrap();
+    (
+        sim.recording.signals.len(),
+        sim.recording.interleaved(),
+        sim,
+    )
 }
 
 fn score(seconds: f64, seed: u64, rate_hz: f64) -> RippleScore {
     let rate = SampleRate::new(rate_hz).unwrap();
-    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, seconds, seed, rate)).unwrap();
-    let signals: Vec<Vec<f64>> = sim
-        .recording
-        .signals
-        .iter()
-        .map(|s| s.samples.clone())
-        .collect();
-    let events = run(
-        &Preset::RodentRipple.config(),
-        rate,
-        signals.len(),
-        &interleave(&signals),
-        64,
-    );
+    let (channels, data, sim) = rodent(seconds, seed, rate);
+    let events = run(&Preset::RodentRipple.config(), rate, channels, &data, 64);
     let s = |n: u64| rate.seconds(n);
     let mut detections = Vec::new();
     let mut stims = Vec::new();
@@ -171,15 +149,7 @@ fn refuses_rates_below_1000_hz_naming_the_problem() {
 #[test]
 fn blanking_hides_stimulus_artifacts_sample_exactly() {
     let rate = SampleRate::new(1250.0).unwrap();
-    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, 120.0, 4, rate)).unwrap();
-    let signals: Vec<Vec<f64>> = sim
-        .recording
-        .signals
-        .iter()
-        .map(|s| s.samples.clone())
-        .collect();
-    let channels = signals.len();
-    let clean = interleave(&signals);
+    let (channels, clean, _) = rodent(120.0, 4, rate);
     let mut config = Preset::RodentRipple.config();
     config.trigger.blanking_ms = 8.0;
     let blank = rate.samples_in_ms(8.0) as usize;
@@ -215,14 +185,7 @@ fn blanking_hides_stimulus_artifacts_sample_exactly() {
 #[test]
 fn every_baseline_and_combine_mode_runs() {
     let rate = SampleRate::new(1250.0).unwrap();
-    let sim = simulate(&SimSpec::new(SimPreset::RodentRipple, 60.0, 5, rate)).unwrap();
-    let signals: Vec<Vec<f64>> = sim
-        .recording
-        .signals
-        .iter()
-        .map(|s| s.samples.clone())
-        .collect();
-    let data = interleave(&signals);
+    let (channels, data, _) = rodent(60.0, 5, rate);
     let base = Preset::RodentRipple.config();
     let variants = [
         "mode = \"adaptive\"\nstatistic = \"mean-sd\"",
@@ -237,7 +200,7 @@ fn every_baseline_and_combine_mode_runs() {
             .replace("window_s = 30.0", "window_s = 10.0");
         assert_ne!(text, Preset::RodentRipple.toml(), "variant not applied");
         let config = Config::from_toml(&text, variant).unwrap();
-        let events = run(&config, rate, signals.len(), &data, 64);
+        let events = run(&config, rate, channels, &data, 64);
         assert!(
             events.iter().any(|e| matches!(e, Event::Detection(_))),
             "{variant}"
@@ -266,7 +229,7 @@ fn every_baseline_and_combine_mode_runs() {
             (ChannelCombine::Coherent, 2),
         ] {
             let config = combine(mode, sub_bands, 2, start);
-            let events = run(&config, rate, signals.len(), &data, 64);
+            let events = run(&config, rate, channels, &data, 64);
             assert!(
                 events.iter().any(|e| matches!(e, Event::Detection(_))),
                 "{start:?} {mode:?} {sub_bands}"

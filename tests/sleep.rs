@@ -3,14 +3,16 @@
 
 use neuroloop::click::ClickSpec;
 use neuroloop::config::{Preset, StimSequence};
-use neuroloop::controller::{Block, Controller};
+use neuroloop::controller::Controller;
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::phase::{offline_phase, score_phases};
 use neuroloop::eval::{score_intervals, tables, union_of, EventRow};
 use neuroloop::eval::{Interval, IntervalScore};
-use neuroloop::event::{Event, EventKind, Outbox};
+use neuroloop::event::{Event, EventKind};
 use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::time::SampleRate;
+
+mod offline;
 
 const DREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/dreams");
 
@@ -27,21 +29,7 @@ fn replay(
     if let Some(h) = gate {
         controller.restrict_stimulation_to(h.sample_intervals(signal.rate, Stage::is_deep_nrem));
     }
-    let mut outbox = Outbox::with_capacity(4096);
-    let mut events = Vec::new();
-    for (b, chunk) in signal.samples.chunks(37).enumerate() {
-        outbox.clear();
-        let block = Block {
-            start: (b * 37) as u64,
-            channels: 1,
-            samples: chunk,
-        };
-        controller.process_block(&block, &mut outbox).unwrap();
-        events.extend_from_slice(outbox.events());
-    }
-    outbox.clear();
-    controller.finish(&mut outbox);
-    events.extend_from_slice(outbox.events());
+    let events = offline::run_blocks(controller, 1, &signal.samples, || 37);
     (signal.rate, signal.samples.clone(), events)
 }
 

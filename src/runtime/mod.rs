@@ -227,27 +227,22 @@ pub struct Opened {
     pub max_chunk_frames: usize,
 }
 
-/// The simulator (or any recording) as a paced source over `signals`.
+/// The simulator (or any recording) as a paced source over its signals.
 pub fn recording_source(
     recording: &Recording,
     block: usize,
     speed: f64,
     description: String,
 ) -> Result<Opened, RuntimeError> {
-    let signals: Vec<&Signal> = recording.signals.iter().collect();
+    let signals = &recording.signals;
     let first = signals.first().ok_or(SelectError::Empty)?;
-    let total = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0);
-    let mut frames = Vec::with_capacity(total * signals.len());
-    for i in 0..total {
-        frames.extend(signals.iter().map(|s| s.samples[i]));
-    }
     Ok(Opened {
         rate: first.rate,
         labels: signals.iter().map(|s| s.label.trim().to_string()).collect(),
         description,
         max_chunk_frames: block,
         source: Source::Recording(RecordingSource {
-            frames,
+            frames: recording.interleaved(),
             channels: signals.len(),
             rate: first.rate,
             block,
