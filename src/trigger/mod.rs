@@ -33,6 +33,8 @@ pub struct TriggerPolicy {
     refractory: u64,
     one_minute: u64,
     max_per_session: u64,
+    /// At least 1 (validated); also the bound of `recent_onsets` and `blank_onsets`.
+    max_per_minute: usize,
     rng: Rng,
     /// Onsets of the last `max_per_minute` decisions, oldest first (a ring).
     recent_onsets: Vec<SampleIndex>,
@@ -41,7 +43,7 @@ pub struct TriggerPolicy {
     counters: TriggerCounters,
     blanking: u64,
     /// Onsets of delivered pulses whose blanking has not ended, in order
-    /// (accepted onsets never decrease). Capacity max_per_minute: delays are
+    /// (accepted onsets never decrease). At most max_per_minute: delays are
     /// at most 10 s, so no more can be pending and pushing never allocates.
     blank_onsets: VecDeque<SampleIndex>,
     /// Offset of the second click of a two-click sequence, if configured.
@@ -64,6 +66,7 @@ impl TriggerPolicy {
             refractory: rate.samples_in_ms(config.refractory_ms),
             one_minute: rate.samples_in_s(60.0),
             max_per_session: u64::from(config.max_per_session),
+            max_per_minute: config.max_per_minute as usize,
             rng: Rng::new(config.seed),
             recent_onsets: Vec::with_capacity(config.max_per_minute as usize),
             recent_head: 0,
@@ -137,23 +140,7 @@ impl TriggerPolicy {
             None => decided_at + self.draw_delay(),
         };
         self.follow_up = None;
-        if !self.is_allowed(onset) {
-            self.counters.refused_gate += 1;
-            return None;
-        }
-        if self
-            .last_onset
-            .is_some_and(|last| onset < last + self.refractory)
-        {
-            self.counters.refused_refractory += 1;
-            return None;
-        }
-        if self.counters.accepted >= self.max_per_session {
-            self.counters.refused_session_cap += 1;
-            return None;
-        }
-        if self.minute_is_full(onset) {
-            self.counters.refused_rate_limit += 1;
+        if self.refuses(onset, true) {
             return None;
         }
         let delivered = match self.mode {
@@ -174,13 +161,7 @@ impl TriggerPolicy {
             let second = onset + offset;
             // Part of the sequence, so exempt from the refractory period; the
             // gate, the session cap and the rate limit still apply.
-            if !self.is_allowed(second) {
-                self.counters.refused_gate += 1;
-            } else if self.counters.accepted >= self.max_per_session {
-                self.counters.refused_session_cap += 1;
-            } else if self.minute_is_full(second) {
-                self.counters.refused_rate_limit += 1;
-            } else {
+            if !self.refuses(second, false) {
                 self.record(second, delivered);
                 self.follow_up = Some(TriggerDecision {
                     onset: second,
@@ -190,6 +171,28 @@ impl TriggerPolicy {
             }
         }
         Some(first)
+    }
+
+    /// True (and counted by reason) if the gate, the refractory period (when
+    /// `refractory` is set), the session cap or the rate limit refuses `onset`.
+    fn refuses(&mut self, onset: SampleIndex, refractory: bool) -> bool {
+        let in_refractory = refractory
+            && self
+                .last_onset
+                .is_some_and(|last| onset < last + self.refractory);
+        let refused = if !self.is_allowed(onset) {
+            &mut self.counters.refused_gate
+        } else if in_refractory {
+            &mut self.counters.refused_refractory
+        } else if self.counters.accepted >= self.max_per_session {
+            &mut self.counters.refused_session_cap
+        } else if self.minute_is_full(onset) {
+            &mut self.counters.refused_rate_limit
+        } else {
+            return false;
+        };
+        *refused += 1;
+        true
     }
 
     fn draw_delay(&mut self) -> u64 {
@@ -203,8 +206,7 @@ impl TriggerPolicy {
 
     /// True if `max_per_minute` decisions already have onsets within the 60 s before `onset`.
     fn minute_is_full(&self, onset: SampleIndex) -> bool {
-        let capacity = self.recent_onsets.capacity();
-        if self.recent_onsets.len() < capacity {
+        if self.recent_onsets.len() < self.max_per_minute {
             return false;
         }
         let oldest = self.recent_onsets[self.recent_head];
@@ -214,7 +216,7 @@ impl TriggerPolicy {
     fn record(&mut self, onset: SampleIndex, delivered: bool) {
         self.counters.accepted += 1;
         if delivered {
-            if self.blanking > 0 && self.blank_onsets.len() < self.blank_onsets.capacity() {
+            if self.blanking > 0 && self.blank_onsets.len() < self.max_per_minute {
                 self.blank_onsets.push_back(onset);
             }
             self.counters.delivered += 1;
@@ -222,7 +224,7 @@ impl TriggerPolicy {
             self.counters.sham += 1;
         }
         self.last_onset = Some(onset);
-        if self.recent_onsets.len() < self.recent_onsets.capacity() {
+        if self.recent_onsets.len() < self.max_per_minute {
             self.recent_onsets.push(onset);
         } else {
             self.recent_onsets[self.recent_head] = onset;
