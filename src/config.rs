@@ -511,12 +511,12 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(field: &'static str, message: String) -> ConfigError {
+pub(crate) fn invalid(field: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { field, message }
 }
 
 /// `value` must lie in `[min, max]` (and be finite).
-fn check_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(())
     } else {
