@@ -516,7 +516,12 @@ pub(crate) fn invalid(field: &'static str, message: String) -> ConfigError {
 }
 
 /// `value` must lie in `[min, max]` (and be finite).
-pub(crate) fn check_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_range(
+    field: &'static str,
+    value: f64,
+    min: f64,
+    max: f64,
+) -> Result<(), ConfigError> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(())
     } else {
