@@ -64,7 +64,6 @@ enum ActiveDetector {
 
 #[derive(Debug, Clone)]
 pub struct Controller {
-    rate: SampleRate,
     channels: usize,
     detector: ActiveDetector,
     policy: TriggerPolicy,
@@ -98,7 +97,6 @@ impl Controller {
             }
         };
         Ok(Self {
-            rate,
             channels,
             detector,
             policy: TriggerPolicy::new(&config.trigger, rate),
@@ -106,14 +104,6 @@ impl Controller {
             next: 0,
             counters: ControllerCounters::default(),
         })
-    }
-
-    pub fn rate(&self) -> SampleRate {
-        self.rate
-    }
-
-    pub fn channels(&self) -> usize {
-        self.channels
     }
 
     /// The sample index the next block is expected to start at.
@@ -167,11 +157,12 @@ impl Controller {
             held,
             ..
         } = self;
-        for (i, frame) in block.samples.chunks_exact(block.channels).enumerate() {
-            let n = block.start + i as u64;
+        let mut result = Ok(());
+        let mut n = block.start;
+        for frame in block.samples.chunks_exact(block.channels) {
             if let Some(channel) = frame.iter().position(|x| !x.is_finite()) {
-                self.next = n;
-                return Err(Fault::NonFinite { channel, sample: n });
+                result = Err(Fault::NonFinite { channel, sample: n });
+                break;
             }
             if !policy.blanks(n) {
                 held.copy_from_slice(frame);
@@ -183,12 +174,13 @@ impl Controller {
                 ActiveDetector::SlowOscillation(d) => d.process_frame(n, held, emit),
                 ActiveDetector::LatencyProbe(d) => d.process_frame(n, held, emit),
             }
+            n += 1;
         }
-        let frames = block.frames() as u64;
-        self.counters.frames += frames;
+        // On a fault, the frames before it were processed and count.
+        self.counters.frames += n - block.start;
         self.counters.outbox_overflow += outbox.overflowed - overflow_before;
-        self.next = block.start + frames;
-        Ok(())
+        self.next = n;
+        result
     }
 
     /// End of input: close any open event.
@@ -218,5 +210,38 @@ fn route(output: DetectorOutput, policy: &mut TriggerPolicy, outbox: &mut Outbox
             }
         }
         DetectorOutput::Finish(detection) => outbox.push(Event::Detection(detection)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Preset;
+
+    /// A non-finite sample stops the block there: the frames before it are
+    /// processed and counted, the next block is expected at the faulty frame.
+    #[test]
+    fn a_fault_counts_the_frames_processed_before_it() {
+        let rate = SampleRate::new(250.0).unwrap();
+        let mut controller = Controller::new(&Preset::SleepSpindle.config(), rate, 2).unwrap();
+        let mut outbox = Outbox::with_capacity(16);
+        let samples = [1.0, 2.0, 3.0, 4.0, 5.0, f64::NAN, 7.0, 8.0];
+        let block = Block {
+            start: 10,
+            channels: 2,
+            samples: &samples,
+        };
+        let fault = controller.process_block(&block, &mut outbox).unwrap_err();
+        assert_eq!(
+            fault,
+            Fault::NonFinite {
+                channel: 1,
+                sample: 12
+            }
+        );
+        let counters = controller.counters();
+        assert_eq!((counters.blocks, counters.frames), (1, 2));
+        assert_eq!(counters.dropped_frames, 10);
+        assert_eq!(controller.next_sample(), 12);
     }
 }

@@ -24,8 +24,8 @@
 //! delta filter well conditioned at 30 kHz.
 
 use crate::config::{
-    BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig, RippleStartParams,
-    RippleStateConfig, RippleVetoConfig,
+    invalid, BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig,
+    RippleStartParams, RippleStateConfig, RippleVetoConfig,
 };
 use crate::detect::{bandpass, bandpass_design, DetectorOutput};
 use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
@@ -40,10 +40,6 @@ const SLOW_CLOCK_HZ: f64 = 250.0;
 const BASELINE_UPDATES_PER_S: f64 = 10.0;
 /// Order of the veto band-pass and of the theta/delta band-passes.
 const AUX_FILTER_ORDER: usize = 2;
-
-fn invalid(field: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { field, message }
-}
 
 /// Centre and spread of one envelope.
 #[derive(Debug, Clone)]
@@ -108,9 +104,12 @@ struct Stream {
     /// Input channel reported for this stream.
     channel: usize,
     z: f64,
-    /// Band power over the background's (the baseline centre, squared).
-    power_ratio: f64,
-    /// CUSUM of `power_ratio − drift` in ms (cusum rule).
+    /// This sample of the band-passed signal.
+    band_passed: f64,
+    /// The baseline's centre once it has a spread (else 0): the background's
+    /// band RMS, which the cusum rule compares the band power with.
+    background: f64,
+    /// CUSUM of `(band_passed / background)² − drift` in ms (cusum rule).
     cusum: f64,
     /// Start of the current run above `threshold_sd` (threshold rule).
     above_since: Option<SampleIndex>,
@@ -303,7 +302,8 @@ impl Ripple {
                     baseline: baseline(config, slow_rate, i, stream_count)?,
                     channel: detection_channels[if vote { i } else { 0 }],
                     z: 0.0,
-                    power_ratio: 0.0,
+                    band_passed: 0.0,
+                    background: 0.0,
                     cusum: 0.0,
                     above_since: None,
                     qualified_at: None,
@@ -539,11 +539,8 @@ impl Stream {
         } else {
             0.0
         };
-        self.power_ratio = if sd > 0.0 && center > 0.0 {
-            (band_passed / center).powi(2)
-        } else {
-            0.0
-        };
+        self.band_passed = band_passed;
+        self.background = if sd > 0.0 { center } else { 0.0 };
     }
 
     #[inline]
@@ -567,7 +564,12 @@ impl Stream {
                 limit_ms,
                 sample_ms,
             } => {
-                self.cusum = (self.cusum + (self.power_ratio - drift) * sample_ms).max(0.0);
+                let power_ratio = if self.background > 0.0 {
+                    (self.band_passed / self.background).powi(2)
+                } else {
+                    0.0
+                };
+                self.cusum = (self.cusum + (power_ratio - drift) * sample_ms).max(0.0);
                 if self.cusum >= limit_ms {
                     self.qualified_at = Some(n);
                 }
@@ -793,22 +795,24 @@ mod tests {
             }
         );
         let stream = &mut detector.streams[0];
-        stream.power_ratio = 13.9;
+        // Power ratio 9 (amplitude 3 over a background of 1): under the drift.
+        stream.background = 1.0;
+        stream.band_passed = 3.0;
         for n in 0..1000 {
             stream.track_runs(n, start, 1.0);
         }
         assert_eq!((stream.qualified_at, stream.cusum), (None, 0.0));
-        // 4 ms of excess per sample: the fifth sample reaches 20.
-        stream.power_ratio = 18.0;
-        for n in 1000..1004 {
+        // Ratio 20.25, 6.25 ms of excess per sample: 18.75 after three, the fourth reaches 20.
+        stream.band_passed = 4.5;
+        for n in 1000..1003 {
             stream.track_runs(n, start, 1.0);
         }
-        assert_eq!(stream.qualified_at, None);
-        stream.track_runs(1004, start, 1.0);
-        assert_eq!(stream.qualified_at, Some(1004));
-        detector.restart_counts(1005);
+        assert_eq!((stream.qualified_at, stream.cusum), (None, 18.75));
+        stream.track_runs(1003, start, 1.0);
+        assert_eq!(stream.qualified_at, Some(1003));
+        detector.restart_counts(1004);
         assert_eq!(detector.streams[0].cusum, 0.0);
-        assert_eq!(detector.counts_from, 1005);
+        assert_eq!(detector.counts_from, 1004);
     }
 
     /// A dip under the end threshold shorter than `end_hold_ms` does not end

@@ -8,7 +8,7 @@
 //! - is held closed for `artifact_hold_s` after any raw sample beyond
 //!   ±`artifact_uv` or a 1-s beta RMS above `artifact_beta_uv`.
 
-use crate::config::{ConfigError, SleepGateConfig};
+use crate::config::{invalid, ConfigError, SleepGateConfig};
 use crate::detect::bandpass;
 use crate::dsp::{Envelope, MovingMean, SosFilter};
 use crate::time::{SampleIndex, SampleRate};
@@ -37,7 +37,6 @@ pub struct SleepGate {
 
 impl SleepGate {
     pub fn new(config: &SleepGateConfig, rate: SampleRate) -> Result<Self, ConfigError> {
-        let invalid = |field, message: String| ConfigError::Invalid { field, message };
         let filter = |low_hz, high_hz: f64, field| bandpass(2, low_hz, high_hz, rate, field);
         let beta_high_hz = config
             .beta_high_hz

@@ -13,7 +13,7 @@
 
 use std::f64::consts::PI;
 
-use crate::config::{ConfigError, PhaseEstimator, SlowOscillationConfig};
+use crate::config::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
 use crate::detect::{bandpass, DetectorOutput};
 use crate::dsp::{HalfWaveDelay, Pll, RobustBaseline, SosFilter};
@@ -35,6 +35,8 @@ pub struct SlowOscillationDetector {
     pll: Pll,
     spread: RobustBaseline,
     target_phase_deg: f64,
+    /// The same in radians.
+    target_rad: f64,
     negative_threshold_uv: f64,
     adaptive_threshold_sd: f64,
     warmup: u64,
@@ -58,7 +60,6 @@ impl SlowOscillationDetector {
         rate: SampleRate,
         _channels: usize,
     ) -> Result<Self, ConfigError> {
-        let invalid = |field, message: String| ConfigError::Invalid { field, message };
         let filter = bandpass(
             config.filter_order,
             config.band_low_hz,
@@ -97,6 +98,7 @@ impl SlowOscillationDetector {
             spread: RobustBaseline::new(config.baseline_window_s, update_every, rate)
                 .map_err(|e| invalid("detector.baseline_window_s", e.to_string()))?,
             target_phase_deg: config.target_phase_deg,
+            target_rad: config.target_phase_deg.to_radians(),
             negative_threshold_uv: config.negative_threshold_uv,
             adaptive_threshold_sd: config.adaptive_threshold_sd,
             warmup: rate.samples_in_s(config.warmup_s),
@@ -125,7 +127,9 @@ impl SlowOscillationDetector {
         let x = frame.iter().sum::<f64>() / frame.len().max(1) as f64;
         let allowed = self.gate.process(n, x);
         let y = self.filter.process(x);
-        self.pll.process(y);
+        if self.estimator == PhaseEstimator::Pll {
+            self.pll.process(y);
+        }
         if self.adaptive_threshold_sd > 0.0 {
             self.spread.update(y);
         }
@@ -143,10 +147,11 @@ impl SlowOscillationDetector {
             }
             if let Some(trough) = self.armed_trough.take() {
                 if allowed {
-                    let target_rad = self.target_phase_deg * PI / 180.0;
                     // The crossing is −90°, the learned delay reaches 0°.
                     let delay = self.rising_quarter.delay() as f64 * self.zero_crossing_delay_scale;
-                    let ahead = (delay * (1.0 + target_rad / (PI / 2.0))).round().max(0.0) as u64;
+                    let ahead = (delay * (1.0 + self.target_rad / (PI / 2.0)))
+                        .round()
+                        .max(0.0) as u64;
                     self.commit(n, trough, n + ahead, &mut emit);
                 }
             }
@@ -191,15 +196,14 @@ impl SlowOscillationDetector {
             // A deeper trough in the same half-wave: keep the first one.
             return;
         }
-        let target_rad = self.target_phase_deg * PI / 180.0;
         let stim_target = match self.estimator {
             PhaseEstimator::HalfWaveDelay => {
                 // Delay learned to the peak (0°); other targets scale by the
                 // half-cycle (trough = −180° → peak = 0°).
                 let delay = self.half_wave.delay() as f64;
-                trough + (delay * (1.0 + target_rad / PI)).round().max(0.0) as u64
+                trough + (delay * (1.0 + self.target_rad / PI)).round().max(0.0) as u64
             }
-            PhaseEstimator::Pll => n + self.pll.samples_until(target_rad),
+            PhaseEstimator::Pll => n + self.pll.samples_until(self.target_rad),
             PhaseEstimator::ZeroCrossingDelay => {
                 self.armed_trough = Some(trough);
                 return;

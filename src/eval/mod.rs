@@ -277,9 +277,12 @@ mod tests {
                 end_s: 1.9,
             },
         ];
-        // The first detection overlaps both truths; best overlap (the second) wins,
-        // leaving the first truth to the second detection.
-        let d = [det(0.95, 0.9, 1.3), det(0.0, 0.5, 0.3)];
+        // The first detection, [0.6, 1.6], passes the threshold with both truths
+        // (IoU 0.25 with the first, 0.54 with the second); matching best overlap
+        // first gives it the second, leaving the first truth to the second
+        // detection (IoU 0.5). Taking the first passing pair in truth order
+        // would give the first truth to it and leave 1 hit.
+        let d = [det(0.6, 1.0, 1.0), det(0.0, 0.5, 0.3)];
         let s = score_intervals(&t, &d, 0.2);
         assert_eq!(s.detection.hits, 2);
         let below = score_intervals(&t, &[det(0.0, 0.1, 0.1)], 0.2);
