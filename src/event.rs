@@ -6,8 +6,7 @@ use crate::time::SampleIndex;
 
 /// The kind of brain event a detector reports; its name is the `trial_type`
 /// written to `events.tsv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Ripple,
     Spindle,

@@ -9,10 +9,32 @@ pub mod sleep_gate;
 pub mod slow_oscillation;
 pub mod spindle;
 
-use crate::config::ConfigError;
-use crate::dsp::{butterworth, Band, Sos, SosFilter};
+use crate::config::{invalid, ConfigError};
+use crate::dsp::{butterworth, Band, RobustBaseline, Sos, SosFilter};
 use crate::event::Detection;
 use crate::time::SampleRate;
+
+/// Power floor (µV²) that keeps log10 and power ratios finite on flat signals.
+pub(crate) const POWER_FLOOR: f64 = 1e-12;
+
+/// An upper band edge kept under 0.9 × Nyquist, so that a band reaching past
+/// a low-rate recording's Nyquist frequency (e.g. 50-Hz EEG) still fits.
+pub(crate) fn below_nyquist(high_hz: f64, rate: SampleRate) -> f64 {
+    high_hz.min(0.9 * rate.nyquist_hz())
+}
+
+/// A median/MAD baseline over `window_s` seconds of a signal at `rate` that
+/// takes `points_per_s` points a second (one recompute each); a bad window
+/// names the config `field`.
+pub(crate) fn robust_baseline(
+    window_s: f64,
+    points_per_s: f64,
+    rate: SampleRate,
+    field: &'static str,
+) -> Result<RobustBaseline, ConfigError> {
+    let update_every = ((rate.hz() / points_per_s).round() as usize).max(1);
+    RobustBaseline::new(window_s, update_every, rate).map_err(|e| invalid(field, e.to_string()))
+}
 
 /// A Butterworth band-pass for a detector stage; a design error (e.g. a band
 /// above this recording's Nyquist frequency) names the config `field`.

@@ -27,7 +27,7 @@ use crate::config::{
     invalid, BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig,
     RippleStartParams, RippleStateConfig, RippleVetoConfig,
 };
-use crate::detect::{bandpass, bandpass_design, DetectorOutput};
+use crate::detect::{bandpass, bandpass_design, robust_baseline, DetectorOutput};
 use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
@@ -634,20 +634,16 @@ fn baseline(
 ) -> Result<Baseline, ConfigError> {
     let b = &config.baseline;
     let window_field = "detector.baseline.window_s";
-    let robust = |update_every: usize| {
-        RobustBaseline::new(b.window_s, update_every, slow_rate)
-            .map_err(|e| invalid(window_field, e.to_string()))
-    };
-    let updates_every = ((slow_rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
+    let robust = || robust_baseline(b.window_s, BASELINE_UPDATES_PER_S, slow_rate, window_field);
     Ok(match (b.mode, b.statistic) {
         (BaselineMode::Adaptive, BaselineStatistic::MedianMad) => {
-            Baseline::AdaptiveRobust(robust(updates_every)?)
+            Baseline::AdaptiveRobust(robust()?)
         }
         (BaselineMode::Adaptive, BaselineStatistic::MeanSd) => Baseline::AdaptiveEwma(
             Ewma::new(b.window_s, slow_rate).map_err(|e| invalid(window_field, e.to_string()))?,
         ),
         (BaselineMode::Calibrate, BaselineStatistic::MedianMad) => Baseline::CalibrateRobust {
-            window: robust(updates_every)?,
+            window: robust()?,
             done: false,
         },
         (BaselineMode::Calibrate, BaselineStatistic::MeanSd) => Baseline::CalibrateMoments {
@@ -679,7 +675,6 @@ fn build_veto(
     slow_rate: SampleRate,
     config: &RippleConfig,
 ) -> Result<Veto, ConfigError> {
-    let updates_every = ((slow_rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
     Ok(Veto {
         channel,
         filter: bandpass(
@@ -691,8 +686,12 @@ fn build_veto(
         )?,
         envelope: Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?,
-        baseline: RobustBaseline::new(config.baseline.window_s, updates_every, slow_rate)
-            .map_err(|e| invalid("detector.baseline.window_s", e.to_string()))?,
+        baseline: robust_baseline(
+            config.baseline.window_s,
+            BASELINE_UPDATES_PER_S,
+            slow_rate,
+            "detector.baseline.window_s",
+        )?,
         threshold_sd: v.threshold_sd,
         hold: rate.samples_in_ms(v.hold_ms),
         until: 0,

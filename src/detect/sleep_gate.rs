@@ -9,12 +9,9 @@
 //!   ±`artifact_uv` or a 1-s beta RMS above `artifact_beta_uv`.
 
 use crate::config::{invalid, ConfigError, SleepGateConfig};
-use crate::detect::bandpass;
+use crate::detect::{bandpass, below_nyquist, POWER_FLOOR};
 use crate::dsp::{Envelope, MovingMean, SosFilter};
 use crate::time::{SampleIndex, SampleRate};
-
-const MAX_SHARE_OF_NYQUIST: f64 = 0.9;
-const POWER_FLOOR: f64 = 1e-12;
 
 #[derive(Debug, Clone)]
 pub struct SleepGate {
@@ -38,9 +35,7 @@ pub struct SleepGate {
 impl SleepGate {
     pub fn new(config: &SleepGateConfig, rate: SampleRate) -> Result<Self, ConfigError> {
         let filter = |low_hz, high_hz: f64, field| bandpass(2, low_hz, high_hz, rate, field);
-        let beta_high_hz = config
-            .beta_high_hz
-            .min(MAX_SHARE_OF_NYQUIST * rate.nyquist_hz());
+        let beta_high_hz = below_nyquist(config.beta_high_hz, rate);
         let window_ms = config.window_s * 1000.0;
         let window = || {
             MovingMean::new(window_ms, rate)

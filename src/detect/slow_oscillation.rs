@@ -15,7 +15,7 @@ use std::f64::consts::PI;
 
 use crate::config::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
-use crate::detect::{bandpass, DetectorOutput};
+use crate::detect::{bandpass, robust_baseline, DetectorOutput};
 use crate::dsp::{HalfWaveDelay, Pll, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
@@ -67,7 +67,6 @@ impl SlowOscillationDetector {
             rate,
             "detector.band_high_hz",
         )?;
-        let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
         Ok(Self {
             filter,
             gate: SleepGate::new(&config.gate, rate)?,
@@ -95,8 +94,12 @@ impl SlowOscillationDetector {
                 rate,
             )
             .map_err(|e| invalid("detector.pll_loop_hz", e.to_string()))?,
-            spread: RobustBaseline::new(config.baseline_window_s, update_every, rate)
-                .map_err(|e| invalid("detector.baseline_window_s", e.to_string()))?,
+            spread: robust_baseline(
+                config.baseline_window_s,
+                BASELINE_UPDATES_PER_S,
+                rate,
+                "detector.baseline_window_s",
+            )?,
             target_phase_deg: config.target_phase_deg,
             target_rad: config.target_phase_deg.to_radians(),
             negative_threshold_uv: config.negative_threshold_uv,

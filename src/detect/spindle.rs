@@ -25,17 +25,13 @@
 //! `EventKind::SpindleDropped` (its commit may have fired a stimulus).
 
 use crate::config::{ConfigError, SpindleConfig};
-use crate::detect::{bandpass, DetectorOutput};
+use crate::detect::{bandpass, below_nyquist, robust_baseline, DetectorOutput, POWER_FLOOR};
 use crate::dsp::{MovingMean, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
 /// Baseline updates per second: the baselines follow minutes-scale drifts.
 const BASELINE_UPDATES_PER_S: f64 = 10.0;
-/// The broadband upper edge is kept under this share of Nyquist (50-Hz recordings).
-const MAX_SHARE_OF_NYQUIST: f64 = 0.9;
-/// Power floor (µV²) that keeps log10 finite on flat signals.
-const POWER_FLOOR: f64 = 1e-12;
 
 #[derive(Debug, Clone)]
 struct ChannelStages {
@@ -157,17 +153,18 @@ impl SpindleDetector {
         rate: SampleRate,
         channels: usize,
     ) -> Result<Self, ConfigError> {
-        let broad_high_hz = config
-            .broad_high_hz
-            .min(MAX_SHARE_OF_NYQUIST * rate.nyquist_hz());
+        let broad_high_hz = below_nyquist(config.broad_high_hz, rate);
         let invalid = |field, e: crate::dsp::DspError| ConfigError::Invalid {
             field,
             message: e.to_string(),
         };
-        let update_every = ((rate.hz() / BASELINE_UPDATES_PER_S).round() as usize).max(1);
         let baseline = || {
-            RobustBaseline::new(config.baseline_window_s, update_every, rate)
-                .map_err(|e| invalid("detector.baseline_window_s", e))
+            robust_baseline(
+                config.baseline_window_s,
+                BASELINE_UPDATES_PER_S,
+                rate,
+                "detector.baseline_window_s",
+            )
         };
         let window = || {
             MovingMean::new(config.window_ms, rate).map_err(|e| invalid("detector.window_ms", e))
