@@ -2,7 +2,7 @@
 //! bit for bit, `reset()` restores the initial state exactly, and every valid
 //! Butterworth design is stable, decays and matches the analytic magnitude.
 
-use neuroloop::dsp::{butterworth, Band, Envelope, Ewma, RobustBaseline, Sos, SosBank, SosFilter};
+use neuroloop::dsp::{butterworth, Band, Envelope, Ewma, RobustBaseline, Sos, SosFilter};
 use neuroloop::time::SampleRate;
 use proptest::prelude::*;
 
@@ -74,39 +74,6 @@ proptest! {
     }
 
     #[test]
-    fn sos_bank_equals_independent_filters(
-        sos in design(),
-        n_channels in 1..20usize,
-        frames in 0..300usize,
-        seed in any::<u64>(),
-        cuts in cuts(),
-    ) {
-        // Channel c, frame t: a deterministic pseudo-random value.
-        let value = |c: usize, t: usize| {
-            let h = (seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (t as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
-                .wrapping_mul(0x94D0_49BB_1331_11EB);
-            (h >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
-        let expected: Vec<Vec<f64>> = (0..n_channels)
-            .map(|c| {
-                let mut filter = SosFilter::new(&sos);
-                (0..frames).map(|t| filter.process(value(c, t))).collect()
-            })
-            .collect();
-        let mut bank = SosBank::new(&sos, n_channels).unwrap();
-        for range in partition(frames, &cuts) {
-            let mut block: Vec<f64> = (0..n_channels).flat_map(|c| range.clone().map(move |t| value(c, t))).collect();
-            bank.process_channel_major(&mut block).unwrap();
-            if range.is_empty() {
-                continue;
-            }
-            for (c, channel) in block.chunks(range.len()).enumerate() {
-                prop_assert_eq!(bits(channel), bits(&expected[c][range.clone()]), "channel {}", c);
-            }
-        }
-    }
-
-    #[test]
     fn ewma_blocks_equal_per_sample(tau_s in 0.001..10.0f64, xs in signal(400), cuts in cuts()) {
         let fs = rate(250.0);
         let mut per_sample = Ewma::new(tau_s, fs).unwrap();
@@ -161,15 +128,6 @@ proptest! {
         let mut fresh = SosFilter::new(&sos);
         let run = |f: &mut SosFilter| after.iter().map(|&x| f.process(x)).collect::<Vec<_>>();
         prop_assert_eq!(bits(&run(&mut used)), bits(&run(&mut fresh)));
-
-        let mut used_bank = SosBank::new(&sos, 3).unwrap();
-        used_bank.process_channel_major(&mut before.repeat(3)).unwrap();
-        used_bank.reset();
-        let mut fresh_bank = SosBank::new(&sos, 3).unwrap();
-        let (mut a, mut b) = (after.repeat(3), after.repeat(3));
-        used_bank.process_channel_major(&mut a).unwrap();
-        fresh_bank.process_channel_major(&mut b).unwrap();
-        prop_assert_eq!(bits(&a), bits(&b));
 
         let mut used = Ewma::new(0.05, fs).unwrap();
         used.update_block(&before);

@@ -12,7 +12,7 @@ pub mod stats;
 pub use butterworth::{butterworth, Band, DesignError};
 pub use envelope::{Envelope, MovingMean};
 pub use phase::{HalfWaveDelay, Pll};
-pub use sos::{Section, Sos, SosBank, SosFilter, SosFrameBank};
+pub use sos::{Section, Sos, SosFilter, SosFrameBank};
 pub use stats::{Ewma, Moments, RobustBaseline};
 
 use crate::time::SampleRate;
@@ -42,8 +42,6 @@ pub enum DspError {
     },
     #[error("a filter bank needs at least one channel")]
     NoChannels,
-    #[error("block of {len} samples is not a whole number of frames of {n_channels} channels")]
-    BlockShape { len: usize, n_channels: usize },
 }
 
 /// A strictly positive, finite parameter.

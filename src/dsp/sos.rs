@@ -1,7 +1,7 @@
 //! Second-order-section cascades in transposed direct form II, computing
 //! exactly what `scipy.signal.sosfilt` computes (same operation order), for
-//! one channel ([`SosFilter`]) or many channels sharing coefficients, a block
-//! ([`SosBank`]) or a frame ([`SosFrameBank`]) at a time.
+//! one channel ([`SosFilter`]) or for many channels sharing coefficients, a
+//! frame at a time ([`SosFrameBank`]).
 
 use super::DspError;
 
@@ -162,94 +162,6 @@ fn filter_pass<const K: usize>(
 /// holds 4; 16 lanes give enough independent recursions to hide latency).
 const LANES: usize = 16;
 
-/// Frames per run: the transposed run (16 lanes × 256 frames × 8 B = 32 KiB)
-/// stays in L1 while every section sweeps it.
-const FRAMES_PER_RUN: usize = 256;
-
-/// One coefficient set driving the state of `n_channels` channels: the
-/// throughput path for multi-channel blocks.
-///
-/// Blocks are **channel-major**: a block of `frames` frames is
-/// `[ch0[0..frames], ch1[0..frames], ...]`, length `n_channels * frames`.
-/// Channels are filtered in groups of 16: a run of frames is transposed into a
-/// preallocated frame-major scratch buffer so each section sweeps contiguous
-/// 16-lane vectors (vectorised, AVX2 when the CPU has it), then copied back.
-/// Leftover channels (fewer than 16) go through the single-channel path. Every
-/// path performs `sosfilt`'s exact operations, so results do not depend on
-/// block sizes, channel count or CPU features.
-#[derive(Debug, Clone)]
-pub struct SosBank {
-    sections: Vec<Section>,
-    /// `state[channel * n_sections + section]`.
-    state: Vec<SectionState>,
-    n_channels: usize,
-    scratch: Vec<[f64; LANES]>,
-    use_avx2: bool,
-}
-
-impl SosBank {
-    /// A bank at rest for `n_channels` (at least 1) channels.
-    pub fn new(sos: &Sos, n_channels: usize) -> Result<Self, DspError> {
-        if n_channels == 0 {
-            return Err(DspError::NoChannels);
-        }
-        Ok(Self {
-            sections: sos.sections.clone(),
-            state: vec![[0.0; 2]; n_channels * sos.sections.len()],
-            n_channels,
-            scratch: vec![[0.0; LANES]; FRAMES_PER_RUN],
-            use_avx2: avx2_available(),
-        })
-    }
-
-    pub fn n_channels(&self) -> usize {
-        self.n_channels
-    }
-
-    /// Filter a channel-major block in place. The block length must be a whole
-    /// number of frames. Does not allocate.
-    pub fn process_channel_major(&mut self, block: &mut [f64]) -> Result<(), DspError> {
-        if block.len() % self.n_channels != 0 {
-            return Err(DspError::BlockShape {
-                len: block.len(),
-                n_channels: self.n_channels,
-            });
-        }
-        let frames = block.len() / self.n_channels;
-        if frames == 0 {
-            return Ok(());
-        }
-        let n_sections = self.sections.len();
-        let groups = block
-            .chunks_mut(LANES * frames)
-            .zip(self.state.chunks_mut(LANES * n_sections));
-        for (group, state) in groups {
-            if group.len() == LANES * frames {
-                filter_lane_group_dispatch(
-                    self.use_avx2,
-                    &self.sections,
-                    state,
-                    group,
-                    frames,
-                    &mut self.scratch,
-                );
-            } else {
-                for (channel, channel_state) in
-                    group.chunks_mut(frames).zip(state.chunks_mut(n_sections))
-                {
-                    filter_one_channel(&self.sections, channel_state, channel);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Back to rest (zero state) on every channel.
-    pub fn reset(&mut self) {
-        self.state.fill([0.0; 2]);
-    }
-}
-
 /// One coefficient set driving `n_channels` channels **one frame at a time**:
 /// for callers that must filter sample by sample (the input can change
 /// mid-block, e.g. post-stimulus blanking) yet have many channels.
@@ -396,78 +308,6 @@ fn avx2_available() -> bool {
     }
 }
 
-fn filter_lane_group_dispatch(
-    use_avx2: bool,
-    sections: &[Section],
-    state: &mut [SectionState],
-    group: &mut [f64],
-    frames: usize,
-    scratch: &mut [[f64; LANES]],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2 {
-        // SAFETY: `use_avx2` comes from runtime detection of AVX2 on this CPU.
-        unsafe { filter_lane_group_avx2(sections, state, group, frames, scratch) };
-        return;
-    }
-    let _ = use_avx2;
-    filter_lane_group(sections, state, group, frames, scratch);
-}
-
-/// The portable kernel compiled with AVX2 enabled (plain mul/add, no FMA, so
-/// the results are bit-identical to the portable build).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn filter_lane_group_avx2(
-    sections: &[Section],
-    state: &mut [SectionState],
-    group: &mut [f64],
-    frames: usize,
-    scratch: &mut [[f64; LANES]],
-) {
-    filter_lane_group(sections, state, group, frames, scratch);
-}
-
-/// Filter [`LANES`] channels stored back to back (`frames` samples each)
-/// through all sections; `state` is `[channel][section]` for these channels.
-#[inline(always)]
-fn filter_lane_group(
-    sections: &[Section],
-    state: &mut [SectionState],
-    group: &mut [f64],
-    frames: usize,
-    scratch: &mut [[f64; LANES]],
-) {
-    let n_sections = sections.len();
-    let mut run_start = 0;
-    while run_start < frames {
-        let run = run_start..(run_start + FRAMES_PER_RUN).min(frames);
-        let lanes = &mut scratch[..run.len()];
-        for (lane, channel) in group.chunks_exact(frames).enumerate() {
-            for (frame, &x) in lanes.iter_mut().zip(&channel[run.clone()]) {
-                frame[lane] = x;
-            }
-        }
-        for (s, c) in sections.iter().enumerate() {
-            // State of this section for every lane, as two vectors in registers.
-            let mut s0: [f64; LANES] = std::array::from_fn(|lane| state[lane * n_sections + s][0]);
-            let mut s1: [f64; LANES] = std::array::from_fn(|lane| state[lane * n_sections + s][1]);
-            for frame in lanes.iter_mut() {
-                section_step_lanes(c, &mut s0, &mut s1, frame);
-            }
-            for lane in 0..LANES {
-                state[lane * n_sections + s] = [s0[lane], s1[lane]];
-            }
-        }
-        for (lane, channel) in group.chunks_exact_mut(frames).enumerate() {
-            for (y, frame) in channel[run.clone()].iter_mut().zip(lanes.iter()) {
-                *y = frame[lane];
-            }
-        }
-        run_start = run.end;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,14 +434,5 @@ mod tests {
         let mut filter = SosFilter::new(&sos);
         let out: Vec<f64> = [1.0, 0.0, 0.0].iter().map(|&x| filter.process(x)).collect();
         assert_eq!(out, vec![0.5, 0.625, 0.15625]);
-    }
-
-    #[test]
-    fn bank_rejects_ragged_blocks() {
-        let sos = Sos::new(vec![[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]).unwrap();
-        assert!(SosBank::new(&sos, 0).is_err());
-        let mut bank = SosBank::new(&sos, 3).unwrap();
-        assert!(bank.process_channel_major(&mut [0.0; 7]).is_err());
-        assert!(bank.process_channel_major(&mut [0.0; 9]).is_ok());
     }
 }
