@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -133,22 +133,17 @@ pub struct CytonSpec {
 /// What a Cyton emulator did, for scoring.
 #[derive(Debug, Clone, Default)]
 pub struct CytonLog {
-    /// When packet 0 of the stream was written.
-    pub stream_started: Option<Instant>,
     pub packets_sent: u64,
     /// When each packet of the signal was about to be written (index = signal packet;
     /// packets skipped by a fault get no entry, so only fault-free logs index cleanly).
     pub sent_at: Vec<Instant>,
     /// Gain per channel as last set by the client.
     pub gains: Vec<u8>,
-    pub commands: Vec<u8>,
 }
 
 pub struct CytonEmulator {
     pub path: PathBuf,
     stop: Arc<AtomicBool>,
-    pub packets_sent: Arc<AtomicU64>,
-    pub stream_started: Arc<OnceLock<Instant>>,
     thread: Option<JoinHandle<std::io::Result<CytonLog>>>,
 }
 
@@ -162,17 +157,13 @@ impl CytonEmulator {
         let pty = open_pty()?;
         let path = pty.path.clone();
         let stop = Arc::new(AtomicBool::new(false));
-        let packets_sent = Arc::new(AtomicU64::new(0));
-        let stream_started = Arc::new(OnceLock::new());
-        let (s, p, t) = (stop.clone(), packets_sent.clone(), stream_started.clone());
+        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("emulated-cyton".into())
-            .spawn(move || serve_cyton(pty, spec, loopback, &s, &p, &t))?;
+            .spawn(move || serve_cyton(pty, spec, loopback, &s))?;
         Ok(Self {
             path,
             stop,
-            packets_sent,
-            stream_started,
             thread: Some(thread),
         })
     }
@@ -206,8 +197,6 @@ fn serve_cyton(
     spec: CytonSpec,
     loopback: Option<Loopback>,
     stop: &AtomicBool,
-    sent: &AtomicU64,
-    started: &OnceLock<Instant>,
 ) -> std::io::Result<CytonLog> {
     let Pty {
         mut master, _slave, ..
@@ -233,7 +222,6 @@ fn serve_cyton(
         };
         let n = read_ready(&mut master, &mut buf, wait.min(Duration::from_millis(20)))?;
         for &b in &buf[..n] {
-            log.commands.push(b);
             if !cmd.is_empty() || b == b'x' {
                 cmd.push(b);
                 if cmd.len() == 9 {
@@ -327,15 +315,12 @@ fn serve_cyton(
                 }
                 *c = (uv / openbci::uv_per_count(log.gains[channel])).round() as i32;
             }
-            started.get_or_init(Instant::now);
             // Stamped before the write: no reader can have the packet earlier.
             log.sent_at.push(Instant::now());
             send(&mut master, &openbci::encode_packet(k as u8, &counts), stop)?;
             log.packets_sent += 1;
-            sent.store(log.packets_sent, Ordering::Relaxed);
         }
     }
-    log.stream_started = started.get().copied();
     Ok(log)
 }
 
@@ -353,7 +338,6 @@ pub struct PulsePalLog {
     pub params: Vec<(u8, u8, u32)>,
     pub triggers: Vec<ReceivedTrigger>,
     pub aborts: u32,
-    pub disconnects: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -490,10 +474,6 @@ fn serve_pulse_pal(
                 }
                 pulsepal::OP_ABORT => {
                     lock(log).aborts += 1;
-                    2
-                }
-                pulsepal::OP_DISCONNECT => {
-                    lock(log).disconnects += 1;
                     2
                 }
                 _ => 2,
