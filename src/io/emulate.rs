@@ -203,7 +203,6 @@ fn serve_cyton(
     } = pty;
     let channels = if spec.daisy { 16 } else { 8 };
     let frames = spec.frames_uv.len() / channels;
-    let packets_total = if spec.daisy { 2 * frames } else { frames } as u64;
     let mut log = CytonLog {
         gains: vec![24; 16],
         ..CytonLog::default()
@@ -267,6 +266,9 @@ fn serve_cyton(
             }
         }
         let Some(t0) = streaming else { continue };
+        // A client may remove the Daisy (`c`): the board then streams the
+        // Cyton's 8 channels, one packet per frame.
+        let packets_total = if daisy { 2 * frames } else { frames } as u64;
         // Send every packet now due (several if this thread was late).
         while packet < packets_total && Instant::now() >= t0 + period * packet as u32 {
             let f = spec.faults;
@@ -309,7 +311,7 @@ fn serve_cyton(
             let mut counts = [0i32; CHANNELS_PER_BOARD];
             for (ch, c) in counts.iter_mut().enumerate() {
                 let channel = board * CHANNELS_PER_BOARD + ch;
-                let mut uv = spec.frames_uv[frame * channels + channel.min(channels - 1)];
+                let mut uv = spec.frames_uv[frame * channels + channel];
                 if let Some((_, amplitude_uv)) = pulse.filter(|&(p, _)| p == channel) {
                     uv += amplitude_uv;
                 }
@@ -486,4 +488,33 @@ fn serve_pulse_pal(
 
 fn lock(log: &Mutex<PulsePalLog>) -> std::sync::MutexGuard<'_, PulsePalLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daisy_emulator_told_to_remove_the_daisy_streams_8_channels() {
+        let frames = 10;
+        let emulator = CytonEmulator::start(CytonSpec {
+            frames_uv: vec![1.0; frames * 16],
+            daisy: true,
+            speed: 100.0,
+            faults: CytonFaults::default(),
+        })
+        .unwrap();
+        let mut client = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&emulator.path)
+            .unwrap();
+        client
+            .write_all(&[openbci::CMD_DAISY_OFF, openbci::CMD_START])
+            .unwrap();
+        // 10 packets at 25 000 packets/s; the pty buffers them unread.
+        std::thread::sleep(Duration::from_millis(300));
+        let log = emulator.finish().unwrap();
+        assert_eq!(log.packets_sent, frames as u64, "one packet per frame");
+    }
 }

@@ -69,7 +69,7 @@ pub struct Packet {
 }
 
 /// What the parser has seen, all cumulative.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ParserCounters {
     pub packets: u64,
     /// Bytes discarded while looking for a packet boundary.
