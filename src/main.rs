@@ -761,10 +761,9 @@ fn emulate(args: EmulateArgs) -> Result<()> {
 /// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
 /// interleaved in µV, with the simulation (for its truth).
 fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::Simulation)> {
-    let channels = if daisy { 16 } else { 8 };
-    let rate = SampleRate::new(if daisy { 125.0 } else { 250.0 }).expect("constant");
+    let rate = SampleRate::new(io::openbci::rate_hz(daisy)).expect("constant");
     let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
-    spec.channels = channels;
+    spec.channels = io::openbci::channels(daisy);
     let simulation = sim::simulate(&spec)?;
     Ok((simulation.recording.interleaved(), simulation))
 }

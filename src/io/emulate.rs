@@ -201,7 +201,7 @@ fn serve_cyton(
     let Pty {
         mut master, _slave, ..
     } = pty;
-    let channels = if spec.daisy { 16 } else { 8 };
+    let channels = openbci::channels(spec.daisy);
     let frames = spec.frames_uv.len() / channels;
     let mut log = CytonLog {
         gains: vec![24; 16],

@@ -263,8 +263,8 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
         .open()
         .map_err(|e| open_err(e.to_string()))?;
     openbci::configure(&mut port, c.daisy, c.gain)?;
-    let channels = if c.daisy { 16 } else { 8 };
-    let framer = Framer::new(c.daisy, &vec![c.gain; channels]);
+    let channels = openbci::channels(c.daisy);
+    let framer = Framer::new(c.daisy, c.gain);
     let rate = SampleRate::new(framer.rate_hz()).expect("constant rate");
     Ok(Opened {
         rate,
@@ -275,8 +275,7 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
             c.port,
             c.gain
         ),
-        // One read of 4096 bytes holds at most 124 packets.
-        max_chunk_frames: 4096 / openbci::PACKET_LEN + 1,
+        max_chunk_frames: openbci::MAX_FRAMES_PER_READ,
         source: Source::Cyton(CytonSource {
             port,
             framer,
