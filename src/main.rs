@@ -537,10 +537,8 @@ fn format_latency(s: &Option<LatencySummary>) -> String {
 
 /// A live session stopped by a device error or a fault is an error.
 fn session_failed(report: &runtime::LiveReport) -> Result<()> {
-    let reason = match &report.ending {
-        Ending::Complete | Ending::Interrupted => return Ok(()),
-        Ending::Device(e) => e.to_string(),
-        Ending::Fault(f) => f.to_string(),
+    let Some(reason) = report.ending.error() else {
+        return Ok(());
     };
     bail!(
         "{reason}; outputs disarmed, session stopped (partial events kept in {})",

@@ -534,6 +534,15 @@ impl Ending {
             Ending::Device(_) | Ending::Fault(_) => "error",
         }
     }
+
+    /// Why the session failed; `None` when it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Ending::Complete | Ending::Interrupted => None,
+            Ending::Device(e) => Some(e.to_string()),
+            Ending::Fault(f) => Some(f.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1025,11 +1034,6 @@ pub fn run_live(
     let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
     progress.frames_done = processed.controller.next_sample();
     progress.seconds_done = rate.seconds(progress.frames_done);
-    let error = match &ending {
-        Ending::Device(e) => Some(e.to_string()),
-        Ending::Fault(f) => Some(f.to_string()),
-        _ => None,
-    };
     let mut summary = summary_json(SummaryParts {
         command,
         input: &opened.description,
@@ -1038,7 +1042,7 @@ pub fn run_live(
         labels: &labels,
         progress: &progress,
         status: ending.status(),
-        error,
+        error: ending.error(),
         controller: processed.controller.counters(),
         trigger: processed.controller.trigger_counters(),
         wall_s,
