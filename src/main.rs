@@ -856,11 +856,6 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         events.retain(|e| e.onset_s < until);
         truth.retain(|t| t.onset_s < until);
     }
-    let minutes = match (args.minutes, args.until_s) {
-        (Some(m), _) => m,
-        (None, Some(until)) => until / 60.0,
-        (None, None) => minutes_from_summary(&args.events)?,
-    };
     let kind = args.kind.unwrap_or_else(|| {
         if events.iter().any(|e| e.trial_type == "spindle") {
             ScoreKind::Spindle
@@ -868,7 +863,13 @@ fn evaluate(args: EvalArgs) -> Result<()> {
             ScoreKind::Ripple
         }
     });
-    let (detection_type, report) = match kind {
+    // Read only for the ripple and spindle reports: so-phase needs no summary.json.
+    let minutes = || match (args.minutes, args.until_s) {
+        (Some(m), _) => Ok(m),
+        (None, Some(until)) => Ok(until / 60.0),
+        (None, None) => minutes_from_summary(&args.events),
+    };
+    let (detection_type, report, minutes) = match kind {
         ScoreKind::Ripple => {
             let detections: Vec<_> = events
                 .iter()
@@ -884,8 +885,9 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                 .into_iter()
                 .filter(|t| t.trial_type == "ripple")
                 .collect();
+            let minutes = minutes()?;
             let score = eval::score_ripples(&truth, &detections, &stims, minutes);
-            ("ripple", serde_json::to_value(score)?)
+            ("ripple", serde_json::to_value(score)?, minutes)
         }
         ScoreKind::Spindle => {
             let detections: Vec<_> = events
@@ -901,7 +903,7 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                     .collect(),
             );
             let score = eval::score_intervals(&truth, &detections, 0.2);
-            ("spindle", serde_json::to_value(score)?)
+            ("spindle", serde_json::to_value(score)?, minutes()?)
         }
         ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };
@@ -913,9 +915,14 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         "until_s": args.until_s,
         "score": report,
     });
-    let text = serde_json::to_string_pretty(&report)?;
+    print_report(&report, args.json.as_deref())
+}
+
+/// Print a score report and, with `--json`, write it there too.
+fn print_report(report: &serde_json::Value, json: Option<&Path>) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
     println!("{text}");
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
@@ -973,12 +980,7 @@ fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
         "score": score,
         "stages": stages,
     });
-    let text = serde_json::to_string_pretty(&report)?;
-    println!("{text}");
-    if let Some(out) = &args.json {
-        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
-    }
-    Ok(())
+    print_report(&report, args.json.as_deref())
 }
 
 fn minutes_from_summary(events: &Path) -> Result<f64> {
