@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use crate::recording::ChannelSelector;
 use crate::sim::Preset as SimPreset;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,14 @@ pub struct InputConfig {
     pub channels: Vec<String>,
     /// Samples per block when replaying a file (a live source sets its own).
     pub block_size: usize,
+}
+
+impl InputConfig {
+    /// `channels` as selectors: an index when the text is a number, else a label.
+    pub fn selectors(&self) -> Vec<ChannelSelector> {
+        let parse = |c: &String| c.parse().unwrap_or_else(|never| match never {});
+        self.channels.iter().map(parse).collect()
+    }
 }
 
 impl Default for InputConfig {

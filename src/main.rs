@@ -331,12 +331,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {
     if args.channels.is_empty() {
-        config
-            .input
-            .channels
-            .iter()
-            .map(|c| c.parse().expect("infallible"))
-            .collect()
+        config.input.selectors()
     } else {
         args.channels.clone()
     }

@@ -18,8 +18,8 @@ use crate::recording::Recording;
 use crate::time::SampleRate;
 use crate::trigger::TriggerCounters;
 
-/// Outbox capacity per block: far above what any detector emits per block.
-const OUTBOX_CAPACITY: usize = 4096;
+/// Outbox capacity per block (replay and live): far above what any detector emits per block.
+pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionRunError {

@@ -43,15 +43,13 @@ use crate::io::audio;
 use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
 use crate::io::pulsepal;
 use crate::io::session::{SessionError, SessionWriter};
-use crate::recording::{ChannelSelector, Recording, SelectError, Signal};
-use crate::session::{count, summary_json, Progress, SummaryParts};
+use crate::recording::{Recording, SelectError, Signal};
+use crate::session::{count, summary_json, Progress, SummaryParts, OUTBOX_CAPACITY};
 use crate::time::{SampleIndex, SampleRate};
 pub use control::stop_on_signals;
 use control::Notice;
 use latency::{LatencyHistogram, LatencySummary};
 
-/// Outbox capacity per block (as in replay).
-const OUTBOX_CAPACITY: usize = 4096;
 /// Events buffered between the processing and the log thread.
 const EVENT_RING: usize = 1 << 16;
 /// Trigger commands buffered per sink.
@@ -646,13 +644,7 @@ pub fn run_live(
             .collect(),
         annotations: Vec::new(),
     };
-    let selectors: Vec<ChannelSelector> = config
-        .input
-        .channels
-        .iter()
-        .map(|c| c.parse().expect("infallible"))
-        .collect();
-    let selected = probe.select(&selectors)?;
+    let selected = probe.select(&config.input.selectors())?;
     let labels: Vec<String> = selected.iter().map(|&i| opened.labels[i].clone()).collect();
     let source_channels = opened.labels.len();
     let mut controller = Controller::new(config, rate, selected.len())?;
@@ -950,16 +942,19 @@ pub fn run_live(
         |warn| {
             let at = shared.frames_done.load(Ordering::Relaxed);
             if let Some(c) = &cyton_counters {
-                for (key, value) in [
-                    ("garbage", c.garbage_bytes.load(Ordering::Relaxed)),
-                    ("dropped", c.dropped_packets.load(Ordering::Relaxed)),
+                for (key, value, what) in [
+                    (
+                        "garbage",
+                        c.garbage_bytes.load(Ordering::Relaxed),
+                        "skipped garbage bytes and resynchronised",
+                    ),
+                    (
+                        "dropped",
+                        c.dropped_packets.load(Ordering::Relaxed),
+                        "packets lost (sample counter skipped); the gap is counted, not filled",
+                    ),
                 ] {
                     if value > 0 {
-                        let what = if key == "garbage" {
-                            "skipped garbage bytes and resynchronised"
-                        } else {
-                            "packets lost (sample counter skipped); the gap is counted, not filled"
-                        };
                         warn(
                             key.into(),
                             format!(
@@ -1022,7 +1017,7 @@ pub fn run_live(
     let mut arrival_to_command = LatencyHistogram::new();
     let mut records: Vec<TriggerRecord> = Vec::new();
     for r in &sink_reports {
-        arrival_to_command = merge(arrival_to_command, &r.arrival_to_command);
+        arrival_to_command.merge(&r.arrival_to_command);
         records.extend_from_slice(&r.records);
     }
     records.sort_by_key(|r| (r.decided_at, r.sink));
@@ -1091,11 +1086,6 @@ fn thread_panicked(which: &str) -> RuntimeError {
     RuntimeError::Thread(std::io::Error::other(format!(
         "the {which} thread panicked"
     )))
-}
-
-fn merge(mut into: LatencyHistogram, other: &LatencyHistogram) -> LatencyHistogram {
-    into.merge(other);
-    into
 }
 
 /// Per delivered trigger: the deciding sample, its scheduled onset, when the
