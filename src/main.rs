@@ -51,7 +51,7 @@ enum Command {
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
-    /// List serial ports (with USB vendor/product ids).
+    /// List serial ports (with USB vendor/product ids) and audio devices (ALSA PCM names).
     Devices,
 }
 
@@ -191,7 +191,7 @@ struct PipelineArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Recording: .edf/.bdf, .wav, or headerless int16 .dat/.bin/.raw.
+    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, or an Open Ephys structure.oebin.
     input: PathBuf,
     #[command(flatten)]
     pipeline: PipelineArgs,
