@@ -658,9 +658,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
                 a.speed
             );
             link(&emulator.path, &a.link)?;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            wait_for_stop(&stop);
             let log = emulator.finish()?;
             println!("sent {} packets", log.packets_sent);
         }
@@ -703,9 +701,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             );
             link(&cyton.path, &a.cyton_link)?;
             link(&pulse_pal.path, &a.pulse_pal_link)?;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            wait_for_stop(&stop);
             let triggers = pulse_pal.finish()?.triggers.len();
             let log = cyton.finish()?;
             println!(
@@ -749,6 +745,13 @@ fn emulate(args: EmulateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Block until Ctrl-C (or SIGTERM/SIGHUP) sets `stop`.
+fn wait_for_stop(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
