@@ -25,8 +25,9 @@ pub const PACKET_RATE_HZ: f64 = 250.0;
 /// Bytes [`acquire`] asks for per read.
 pub const READ_BYTES: usize = 4096;
 /// Frames one read can complete: its bytes plus up to `PACKET_LEN - 1` held
-/// over from the read before make at most 125 packets (frames ≤ packets).
-pub const MAX_FRAMES_PER_READ: usize = (READ_BYTES + PACKET_LEN - 1) / PACKET_LEN;
+/// over from the read before make at most ⌊(4096 + 32) / 33⌋ = ⌈4096 / 33⌉ =
+/// 125 packets (frames ≤ packets).
+pub const MAX_FRAMES_PER_READ: usize = READ_BYTES.div_ceil(PACKET_LEN);
 
 /// Channels the board streams: 8, or 16 with a Daisy.
 pub fn channels(daisy: bool) -> usize {
