@@ -51,7 +51,7 @@ enum Command {
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
-    /// List serial ports (with USB vendor/product ids).
+    /// List serial ports (with USB vendor/product ids) and audio devices (ALSA PCM names).
     Devices,
 }
 
@@ -191,7 +191,7 @@ struct PipelineArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Recording: .edf/.bdf, .wav, or headerless int16 .dat/.bin/.raw.
+    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, or an Open Ephys structure.oebin.
     input: PathBuf,
     #[command(flatten)]
     pipeline: PipelineArgs,
@@ -331,12 +331,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 fn selectors(args: &PipelineArgs, config: &Config) -> Vec<ChannelSelector> {
     if args.channels.is_empty() {
-        config
-            .input
-            .channels
-            .iter()
-            .map(|c| c.parse().expect("infallible"))
-            .collect()
+        config.input.selectors()
     } else {
         args.channels.clone()
     }
@@ -537,10 +532,8 @@ fn format_latency(s: &Option<LatencySummary>) -> String {
 
 /// A live session stopped by a device error or a fault is an error.
 fn session_failed(report: &runtime::LiveReport) -> Result<()> {
-    let reason = match &report.ending {
-        Ending::Complete | Ending::Interrupted => return Ok(()),
-        Ending::Device(e) => e.to_string(),
-        Ending::Fault(f) => f.to_string(),
+    let Some(reason) = report.ending.error() else {
+        return Ok(());
     };
     bail!(
         "{reason}; outputs disarmed, session stopped (partial events kept in {})",
@@ -665,9 +658,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
                 a.speed
             );
             link(&emulator.path, &a.link)?;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            wait_for_stop(&stop);
             let log = emulator.finish()?;
             println!("sent {} packets", log.packets_sent);
         }
@@ -710,9 +701,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             );
             link(&cyton.path, &a.cyton_link)?;
             link(&pulse_pal.path, &a.pulse_pal_link)?;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            wait_for_stop(&stop);
             let triggers = pulse_pal.finish()?.triggers.len();
             let log = cyton.finish()?;
             println!(
@@ -758,13 +747,19 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Block until Ctrl-C (or SIGTERM/SIGHUP) sets `stop`.
+fn wait_for_stop(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
 /// interleaved in µV, with the simulation (for its truth).
 fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::Simulation)> {
-    let channels = if daisy { 16 } else { 8 };
-    let rate = SampleRate::new(if daisy { 125.0 } else { 250.0 }).expect("constant");
+    let rate = SampleRate::new(io::openbci::rate_hz(daisy)).expect("constant");
     let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
-    spec.channels = channels;
+    spec.channels = io::openbci::channels(daisy);
     let simulation = sim::simulate(&spec)?;
     Ok((simulation.recording.interleaved(), simulation))
 }
@@ -859,11 +854,6 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         events.retain(|e| e.onset_s < until);
         truth.retain(|t| t.onset_s < until);
     }
-    let minutes = match (args.minutes, args.until_s) {
-        (Some(m), _) => m,
-        (None, Some(until)) => until / 60.0,
-        (None, None) => minutes_from_summary(&args.events)?,
-    };
     let kind = args.kind.unwrap_or_else(|| {
         if events.iter().any(|e| e.trial_type == "spindle") {
             ScoreKind::Spindle
@@ -871,7 +861,13 @@ fn evaluate(args: EvalArgs) -> Result<()> {
             ScoreKind::Ripple
         }
     });
-    let (detection_type, report) = match kind {
+    // Read only for the ripple and spindle reports: so-phase needs no summary.json.
+    let minutes = || match (args.minutes, args.until_s) {
+        (Some(m), _) => Ok(m),
+        (None, Some(until)) => Ok(until / 60.0),
+        (None, None) => minutes_from_summary(&args.events),
+    };
+    let (detection_type, report, minutes) = match kind {
         ScoreKind::Ripple => {
             let detections: Vec<_> = events
                 .iter()
@@ -887,8 +883,9 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                 .into_iter()
                 .filter(|t| t.trial_type == "ripple")
                 .collect();
+            let minutes = minutes()?;
             let score = eval::score_ripples(&truth, &detections, &stims, minutes);
-            ("ripple", serde_json::to_value(score)?)
+            ("ripple", serde_json::to_value(score)?, minutes)
         }
         ScoreKind::Spindle => {
             let detections: Vec<_> = events
@@ -904,7 +901,7 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                     .collect(),
             );
             let score = eval::score_intervals(&truth, &detections, 0.2);
-            ("spindle", serde_json::to_value(score)?)
+            ("spindle", serde_json::to_value(score)?, minutes()?)
         }
         ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };
@@ -916,9 +913,14 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         "until_s": args.until_s,
         "score": report,
     });
-    let text = serde_json::to_string_pretty(&report)?;
+    print_report(&report, args.json.as_deref())
+}
+
+/// Print a score report and, with `--json`, write it there too.
+fn print_report(report: &serde_json::Value, json: Option<&Path>) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
     println!("{text}");
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
@@ -976,12 +978,7 @@ fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
         "score": score,
         "stages": stages,
     });
-    let text = serde_json::to_string_pretty(&report)?;
-    println!("{text}");
-    if let Some(out) = &args.json {
-        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
-    }
-    Ok(())
+    print_report(&report, args.json.as_deref())
 }
 
 fn minutes_from_summary(events: &Path) -> Result<f64> {

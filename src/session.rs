@@ -1,8 +1,9 @@
 //! Driving one session: a recording (a file, or the simulator's output) is cut
 //! into blocks, pushed through the [`Controller`] and its events written to a
-//! session folder. `replay` runs as fast as possible; `run` and
-//! `replay --realtime` pace blocks at the recording's rate, which is the only
-//! place the wall clock is read (to pace and to measure, never to decide).
+//! session folder. `replay` runs as fast as possible; `replay --realtime` paces
+//! blocks at the recording's rate, which is the only place the wall clock is
+//! read (to pace and to measure, never to decide). `run` goes through
+//! [`crate::runtime::run_live`] instead and shares the summary and counts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +18,8 @@ use crate::recording::Recording;
 use crate::time::SampleRate;
 use crate::trigger::TriggerCounters;
 
-/// Outbox capacity per block: far above what any detector emits per block.
-const OUTBOX_CAPACITY: usize = 4096;
+/// Outbox capacity per block (replay and live): far above what any detector emits per block.
+pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionRunError {
@@ -51,7 +52,6 @@ pub enum Pacing {
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
     pub frames_done: u64,
-    pub frames_total: u64,
     pub seconds_done: f64,
     pub counts: BTreeMap<&'static str, u64>,
 }
@@ -93,10 +93,7 @@ pub fn run_session(
     let block_size = config.input.block_size;
     let mut block = vec![0.0; block_size * channels];
     let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
-    let mut progress = Progress {
-        frames_total,
-        ..Progress::default()
-    };
+    let mut progress = Progress::default();
     let progress_every = rate.samples_in_s(0.25).max(1);
     let mut next_progress = 0;
     let started = Instant::now();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use neuroloop::click::ClickSpec;
 use std::io::Write;
 
-use neuroloop::io::audio::{AudioErrorKind, ClickCommand, ClickOutput, ClickOutputSpec};
+use neuroloop::io::audio::{ClickCommand, ClickOutput, ClickOutputSpec};
 use neuroloop::io::openbci::{DeviceError, FrameSink};
 use std::path::Path;
 
@@ -201,8 +201,9 @@ fn clicks_through_alsa_land_at_exact_frame_spacing_with_the_rendered_samples() {
 fn a_device_that_does_not_exist_is_a_clear_error() {
     alsa_dir();
     let err = ClickOutput::open(&spec("no_such_pcm")).err().unwrap();
-    assert_eq!(err.kind, AudioErrorKind::NoDevice);
-    assert!(err.to_string().contains("no_such_pcm"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("no_such_pcm"), "{message}");
+    assert!(message.contains("no such device"), "{message}");
 }
 
 /// Bytes waiting in a pipe.

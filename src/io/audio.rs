@@ -38,21 +38,11 @@ const CLICK_SLOTS: usize = 16;
 /// Click commands buffered between the sink thread and the callback.
 const COMMAND_RING: usize = 256;
 
-/// What went wrong with an audio device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioErrorKind {
-    /// No device of that name (or no default device).
-    NoDevice,
-    /// The device exists but refused the stream configuration or to open.
-    Open,
-    /// The running stream failed.
-    Stream,
-}
-
+/// What went wrong with an audio device: no such device, a refused
+/// configuration or a failed stream, as the message says.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("audio {device}: {message}")]
 pub struct AudioError {
-    pub kind: AudioErrorKind,
     pub device: String,
     pub message: String,
 }
@@ -63,7 +53,6 @@ pub struct AudioError {
 pub fn list_devices() -> Result<Vec<String>, AudioError> {
     let host = cpal::default_host();
     let devices = host.devices().map_err(|e| AudioError {
-        kind: AudioErrorKind::NoDevice,
         device: host.id().name().to_string(),
         message: e.to_string(),
     })?;
@@ -115,7 +104,6 @@ fn find_device(name: Option<&str>, direction: Direction) -> Result<cpal::Device,
     let host = cpal::default_host();
     let wanted = name.unwrap_or("default");
     let no_device = |message: String| AudioError {
-        kind: AudioErrorKind::NoDevice,
         device: wanted.to_string(),
         message,
     };
@@ -344,7 +332,6 @@ impl ClickOutput {
         let device = find_device(spec.device.as_deref(), Direction::Output)?;
         let name = device_name(&device);
         let open_err = |message: String| AudioError {
-            kind: AudioErrorKind::Open,
             device: name.clone(),
             message,
         };
@@ -406,7 +393,6 @@ impl ClickOutput {
     /// Hand a click to the callback. Fails when the stream has died.
     pub fn schedule(&mut self, cmd: ClickCommand) -> Result<(), AudioError> {
         let stream_err = |message: String| AudioError {
-            kind: AudioErrorKind::Stream,
             device: self.device.clone(),
             message,
         };
@@ -550,7 +536,6 @@ impl AudioInput {
         let device = find_device(spec.device.as_deref(), Direction::Input)?;
         let name = device_name(&device);
         let open_err = |message: String| AudioError {
-            kind: AudioErrorKind::Open,
             device: name.clone(),
             message,
         };

@@ -13,10 +13,9 @@
 //!
 //! The writer produces plain 16-bit EDF (not EDF+): annotations are not written.
 
-use std::io::Write;
 use std::path::Path;
 
-use super::{read_whole_file, FileError};
+use super::{read_whole_file, write_atomically, FileError};
 use crate::recording::{Annotation, Recording, Signal};
 use crate::time::SampleRate;
 
@@ -809,35 +808,4 @@ fn push_ascii_field(bytes: &mut Vec<u8>, text: &str, width: usize) {
     let start = bytes.len();
     bytes.extend(ascii.take(width));
     bytes.resize(start + width, b' ');
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let io_error = |action: &'static str| {
-        move |source| FileError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let file_name = path.file_name().ok_or_else(|| FileError::CannotWrite {
-        path: path.to_path_buf(),
-        problem: "the path has no file name".into(),
-    })?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".partial-{}", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let result = (|| {
-        let mut file =
-            std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
-        file.write_all(bytes).map_err(io_error("write"))?;
-        file.sync_all().map_err(io_error("write"))?;
-        std::fs::rename(&temporary, path)
-            .map_err(io_error("rename the temporary file to the final name"))
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
 }

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -133,22 +133,17 @@ pub struct CytonSpec {
 /// What a Cyton emulator did, for scoring.
 #[derive(Debug, Clone, Default)]
 pub struct CytonLog {
-    /// When packet 0 of the stream was written.
-    pub stream_started: Option<Instant>,
     pub packets_sent: u64,
     /// When each packet of the signal was about to be written (index = signal packet;
     /// packets skipped by a fault get no entry, so only fault-free logs index cleanly).
     pub sent_at: Vec<Instant>,
     /// Gain per channel as last set by the client.
     pub gains: Vec<u8>,
-    pub commands: Vec<u8>,
 }
 
 pub struct CytonEmulator {
     pub path: PathBuf,
     stop: Arc<AtomicBool>,
-    pub packets_sent: Arc<AtomicU64>,
-    pub stream_started: Arc<OnceLock<Instant>>,
     thread: Option<JoinHandle<std::io::Result<CytonLog>>>,
 }
 
@@ -162,17 +157,13 @@ impl CytonEmulator {
         let pty = open_pty()?;
         let path = pty.path.clone();
         let stop = Arc::new(AtomicBool::new(false));
-        let packets_sent = Arc::new(AtomicU64::new(0));
-        let stream_started = Arc::new(OnceLock::new());
-        let (s, p, t) = (stop.clone(), packets_sent.clone(), stream_started.clone());
+        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("emulated-cyton".into())
-            .spawn(move || serve_cyton(pty, spec, loopback, &s, &p, &t))?;
+            .spawn(move || serve_cyton(pty, spec, loopback, &s))?;
         Ok(Self {
             path,
             stop,
-            packets_sent,
-            stream_started,
             thread: Some(thread),
         })
     }
@@ -206,15 +197,12 @@ fn serve_cyton(
     spec: CytonSpec,
     loopback: Option<Loopback>,
     stop: &AtomicBool,
-    sent: &AtomicU64,
-    started: &OnceLock<Instant>,
 ) -> std::io::Result<CytonLog> {
     let Pty {
         mut master, _slave, ..
     } = pty;
-    let channels = if spec.daisy { 16 } else { 8 };
+    let channels = openbci::channels(spec.daisy);
     let frames = spec.frames_uv.len() / channels;
-    let packets_total = if spec.daisy { 2 * frames } else { frames } as u64;
     let mut log = CytonLog {
         gains: vec![24; 16],
         ..CytonLog::default()
@@ -233,7 +221,6 @@ fn serve_cyton(
         };
         let n = read_ready(&mut master, &mut buf, wait.min(Duration::from_millis(20)))?;
         for &b in &buf[..n] {
-            log.commands.push(b);
             if !cmd.is_empty() || b == b'x' {
                 cmd.push(b);
                 if cmd.len() == 9 {
@@ -279,6 +266,9 @@ fn serve_cyton(
             }
         }
         let Some(t0) = streaming else { continue };
+        // A client may remove the Daisy (`c`): the board then streams the
+        // Cyton's 8 channels, one packet per frame.
+        let packets_total = if daisy { 2 * frames } else { frames } as u64;
         // Send every packet now due (several if this thread was late).
         while packet < packets_total && Instant::now() >= t0 + period * packet as u32 {
             let f = spec.faults;
@@ -321,21 +311,18 @@ fn serve_cyton(
             let mut counts = [0i32; CHANNELS_PER_BOARD];
             for (ch, c) in counts.iter_mut().enumerate() {
                 let channel = board * CHANNELS_PER_BOARD + ch;
-                let mut uv = spec.frames_uv[frame * channels + channel.min(channels - 1)];
+                let mut uv = spec.frames_uv[frame * channels + channel];
                 if let Some((_, amplitude_uv)) = pulse.filter(|&(p, _)| p == channel) {
                     uv += amplitude_uv;
                 }
                 *c = (uv / openbci::uv_per_count(log.gains[channel])).round() as i32;
             }
-            started.get_or_init(Instant::now);
             // Stamped before the write: no reader can have the packet earlier.
             log.sent_at.push(Instant::now());
             send(&mut master, &openbci::encode_packet(k as u8, &counts), stop)?;
             log.packets_sent += 1;
-            sent.store(log.packets_sent, Ordering::Relaxed);
         }
     }
-    log.stream_started = started.get().copied();
     Ok(log)
 }
 
@@ -353,7 +340,6 @@ pub struct PulsePalLog {
     pub params: Vec<(u8, u8, u32)>,
     pub triggers: Vec<ReceivedTrigger>,
     pub aborts: u32,
-    pub disconnects: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -492,10 +478,6 @@ fn serve_pulse_pal(
                     lock(log).aborts += 1;
                     2
                 }
-                pulsepal::OP_DISCONNECT => {
-                    lock(log).disconnects += 1;
-                    2
-                }
                 _ => 2,
             };
             pending.drain(..used);
@@ -506,4 +488,33 @@ fn serve_pulse_pal(
 
 fn lock(log: &Mutex<PulsePalLog>) -> std::sync::MutexGuard<'_, PulsePalLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daisy_emulator_told_to_remove_the_daisy_streams_8_channels() {
+        let frames = 10;
+        let emulator = CytonEmulator::start(CytonSpec {
+            frames_uv: vec![1.0; frames * 16],
+            daisy: true,
+            speed: 100.0,
+            faults: CytonFaults::default(),
+        })
+        .unwrap();
+        let mut client = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&emulator.path)
+            .unwrap();
+        client
+            .write_all(&[openbci::CMD_DAISY_OFF, openbci::CMD_START])
+            .unwrap();
+        // 10 packets at 25 000 packets/s; the pty buffers them unread.
+        std::thread::sleep(Duration::from_millis(300));
+        let log = emulator.finish().unwrap();
+        assert_eq!(log.packets_sent, frames as u64, "one packet per frame");
+    }
 }

@@ -14,6 +14,7 @@ pub mod raw;
 pub mod session;
 pub mod wav;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::recording::Recording;
@@ -173,4 +174,40 @@ fn read_whole_file(path: &Path) -> Result<Vec<u8>, FileError> {
         action: "read",
         source,
     })
+}
+
+/// Write `bytes` to `path` through a hidden temporary file beside it, synced
+/// before the rename: `path` holds either its old contents or all of `bytes`,
+/// and a failed write leaves no temporary behind.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let io_error = |action: &'static str| {
+        move |source| FileError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let file_name = path.file_name().ok_or_else(|| {
+        io_error("name a temporary file")(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        ))
+    })?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(file_name);
+    temporary_name.push(format!(".partial-{}", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let result = (|| {
+        let mut file =
+            std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
+        file.write_all(bytes).map_err(io_error("write"))?;
+        file.sync_all().map_err(io_error("write"))?;
+        std::fs::rename(&temporary, path)
+            .map_err(io_error("rename the temporary file to the final name"))
+    })();
+    if result.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }

@@ -22,6 +22,30 @@ pub const HEADER: u8 = 0xA0;
 pub const CHANNELS_PER_BOARD: usize = 8;
 /// Sample rate of the board's packets over the serial dongle.
 pub const PACKET_RATE_HZ: f64 = 250.0;
+/// Bytes [`acquire`] asks for per read.
+pub const READ_BYTES: usize = 4096;
+/// Frames one read can complete: its bytes plus up to `PACKET_LEN - 1` held
+/// over from the read before make at most ⌊(4096 + 32) / 33⌋ = ⌈4096 / 33⌉ =
+/// 125 packets (frames ≤ packets).
+pub const MAX_FRAMES_PER_READ: usize = READ_BYTES.div_ceil(PACKET_LEN);
+
+/// Channels the board streams: 8, or 16 with a Daisy.
+pub fn channels(daisy: bool) -> usize {
+    if daisy {
+        2 * CHANNELS_PER_BOARD
+    } else {
+        CHANNELS_PER_BOARD
+    }
+}
+
+/// Frames per second: every packet, or every pair of packets with a Daisy.
+pub fn rate_hz(daisy: bool) -> f64 {
+    if daisy {
+        PACKET_RATE_HZ / 2.0
+    } else {
+        PACKET_RATE_HZ
+    }
+}
 /// ADS1299 reference voltage.
 const VREF_V: f64 = 4.5;
 /// Gains the ADS1299 supports, with the code the `x…X` channel command takes.
@@ -69,7 +93,7 @@ pub struct Packet {
 }
 
 /// What the parser has seen, all cumulative.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ParserCounters {
     pub packets: u64,
     /// Bytes discarded while looking for a packet boundary.
@@ -169,7 +193,8 @@ impl Parser {
 #[derive(Debug, Clone)]
 pub struct Framer {
     daisy: bool,
-    uv_per_count: [f64; 2 * CHANNELS_PER_BOARD],
+    /// Every channel runs at the one gain `configure` set.
+    uv_per_count: f64,
     pending_daisy: Option<[i32; CHANNELS_PER_BOARD]>,
     /// Sample index of the next frame.
     next: SampleIndex,
@@ -179,15 +204,11 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// `gains`: the gain of each channel (8, or 16 with a Daisy).
-    pub fn new(daisy: bool, gains: &[u8]) -> Self {
-        let mut uv = [0.0; 2 * CHANNELS_PER_BOARD];
-        for (slot, &g) in uv.iter_mut().zip(gains) {
-            *slot = uv_per_count(g);
-        }
+    /// `gain`: the gain of every channel.
+    pub fn new(daisy: bool, gain: u8) -> Self {
         Self {
             daisy,
-            uv_per_count: uv,
+            uv_per_count: uv_per_count(gain),
             pending_daisy: None,
             next: 0,
             started: false,
@@ -196,20 +217,12 @@ impl Framer {
     }
 
     pub fn channels(&self) -> usize {
-        if self.daisy {
-            2 * CHANNELS_PER_BOARD
-        } else {
-            CHANNELS_PER_BOARD
-        }
+        channels(self.daisy)
     }
 
     /// Frames per second this framer produces.
     pub fn rate_hz(&self) -> f64 {
-        if self.daisy {
-            PACKET_RATE_HZ / 2.0
-        } else {
-            PACKET_RATE_HZ
-        }
+        rate_hz(self.daisy)
     }
 
     /// Take a packet (and the packets missing before it); a completed frame is
@@ -226,8 +239,8 @@ impl Framer {
                 self.dropped_frames += missing;
             }
             self.started = true;
-            for ((out, &c), k) in frame.iter_mut().zip(&packet.counts).zip(&self.uv_per_count) {
-                *out = c as f64 * k;
+            for (out, &c) in frame.iter_mut().zip(&packet.counts) {
+                *out = c as f64 * self.uv_per_count;
             }
             let n = self.next;
             self.next += 1;
@@ -246,13 +259,8 @@ impl Framer {
         }
         let daisy = self.pending_daisy.take()?;
         self.started = true;
-        let (cyton_uv, daisy_uv) = self.uv_per_count.split_at(CHANNELS_PER_BOARD);
-        for (ch, out) in frame.iter_mut().take(2 * CHANNELS_PER_BOARD).enumerate() {
-            *out = if ch < CHANNELS_PER_BOARD {
-                packet.counts[ch] as f64 * cyton_uv[ch]
-            } else {
-                daisy[ch - CHANNELS_PER_BOARD] as f64 * daisy_uv[ch - CHANNELS_PER_BOARD]
-            };
+        for (out, &c) in frame.iter_mut().zip(packet.counts.iter().chain(&daisy)) {
+            *out = c as f64 * self.uv_per_count;
         }
         let n = self.next;
         self.next += 1;
@@ -404,8 +412,7 @@ pub fn configure<P: Read + Write + ?Sized>(
     let reply_timeout = Duration::from_millis(1000);
     write(port, &[if daisy { CMD_DAISY_ON } else { CMD_DAISY_OFF }])?;
     read_reply(port, reply_timeout)?;
-    let channels = if daisy { 16 } else { 8 };
-    for channel in 0..channels {
+    for channel in 0..channels(daisy) {
         let cmd = channel_command(channel, gain).ok_or_else(|| DeviceError::Protocol {
             device: "openbci",
             message: format!("gain {gain} is not one of 1, 2, 4, 6, 8, 12, 24"),
@@ -435,9 +442,8 @@ pub fn acquire<P: Read + ?Sized>(
 ) -> Result<(), DeviceError> {
     let mut parser = Parser::new();
     let channels = framer.channels();
-    let mut bytes = [0u8; 4096];
-    // A read of 4096 bytes holds at most 125 packets.
-    let mut chunk = vec![0.0; (bytes.len() / PACKET_LEN + 1) * channels];
+    let mut bytes = [0u8; READ_BYTES];
+    let mut chunk = vec![0.0; MAX_FRAMES_PER_READ * channels];
     let mut frame = [0.0; 2 * CHANNELS_PER_BOARD];
     let mut last_data = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -455,15 +461,6 @@ pub fn acquire<P: Read + ?Sized>(
             Err(e) => return Err(disconnected(e)),
         };
         let arrived = Instant::now();
-        if n == 0 {
-            if arrived.duration_since(last_data) > stall {
-                return Err(DeviceError::Stalled {
-                    device: "openbci",
-                    ms: stall.as_millis() as u64,
-                });
-            }
-            continue;
-        }
         // Contiguous runs of frames go out as one chunk; a gap starts a new one.
         let mut run_start: Option<SampleIndex> = None;
         let mut run_frames = 0usize;
@@ -491,7 +488,7 @@ pub fn acquire<P: Read + ?Sized>(
         if parser.counters.packets > packets_before {
             last_data = arrived;
         } else if arrived.duration_since(last_data) > stall {
-            // Bytes, but no packet: garbage only, which is a stall of the data.
+            // Silence, or garbage only: either way a stall of the data.
             return Err(DeviceError::Stalled {
                 device: "openbci",
                 ms: stall.as_millis() as u64,
@@ -601,7 +598,7 @@ mod tests {
 
     #[test]
     fn framer_scales_and_leaves_gaps_for_drops() {
-        let mut framer = Framer::new(false, &[24; 8]);
+        let mut framer = Framer::new(false, 24);
         let mut frame = [0.0; 16];
         let p = |counter| Packet {
             counter,
@@ -615,7 +612,7 @@ mod tests {
 
     #[test]
     fn daisy_pairs_even_and_odd_packets_into_16_channels() {
-        let mut framer = Framer::new(true, &[24; 16]);
+        let mut framer = Framer::new(true, 24);
         assert_eq!(framer.channels(), 16);
         assert_eq!(framer.rate_hz(), 125.0);
         let mut frame = [0.0; 16];

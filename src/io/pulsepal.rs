@@ -18,7 +18,6 @@ pub const HANDSHAKE_REPLY: u8 = 75;
 pub const OP_PROGRAM_PARAM: u8 = 74;
 pub const OP_TRIGGER: u8 = 77;
 pub const OP_ABORT: u8 = 80;
-pub const OP_DISCONNECT: u8 = 81;
 /// The timer of Pulse Pal v2: time parameters are counts of 50 µs.
 pub const CYCLE_HZ: f64 = 20_000.0;
 /// The first firmware version of the v2 hardware (16-bit DAC).

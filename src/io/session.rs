@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::{write_atomically, FileError};
 use crate::event::Event;
 use crate::time::SampleRate;
 
@@ -28,6 +29,8 @@ pub enum SessionError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// One row of `events.tsv`, kept so the final file can be sorted by onset.
@@ -49,13 +52,6 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SessionError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Write `contents` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), SessionError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, contents).map_err(write_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(write_err(path))
 }
 
 impl SessionWriter {
@@ -182,7 +178,10 @@ impl SessionWriter {
 
     fn write_summary(&self, summary: &serde_json::Value) -> Result<(), SessionError> {
         let text = serde_json::to_string_pretty(summary).expect("JSON value serialises");
-        write_atomically(&self.dir.join("summary.json"), text.as_bytes())
+        Ok(write_atomically(
+            &self.dir.join("summary.json"),
+            text.as_bytes(),
+        )?)
     }
 }
 

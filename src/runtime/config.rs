@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{check_range, invalid, ConfigError};
 use crate::io::openbci::GAINS;
 
 /// Where `neuroloop run` reads samples from.
@@ -170,8 +170,9 @@ fn default_write_timeout_ms() -> f64 {
     50.0
 }
 
-fn invalid(field: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { field, message }
+/// How long a source may go quiet before it counts as lost, the same for every device.
+fn check_stall_ms(stall_ms: f64) -> Result<(), ConfigError> {
+    check_range("source.stall_ms", stall_ms, 20.0, 60_000.0)
 }
 
 impl SourceConfig {
@@ -188,13 +189,7 @@ impl SourceConfig {
                         format!("must be one of 1, 2, 4, 6, 8, 12, 24, got {}", c.gain),
                     ));
                 }
-                if !(c.stall_ms.is_finite() && (20.0..=60_000.0).contains(&c.stall_ms)) {
-                    return Err(invalid(
-                        "source.stall_ms",
-                        format!("must be between 20 and 60000, got {}", c.stall_ms),
-                    ));
-                }
-                Ok(())
+                check_stall_ms(c.stall_ms)
             }
             SourceConfig::Audio(c) => {
                 if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
@@ -207,30 +202,20 @@ impl SourceConfig {
                     ));
                 }
                 let stream = c.stream_channels();
-                if !(1..=64).contains(&stream) {
-                    return Err(invalid(
-                        "source.device_channels",
-                        format!("must be between 1 and 64, got {stream}"),
-                    ));
-                }
+                check_range("source.device_channels", f64::from(stream), 1.0, 64.0)?;
                 if let Some(&bad) = c.channels.iter().find(|&&ch| ch >= stream) {
                     return Err(invalid(
                         "source.channels",
                         format!("channel {bad} is beyond the {stream} device channels"),
                     ));
                 }
-                if !(8000..=384_000).contains(&c.rate_hz) {
-                    return Err(invalid(
-                        "source.rate_hz",
-                        format!("must be between 8000 and 384000, got {}", c.rate_hz),
-                    ));
-                }
-                if !(16..=16384).contains(&c.period_frames) {
-                    return Err(invalid(
-                        "source.period_frames",
-                        format!("must be between 16 and 16384, got {}", c.period_frames),
-                    ));
-                }
+                check_range("source.rate_hz", f64::from(c.rate_hz), 8000.0, 384_000.0)?;
+                check_range(
+                    "source.period_frames",
+                    f64::from(c.period_frames),
+                    16.0,
+                    16384.0,
+                )?;
                 if !(c.volts_per_full_scale.is_finite() && c.volts_per_full_scale > 0.0) {
                     return Err(invalid(
                         "source.volts_per_full_scale",
@@ -240,13 +225,7 @@ impl SourceConfig {
                         ),
                     ));
                 }
-                if !(c.stall_ms.is_finite() && (20.0..=60_000.0).contains(&c.stall_ms)) {
-                    return Err(invalid(
-                        "source.stall_ms",
-                        format!("must be between 20 and 60000, got {}", c.stall_ms),
-                    ));
-                }
-                Ok(())
+                check_stall_ms(c.stall_ms)
             }
         }
     }
@@ -259,57 +238,34 @@ impl OutputConfig {
                 if c.port.trim().is_empty() {
                     return Err(invalid("outputs.port", "must name a serial port".into()));
                 }
-                if !(1..=4).contains(&c.channel) {
-                    return Err(invalid(
-                        "outputs.channel",
-                        format!("must be between 1 and 4, got {}", c.channel),
-                    ));
-                }
-                if !(c.volts.is_finite() && (-10.0..=10.0).contains(&c.volts)) {
-                    return Err(invalid(
-                        "outputs.volts",
-                        format!("must be between -10 and 10, got {}", c.volts),
-                    ));
-                }
-                if !(c.write_timeout_ms.is_finite()
-                    && (1.0..=10_000.0).contains(&c.write_timeout_ms))
-                {
-                    return Err(invalid(
-                        "outputs.write_timeout_ms",
-                        format!("must be between 1 and 10000, got {}", c.write_timeout_ms),
-                    ));
-                }
-                Ok(())
+                check_range("outputs.channel", f64::from(c.channel), 1.0, 4.0)?;
+                check_range("outputs.volts", c.volts, -10.0, 10.0)?;
+                check_range(
+                    "outputs.write_timeout_ms",
+                    c.write_timeout_ms,
+                    1.0,
+                    10_000.0,
+                )
             }
             OutputConfig::AudioClick(c) => {
-                let range = |field, value: f64, lo: f64, hi: f64| {
-                    if value.is_finite() && (lo..=hi).contains(&value) {
-                        Ok(())
-                    } else {
-                        Err(invalid(
-                            field,
-                            format!("must be between {lo} and {hi}, got {value}"),
-                        ))
-                    }
-                };
                 if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
                     return Err(invalid("outputs.device", "must name a device".into()));
                 }
-                range("outputs.rate_hz", f64::from(c.rate_hz), 8000.0, 384_000.0)?;
-                range("outputs.channels", f64::from(c.channels), 1.0, 32.0)?;
-                range(
+                check_range("outputs.rate_hz", f64::from(c.rate_hz), 8000.0, 384_000.0)?;
+                check_range("outputs.channels", f64::from(c.channels), 1.0, 32.0)?;
+                check_range(
                     "outputs.period_frames",
                     f64::from(c.period_frames),
                     16.0,
                     16384.0,
                 )?;
-                range("outputs.level_dbfs", c.level_dbfs, -120.0, -3.0)?;
-                range("outputs.click_ms", c.click_ms, 1.0, 1000.0)?;
-                range("outputs.ramp_ms", c.ramp_ms, 0.0, c.click_ms / 2.0)?;
+                check_range("outputs.level_dbfs", c.level_dbfs, -120.0, -3.0)?;
+                check_range("outputs.click_ms", c.click_ms, 1.0, 1000.0)?;
+                check_range("outputs.ramp_ms", c.ramp_ms, 0.0, c.click_ms / 2.0)?;
                 if let Some(l) = c.device_latency_ms {
-                    range("outputs.device_latency_ms", l, 0.0, 1000.0)?;
+                    check_range("outputs.device_latency_ms", l, 0.0, 1000.0)?;
                 }
-                range("outputs.max_clock_error_ms", c.max_clock_error_ms, 0.1, 1e6)
+                check_range("outputs.max_clock_error_ms", c.max_clock_error_ms, 0.1, 1e6)
             }
         }
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, ConfigError, DetectorConfig, StimSequence, TriggerMode};
 use crate::eval::round_trip::{round_trip, RoundTrip};
 use crate::eval::tables::{parse_events, TableError};
-use crate::io::session::{write_atomically, SessionError};
+use crate::io::session::SessionError;
+use crate::io::write_atomically;
 use crate::runtime::config::SourceConfig;
 use crate::time::SampleRate;
 
@@ -109,6 +110,6 @@ pub fn record_round_trip(dir: &Path, rate: SampleRate) -> Result<RoundTrip, Late
         })?;
     summary["round_trip"] = serde_json::to_value(&result).expect("serialises");
     let text = serde_json::to_string_pretty(&summary).expect("serialises");
-    write_atomically(&summary_path, text.as_bytes())?;
+    write_atomically(&summary_path, text.as_bytes()).map_err(SessionError::from)?;
     Ok(result)
 }

@@ -43,15 +43,13 @@ use crate::io::audio;
 use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
 use crate::io::pulsepal;
 use crate::io::session::{SessionError, SessionWriter};
-use crate::recording::{ChannelSelector, Recording, SelectError, Signal};
-use crate::session::{count, summary_json, Progress, SummaryParts};
+use crate::recording::{Recording, SelectError, Signal};
+use crate::session::{count, summary_json, Progress, SummaryParts, OUTBOX_CAPACITY};
 use crate::time::{SampleIndex, SampleRate};
 pub use control::stop_on_signals;
 use control::Notice;
 use latency::{LatencyHistogram, LatencySummary};
 
-/// Outbox capacity per block (as in replay).
-const OUTBOX_CAPACITY: usize = 4096;
 /// Events buffered between the processing and the log thread.
 const EVENT_RING: usize = 1 << 16;
 /// Trigger commands buffered per sink.
@@ -263,8 +261,8 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
         .open()
         .map_err(|e| open_err(e.to_string()))?;
     openbci::configure(&mut port, c.daisy, c.gain)?;
-    let channels = if c.daisy { 16 } else { 8 };
-    let framer = Framer::new(c.daisy, &vec![c.gain; channels]);
+    let channels = openbci::channels(c.daisy);
+    let framer = Framer::new(c.daisy, c.gain);
     let rate = SampleRate::new(framer.rate_hz()).expect("constant rate");
     Ok(Opened {
         rate,
@@ -275,8 +273,7 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
             c.port,
             c.gain
         ),
-        // One read of 4096 bytes holds at most 124 packets.
-        max_chunk_frames: 4096 / openbci::PACKET_LEN + 1,
+        max_chunk_frames: openbci::MAX_FRAMES_PER_READ,
         source: Source::Cyton(CytonSource {
             port,
             framer,
@@ -535,6 +532,15 @@ impl Ending {
             Ending::Device(_) | Ending::Fault(_) => "error",
         }
     }
+
+    /// Why the session failed; `None` when it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Ending::Complete | Ending::Interrupted => None,
+            Ending::Device(e) => Some(e.to_string()),
+            Ending::Fault(f) => Some(f.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -638,13 +644,7 @@ pub fn run_live(
             .collect(),
         annotations: Vec::new(),
     };
-    let selectors: Vec<ChannelSelector> = config
-        .input
-        .channels
-        .iter()
-        .map(|c| c.parse().expect("infallible"))
-        .collect();
-    let selected = probe.select(&selectors)?;
+    let selected = probe.select(&config.input.selectors())?;
     let labels: Vec<String> = selected.iter().map(|&i| opened.labels[i].clone()).collect();
     let source_channels = opened.labels.len();
     let mut controller = Controller::new(config, rate, selected.len())?;
@@ -942,16 +942,19 @@ pub fn run_live(
         |warn| {
             let at = shared.frames_done.load(Ordering::Relaxed);
             if let Some(c) = &cyton_counters {
-                for (key, value) in [
-                    ("garbage", c.garbage_bytes.load(Ordering::Relaxed)),
-                    ("dropped", c.dropped_packets.load(Ordering::Relaxed)),
+                for (key, value, what) in [
+                    (
+                        "garbage",
+                        c.garbage_bytes.load(Ordering::Relaxed),
+                        "skipped garbage bytes and resynchronised",
+                    ),
+                    (
+                        "dropped",
+                        c.dropped_packets.load(Ordering::Relaxed),
+                        "packets lost (sample counter skipped); the gap is counted, not filled",
+                    ),
                 ] {
                     if value > 0 {
-                        let what = if key == "garbage" {
-                            "skipped garbage bytes and resynchronised"
-                        } else {
-                            "packets lost (sample counter skipped); the gap is counted, not filled"
-                        };
                         warn(
                             key.into(),
                             format!(
@@ -1014,7 +1017,7 @@ pub fn run_live(
     let mut arrival_to_command = LatencyHistogram::new();
     let mut records: Vec<TriggerRecord> = Vec::new();
     for r in &sink_reports {
-        arrival_to_command = merge(arrival_to_command, &r.arrival_to_command);
+        arrival_to_command.merge(&r.arrival_to_command);
         records.extend_from_slice(&r.records);
     }
     records.sort_by_key(|r| (r.decided_at, r.sink));
@@ -1026,11 +1029,6 @@ pub fn run_live(
     let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
     progress.frames_done = processed.controller.next_sample();
     progress.seconds_done = rate.seconds(progress.frames_done);
-    let error = match &ending {
-        Ending::Device(e) => Some(e.to_string()),
-        Ending::Fault(f) => Some(f.to_string()),
-        _ => None,
-    };
     let mut summary = summary_json(SummaryParts {
         command,
         input: &opened.description,
@@ -1039,7 +1037,7 @@ pub fn run_live(
         labels: &labels,
         progress: &progress,
         status: ending.status(),
-        error,
+        error: ending.error(),
         controller: processed.controller.counters(),
         trigger: processed.controller.trigger_counters(),
         wall_s,
@@ -1088,11 +1086,6 @@ fn thread_panicked(which: &str) -> RuntimeError {
     RuntimeError::Thread(std::io::Error::other(format!(
         "the {which} thread panicked"
     )))
-}
-
-fn merge(mut into: LatencyHistogram, other: &LatencyHistogram) -> LatencyHistogram {
-    into.merge(other);
-    into
 }
 
 /// Per delivered trigger: the deciding sample, its scheduled onset, when the
