@@ -25,11 +25,6 @@ impl MovingMean {
         })
     }
 
-    /// Window length in samples.
-    pub fn window_len(&self) -> usize {
-        self.values.len()
-    }
-
     /// Take one sample, return the mean of the window ending at it.
     #[inline]
     pub fn process(&mut self, x: f64) -> f64 {
@@ -42,13 +37,6 @@ impl MovingMean {
             self.sum += x - oldest;
         }
         self.sum / self.values.len() as f64
-    }
-
-    /// Forget all samples, as just after `new`.
-    pub fn reset(&mut self) {
-        self.values.fill(0.0);
-        self.next = 0;
-        self.sum = 0.0;
     }
 }
 
@@ -66,26 +54,11 @@ impl Envelope {
         })
     }
 
-    /// Window length in samples.
-    pub fn window_len(&self) -> usize {
-        self.mean_square.window_len()
-    }
-
     /// Take one sample, return the RMS of the window ending at it.
     #[inline]
     pub fn process(&mut self, x: f64) -> f64 {
         // Rounding can leave a tiny negative mean after large values leave the window.
         self.mean_square.process(x * x).max(0.0).sqrt()
-    }
-
-    /// Replace each sample of a block by its envelope; identical to [`Self::process`] per sample.
-    pub fn process_in_place(&mut self, xs: &mut [f64]) {
-        xs.iter_mut().for_each(|x| *x = self.process(*x));
-    }
-
-    /// Forget all samples, as just after `new`.
-    pub fn reset(&mut self) {
-        self.mean_square.reset();
     }
 }
 

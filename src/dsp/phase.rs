@@ -16,7 +16,7 @@ use std::f64::consts::{PI, TAU};
 
 use super::stats::median_in_place;
 use super::{positive, DspError, Envelope, Ewma};
-use crate::time::{SampleIndex, SampleRate};
+use crate::time::SampleRate;
 
 /// Learns the trough→peak delay of recent waves; see the module docs.
 #[derive(Debug, Clone)]
@@ -75,11 +75,6 @@ impl HalfWaveDelay {
     /// Longest accepted trough→peak delay in samples.
     pub fn max_delay(&self) -> u64 {
         self.max_delay
-    }
-
-    /// Predicted sample of the up-state peak after a trough at `trough`.
-    pub fn predict_peak(&self, trough: SampleIndex) -> SampleIndex {
-        trough + self.delay
     }
 }
 
@@ -154,11 +149,6 @@ impl Pll {
         self.phase
     }
 
-    /// Current phase (radians, 0 = peak).
-    pub fn phase(&self) -> f64 {
-        self.phase
-    }
-
     /// Current frequency estimate in radians per sample (ripple averaged out).
     pub fn omega(&self) -> f64 {
         self.omega_mean.mean()
@@ -215,7 +205,11 @@ mod tests {
     #[test]
     fn half_wave_delay_is_the_median_of_valid_waves() {
         let mut learner = HalfWaveDelay::new(50, 20, 100, 3).unwrap();
-        assert_eq!(learner.predict_peak(1000), 1050);
+        assert_eq!(
+            learner.delay(),
+            50,
+            "the initial delay until waves are learned"
+        );
         for d in [40, 500, 44, 10, 42] {
             learner.observe(d);
         }

@@ -41,28 +41,12 @@ impl Ewma {
         self.variance = (1.0 - self.alpha) * (self.variance + deviation * increment);
     }
 
-    /// Add a block of samples; identical to calling [`Self::update`] per sample.
-    pub fn update_block(&mut self, xs: &[f64]) {
-        xs.iter().for_each(|&x| self.update(x));
-    }
-
     pub fn mean(&self) -> f64 {
         self.mean
     }
 
-    pub fn variance(&self) -> f64 {
-        self.variance
-    }
-
     pub fn std_dev(&self) -> f64 {
         self.variance.sqrt()
-    }
-
-    /// Forget all samples, as just after `new`.
-    pub fn reset(&mut self) {
-        self.mean = 0.0;
-        self.variance = 0.0;
-        self.primed = false;
     }
 }
 
@@ -166,11 +150,6 @@ impl RobustBaseline {
         }
     }
 
-    /// Add a block of samples; identical to calling [`Self::update`] per sample.
-    pub fn update_block(&mut self, xs: &[f64]) {
-        xs.iter().for_each(|&x| self.update(x));
-    }
-
     fn recompute(&mut self) {
         // Until the ring wraps, the points seen are exactly ring[..filled].
         let values = &mut self.scratch[..self.filled];
@@ -198,17 +177,6 @@ impl RobustBaseline {
     /// True once a whole window of points has been seen.
     pub fn is_warm(&self) -> bool {
         self.filled == self.ring.len()
-    }
-
-    /// Forget all samples, as just after `new`.
-    pub fn reset(&mut self) {
-        self.ring.fill(0.0);
-        self.scratch.fill(0.0);
-        self.next = 0;
-        self.filled = 0;
-        self.since_update = 0;
-        self.median = 0.0;
-        self.mad = 0.0;
     }
 }
 
