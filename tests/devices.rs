@@ -201,7 +201,7 @@ fn emulated_cyton_to_emulated_pulse_pal_scores_against_truth() {
             let t = r / RATE_HZ;
             spindles
                 .iter()
-                .any(|s| t >= s.onset_s && t <= s.end_s() + 0.5)
+                .any(|s| t >= s.onset_s && t <= s.onset_s + s.duration_s + 0.5)
         })
         .count();
     let precision = hits as f64 / received.len() as f64;
