@@ -4,7 +4,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::noise::{band_noise, render_background, BackgroundSpec};
+use super::noise::{band_noise, render_background, representable, BackgroundSpec};
 use super::waves::{
     add_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope, Occupied,
     SmoothPlateau,
@@ -311,12 +311,12 @@ fn add_mains(
         .iter()
         .zip(&phases)
         .enumerate()
-        .map(|(k, (&weight, &phase))| {
-            let harmonic_hz = freq_hz * (k + 1) as f64;
+        .map(|(k, (&weight, &phase))| (freq_hz * (k + 1) as f64, weight, phase))
+        .filter(|&(harmonic_hz, _, _)| representable(harmonic_hz, rate))
+        .map(|(harmonic_hz, weight, phase)| {
             let step = TAU * harmonic_hz / rate.hz();
             (weight, phase.cos(), phase.sin(), step.cos(), step.sin())
         })
-        .filter(|&(_, _, _, step_cos, _)| step_cos > (TAU * 0.45).cos())
         .collect();
     let harmonic_count = harmonics.len();
     let samples = channels[0].len();
