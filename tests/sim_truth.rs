@@ -189,7 +189,12 @@ fn truth_round_trips_through_tsv() {
     for (row, event) in rows.iter().zip(&sim.truth) {
         assert_eq!(
             (row.onset_s, row.duration_s, row.peak_s, &row.trial_type),
-            (event.onset_s, event.duration_s, event.peak_s, &event.trial_type)
+            (
+                event.onset_s,
+                event.duration_s,
+                event.peak_s,
+                &event.trial_type
+            )
         );
     }
 }

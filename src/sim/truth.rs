@@ -127,7 +127,10 @@ mod tests {
         events[0].channel = "CA1\t0".into();
         events[0].parameters[0].0 = "a=b;c".into();
         let text = truth_to_tsv(&events);
-        assert!(text.contains("\tCA1 0\ta b c=187.25;amplitude_uv="), "{text}");
+        assert!(
+            text.contains("\tCA1 0\ta b c=187.25;amplitude_uv="),
+            "{text}"
+        );
         assert_reads_back(&text, &events);
     }
 }
