@@ -3,23 +3,21 @@
 //! error, a non-zero exit and no complete-looking output.
 
 mod common;
+mod files;
+mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::LiveRun;
+use files::shared_data;
+use summary::read_summary;
 
 fn neuroloop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neuroloop"))
         .args(args)
         .output()
         .expect("neuroloop runs")
-}
-
-fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(path)
 }
 
 fn ok(output: &Output) -> String {
@@ -70,7 +68,6 @@ fn simulate_replay_eval(
     for file in ["events.tsv", "summary.json", "config.toml"] {
         assert!(session.join(file).exists(), "{file} missing");
     }
-    let summary = std::fs::read_to_string(session.join("summary.json")).unwrap();
     let truth = sim.join("truth.tsv");
     let events = session.join("events.tsv");
     let out = ok(&neuroloop(&[
@@ -80,7 +77,7 @@ fn simulate_replay_eval(
         "--events",
         p(&events),
     ]));
-    (serde_json::from_str(&summary).unwrap(), score(&out))
+    (read_summary(&session), score(&out))
 }
 
 #[test]
@@ -121,7 +118,7 @@ fn dreams_excerpt1_replay_eval() {
     let session = dir.path().join("session");
     ok(&neuroloop(&[
         "replay",
-        p(&shared("dreams/excerpt1.edf")),
+        p(&shared_data("dreams/excerpt1.edf")),
         "--preset",
         "sleep-spindle",
         "--out",
@@ -130,9 +127,9 @@ fn dreams_excerpt1_replay_eval() {
     let out = ok(&neuroloop(&[
         "eval",
         "--truth",
-        p(&shared("dreams/Visual_scoring1_excerpt1.txt")),
+        p(&shared_data("dreams/Visual_scoring1_excerpt1.txt")),
         "--truth",
-        p(&shared("dreams/Visual_scoring2_excerpt1.txt")),
+        p(&shared_data("dreams/Visual_scoring2_excerpt1.txt")),
         "--events",
         p(&session.join("events.tsv")),
         "--until-s",
@@ -152,7 +149,7 @@ fn dreams_excerpt1_replay_eval() {
 #[test]
 fn bad_files_are_refused_with_one_line_and_no_session() {
     let dir = tempfile::tempdir().unwrap();
-    let original = std::fs::read(shared("dreams/excerpt1.edf")).unwrap();
+    let original = std::fs::read(shared_data("dreams/excerpt1.edf")).unwrap();
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         (
             "truncated.edf",
@@ -199,7 +196,7 @@ fn unknown_channel_and_bad_rates_are_refused() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("dreams/excerpt1.edf")),
+            p(&shared_data("dreams/excerpt1.edf")),
             "--channel",
             "Fz",
             "--out",
@@ -222,7 +219,7 @@ fn unknown_channel_and_bad_rates_are_refused() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("rodent/hc2_theta_1000hz_int16.dat")),
+            p(&shared_data("rodent/hc2_theta_1000hz_int16.dat")),
             "--raw-channels",
             "1",
             "--raw-rate-hz=-1000",
@@ -270,7 +267,7 @@ fn config_typo_names_the_field() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("rodent/hc2_theta_1000hz.edf")),
+            p(&shared_data("rodent/hc2_theta_1000hz.edf")),
             "--config",
             p(&config),
             "--out",
@@ -289,7 +286,7 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("dreams/excerpt3.edf")),
+            p(&shared_data("dreams/excerpt3.edf")),
             "--preset",
             "rodent-ripple",
             "--out",
@@ -372,8 +369,7 @@ fn latency_test_through_the_emulated_loopback_rig() {
         stdout.contains("probes sent 10, returned 10, lost 0"),
         "{stdout}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["command"], "latency-test");
     assert_eq!(summary["round_trip"]["returned"], 10);
     // At least the packet after the deciding one.
@@ -402,9 +398,7 @@ fn stop_signals_end_a_live_run_with_a_complete_interrupted_session() {
             "signal {signal}: {}",
             ended.stdout
         );
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-                .unwrap();
+        let summary = read_summary(&out);
         assert_eq!(summary["status"], "interrupted", "signal {signal}");
         assert_eq!(summary["runtime"]["outputs_disarmed_before_flush"], true);
         let seconds = summary["duration_s"].as_f64().unwrap();

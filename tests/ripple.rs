@@ -10,7 +10,10 @@ use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec, Simulation};
 use neuroloop::time::SampleRate;
 
+mod files;
 mod offline;
+
+use files::shared_data;
 
 /// All events of one session over interleaved `data`, in blocks of `block`.
 fn run(
@@ -106,11 +109,8 @@ fn simulated_accuracy_floors() {
 
 #[test]
 fn theta_recording_false_positive_ceiling() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/rodent/hc2_theta_1000hz.edf"
-    );
-    let recording = read_recording(std::path::Path::new(path), &FileOptions::default()).unwrap();
+    let path = shared_data("rodent/hc2_theta_1000hz.edf");
+    let recording = read_recording(&path, &FileOptions::default()).unwrap();
     let signal = &recording.signals[0];
     let events = run(
         &Preset::RodentRipple.config(),

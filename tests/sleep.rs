@@ -12,9 +12,10 @@ use neuroloop::event::{Event, EventKind};
 use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::time::SampleRate;
 
+mod files;
 mod offline;
 
-const DREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/dreams");
+use files::shared_data;
 
 /// Replay excerpt `i` through `config`; returns the rate, samples and events.
 fn replay(
@@ -22,8 +23,8 @@ fn replay(
     config: &neuroloop::config::Config,
     gate: Option<&Hypnogram>,
 ) -> (SampleRate, Vec<f64>, Vec<Event>) {
-    let path = format!("{DREAMS}/excerpt{i}.edf");
-    let rec = read_recording(path.as_ref(), &FileOptions::default()).unwrap();
+    let path = shared_data(&format!("dreams/excerpt{i}.edf"));
+    let rec = read_recording(&path, &FileOptions::default()).unwrap();
     let signal = &rec.signals[0];
     let mut controller = Controller::new(config, signal.rate, 1).unwrap();
     if let Some(h) = gate {
@@ -34,8 +35,9 @@ fn replay(
 }
 
 fn hypnogram(i: usize) -> Hypnogram {
-    let path = format!("{DREAMS}/Hypnogram_excerpt{i}.txt");
-    Hypnogram::parse_dreams(&std::fs::read_to_string(&path).unwrap(), &path).unwrap()
+    let path = shared_data(&format!("dreams/Hypnogram_excerpt{i}.txt"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Hypnogram::parse_dreams(&text, &path.display().to_string()).unwrap()
 }
 
 /// The preset on excerpt `i`, first 1000 s: spindles and the union of both
@@ -70,10 +72,10 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>,
         .collect();
     let mut truth = Vec::new();
     for expert in [1, 2] {
-        let path = format!("{DREAMS}/Visual_scoring{expert}_excerpt{i}.txt");
+        let path = shared_data(&format!("dreams/Visual_scoring{expert}_excerpt{i}.txt"));
         let text = std::fs::read_to_string(&path).unwrap();
         truth.extend(
-            tables::parse_truth(&text, &path)
+            tables::parse_truth(&text, &path.display().to_string())
                 .unwrap()
                 .into_iter()
                 .filter(|t| t.onset_s < 1000.0)
