@@ -88,37 +88,32 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>,
     (detections, union_of(truth), commits)
 }
 
-/// By-event score of the preset on excerpts `excerpts`, pooled, and the commits.
-fn spindle_score(excerpts: &[usize]) -> (IntervalScore, usize) {
+/// By-event score of pooled [`spindles_and_truth`] runs, and their commits.
+fn spindle_score(runs: &[(Vec<EventRow>, Vec<Interval>, usize)]) -> (IntervalScore, usize) {
     let (mut detections, mut truth, mut commits) = (Vec::new(), Vec::new(), 0);
-    for &i in excerpts {
-        let (d, t, c) = spindles_and_truth(i, 10_000.0 * i as f64);
-        detections.extend(d);
-        truth.extend(t);
+    for (d, t, c) in runs {
+        detections.extend_from_slice(d);
+        truth.extend_from_slice(t);
         commits += c;
     }
     (score_intervals(&truth, &detections, 0.2), commits)
 }
 
-fn spindle_f1(i: usize) -> f64 {
-    spindle_score(&[i]).0.detection.f1
-}
-
 #[test]
-fn spindle_f1_floors_on_dreams() {
+fn spindle_f1_latency_and_precision_floors_on_dreams() {
+    // Each excerpt replayed once (runs[i - 1] is excerpt i), scored alone and pooled.
+    let runs: Vec<_> = (1..=6)
+        .map(|i| spindles_and_truth(i, 10_000.0 * i as f64))
+        .collect();
     // Measured 0.697 (excerpt 1, tuning set) and 0.750 (excerpt 6, held out).
-    let f1 = spindle_f1(1);
+    let f1 = spindle_score(&runs[..1]).0.detection.f1;
     assert!(f1 >= 0.68, "excerpt 1 F1 {f1:.3}");
-    let f1 = spindle_f1(6);
+    let f1 = spindle_score(&runs[5..]).0.detection.f1;
     assert!(f1 >= 0.72, "excerpt 6 F1 {f1:.3}");
-}
-
-#[test]
-fn spindle_commit_latency_and_precision_on_dreams() {
     // Measured (round 4): held out 4–6 F1 0.653, median latency 345 ms, 737 commits;
     // 1–3: 0.655, 300 ms, 725 commits (issue 4: ≤ 350 ms; round 3: 370 ms held out, 1467 commits).
-    let (held_out, held_out_commits) = spindle_score(&[4, 5, 6]);
-    let (tuning, tuning_commits) = spindle_score(&[1, 2, 3]);
+    let (held_out, held_out_commits) = spindle_score(&runs[3..]);
+    let (tuning, tuning_commits) = spindle_score(&runs[..3]);
     for (name, score, commits, max_latency_ms) in [
         ("held out", &held_out, held_out_commits, 350.0),
         ("tuning", &tuning, tuning_commits, 310.0),
