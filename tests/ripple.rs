@@ -169,11 +169,39 @@ fn blanking_hides_stimulus_artifacts_sample_exactly() {
     assert_ne!(run(&config, rate, channels, &with_artifacts, 64), reference);
 }
 
+/// The preset's TOML `text` with a 10-s baseline window, parsed.
+fn with_window_10_s(text: &str) -> Config {
+    let edited = text.replace("window_s = 30.0", "window_s = 10.0");
+    assert_ne!(edited, text, "window not applied");
+    Config::from_toml(&edited, "window_s = 10.0").unwrap()
+}
+
+/// Runs of different configurations must decide differently, so a setting
+/// the detector silently ignored fails.
+fn assert_all_differ(runs: &[(String, Vec<Event>)]) {
+    for (i, (a, events_a)) in runs.iter().enumerate() {
+        for (b, events_b) in &runs[i + 1..] {
+            assert_ne!(events_a, events_b, "{a} and {b} decide the same");
+        }
+    }
+}
+
 #[test]
 fn every_baseline_and_combine_mode_runs() {
     let rate = SampleRate::new(1250.0).unwrap();
     let (channels, data, _) = rodent(60.0, 5, rate);
     let base = Preset::RodentRipple.config();
+    // Every baseline variant against the preset's baseline on the same window.
+    let mut runs = vec![(
+        "adaptive median-mad".to_string(),
+        run(
+            &with_window_10_s(Preset::RodentRipple.toml()),
+            rate,
+            channels,
+            &data,
+            64,
+        ),
+    )];
     let variants = [
         "mode = \"adaptive\"\nstatistic = \"mean-sd\"",
         "mode = \"calibrate\"\nstatistic = \"median-mad\"",
@@ -183,16 +211,16 @@ fn every_baseline_and_combine_mode_runs() {
     for variant in variants {
         let text = Preset::RodentRipple
             .toml()
-            .replace("mode = \"adaptive\"           # or \"calibrate\" (first window_s, then held) or \"frozen\"\nstatistic = \"median-mad\"    # or \"mean-sd\"", variant)
-            .replace("window_s = 30.0", "window_s = 10.0");
+            .replace("mode = \"adaptive\"           # or \"calibrate\" (first window_s, then held) or \"frozen\"\nstatistic = \"median-mad\"    # or \"mean-sd\"", variant);
         assert_ne!(text, Preset::RodentRipple.toml(), "variant not applied");
-        let config = Config::from_toml(&text, variant).unwrap();
-        let events = run(&config, rate, channels, &data, 64);
+        let events = run(&with_window_10_s(&text), rate, channels, &data, 64);
         assert!(
             events.iter().any(|e| matches!(e, Event::Detection(_))),
             "{variant}"
         );
+        runs.push((variant.replace('\n', " "), events));
     }
+    assert_all_differ(&runs);
     let combine = |combine: ChannelCombine, sub_bands: usize, k: usize, start: RippleStart| {
         let mut config = base.clone();
         let DetectorConfig::Ripple(r) = &mut config.detector else {
@@ -207,6 +235,7 @@ fn every_baseline_and_combine_mode_runs() {
         }
         config
     };
+    let mut runs = vec![("preset".to_string(), run(&base, rate, channels, &data, 64))];
     for start in [RippleStart::Threshold, RippleStart::Cusum] {
         for (mode, sub_bands) in [
             (ChannelCombine::Vote, 1),
@@ -221,8 +250,10 @@ fn every_baseline_and_combine_mode_runs() {
                 events.iter().any(|e| matches!(e, Event::Detection(_))),
                 "{start:?} {mode:?} {sub_bands}"
             );
+            runs.push((format!("{start:?} {mode:?} {sub_bands}"), events));
         }
     }
+    assert_all_differ(&runs);
     let err = Controller::new(
         &combine(ChannelCombine::Vote, 1, 5, RippleStart::Cusum),
         rate,
