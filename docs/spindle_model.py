@@ -11,10 +11,11 @@ envelope (shorter window, optionally another band/order) whose z against its
 own baseline crossing `fast_z` while the correlation passes `fast_corr` commits
 the event before the A7 features start it. Every commit counts as a stim: a
 committed event that never becomes a 0.5-s spindle is scored as a false
-positive in the "stim" columns.
+positive in the "stim" columns. That path of `run`, `abs_window_ms`,
+`corr_window_ms` and `show_early` are the round-3 experiments of docs/sleep.md
+(set interactively); `run_early` is round 4's confirmed early commit.
 """
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pyedflib
@@ -22,8 +23,6 @@ from numba import njit
 from scipy import signal
 
 from dreams_table import DREAMS, score, truth
-
-
 
 
 @dataclass(frozen=True)

@@ -418,9 +418,8 @@ fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveRepor
     .unwrap()
 }
 
-fn read_summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
+mod summary;
+use summary::read_summary;
 
 #[test]
 fn a_live_session_from_the_audio_source_decides_exactly_as_offline() {

@@ -9,12 +9,14 @@
 //! `tests/run-all.sh` installs.
 
 mod common;
+mod summary;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::LiveRun;
+use summary::read_summary;
 
 /// A PulseAudio server with one null sink, private to the test, killed on drop.
 struct PulseServer {
@@ -114,8 +116,7 @@ fn a_frozen_process_underruns_the_card_and_the_session_counts_it_once() {
     let stderr = &ended.stderr;
     assert!(ended.status.success(), "{stderr}\n{}", ended.stdout);
 
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["status"], "complete");
     let card = &summary["outputs"][0];
     assert_eq!(card["kind"], "audio-click");

@@ -3,23 +3,24 @@
 //! error, a non-zero exit and no complete-looking output.
 
 mod common;
+mod files;
+mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::LiveRun;
+use files::shared_data;
+use neuroloop::config::Preset;
+use neuroloop::controller::Controller;
+use neuroloop::time::SampleRate;
+use summary::read_summary;
 
 fn neuroloop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neuroloop"))
         .args(args)
         .output()
         .expect("neuroloop runs")
-}
-
-fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(path)
 }
 
 fn ok(output: &Output) -> String {
@@ -70,7 +71,6 @@ fn simulate_replay_eval(
     for file in ["events.tsv", "summary.json", "config.toml"] {
         assert!(session.join(file).exists(), "{file} missing");
     }
-    let summary = std::fs::read_to_string(session.join("summary.json")).unwrap();
     let truth = sim.join("truth.tsv");
     let events = session.join("events.tsv");
     let out = ok(&neuroloop(&[
@@ -80,7 +80,7 @@ fn simulate_replay_eval(
         "--events",
         p(&events),
     ]));
-    (serde_json::from_str(&summary).unwrap(), score(&out))
+    (read_summary(&session), score(&out))
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn dreams_excerpt1_replay_eval() {
     let session = dir.path().join("session");
     ok(&neuroloop(&[
         "replay",
-        p(&shared("dreams/excerpt1.edf")),
+        p(&shared_data("dreams/excerpt1.edf")),
         "--preset",
         "sleep-spindle",
         "--out",
@@ -130,9 +130,9 @@ fn dreams_excerpt1_replay_eval() {
     let out = ok(&neuroloop(&[
         "eval",
         "--truth",
-        p(&shared("dreams/Visual_scoring1_excerpt1.txt")),
+        p(&shared_data("dreams/Visual_scoring1_excerpt1.txt")),
         "--truth",
-        p(&shared("dreams/Visual_scoring2_excerpt1.txt")),
+        p(&shared_data("dreams/Visual_scoring2_excerpt1.txt")),
         "--events",
         p(&session.join("events.tsv")),
         "--until-s",
@@ -149,47 +149,27 @@ fn dreams_excerpt1_replay_eval() {
     );
 }
 
+/// The reader's errors themselves are pinned in tests/file_formats.rs; here
+/// one of them reaches the user as one line, with no session written.
 #[test]
-fn bad_files_are_refused_with_one_line_and_no_session() {
+fn a_bad_file_is_refused_with_one_line_and_no_session() {
     let dir = tempfile::tempdir().unwrap();
-    let original = std::fs::read(shared("dreams/excerpt1.edf")).unwrap();
-    let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        (
-            "truncated.edf",
-            original[..original.len() / 2].to_vec(),
-            vec!["truncated.edf", "truncated"],
-        ),
-        ("empty.edf", Vec::new(), vec!["empty.edf", "empty"]),
-        (
-            "header.edf",
-            {
-                let mut bytes = original.clone();
-                bytes[184..192].copy_from_slice(b"9999    "); // header byte count disagrees with 1 signal
-                bytes
-            },
-            vec!["header.edf"],
-        ),
-    ];
-    for (name, bytes, needles) in cases {
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let out = dir.path().join(format!("out-{name}"));
-        refused(
-            &neuroloop(&[
-                "replay",
-                p(&path),
-                "--preset",
-                "sleep-spindle",
-                "--out",
-                p(&out),
-            ]),
-            &needles,
-        );
-        assert!(
-            !out.join("events.tsv").exists(),
-            "{name}: complete-looking output"
-        );
-    }
+    let original = std::fs::read(shared_data("dreams/excerpt1.edf")).unwrap();
+    let path = dir.path().join("truncated.edf");
+    std::fs::write(&path, &original[..original.len() / 2]).unwrap();
+    let out = dir.path().join("out");
+    refused(
+        &neuroloop(&[
+            "replay",
+            p(&path),
+            "--preset",
+            "sleep-spindle",
+            "--out",
+            p(&out),
+        ]),
+        &["truncated.edf", "truncated"],
+    );
+    assert!(!out.join("events.tsv").exists(), "complete-looking output");
 }
 
 #[test]
@@ -199,7 +179,7 @@ fn unknown_channel_and_bad_rates_are_refused() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("dreams/excerpt1.edf")),
+            p(&shared_data("dreams/excerpt1.edf")),
             "--channel",
             "Fz",
             "--out",
@@ -222,7 +202,7 @@ fn unknown_channel_and_bad_rates_are_refused() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("rodent/hc2_theta_1000hz_int16.dat")),
+            p(&shared_data("rodent/hc2_theta_1000hz_int16.dat")),
             "--raw-channels",
             "1",
             "--raw-rate-hz=-1000",
@@ -270,7 +250,7 @@ fn config_typo_names_the_field() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("rodent/hc2_theta_1000hz.edf")),
+            p(&shared_data("rodent/hc2_theta_1000hz.edf")),
             "--config",
             p(&config),
             "--out",
@@ -289,7 +269,7 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
     refused(
         &neuroloop(&[
             "replay",
-            p(&shared("dreams/excerpt3.edf")),
+            p(&shared_data("dreams/excerpt3.edf")),
             "--preset",
             "rodent-ripple",
             "--out",
@@ -301,6 +281,11 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
         !out.exists(),
         "a refused config must not leave a session folder"
     );
+    // The boundary itself.
+    let config = Preset::RodentRipple.config();
+    let rate = |hz| SampleRate::new(hz).unwrap();
+    assert!(Controller::new(&config, rate(999.0), 4).is_err());
+    assert!(Controller::new(&config, rate(1000.0), 4).is_ok());
 }
 
 #[test]
@@ -372,8 +357,7 @@ fn latency_test_through_the_emulated_loopback_rig() {
         stdout.contains("probes sent 10, returned 10, lost 0"),
         "{stdout}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["command"], "latency-test");
     assert_eq!(summary["round_trip"]["returned"], 10);
     // At least the packet after the deciding one.
@@ -402,9 +386,7 @@ fn stop_signals_end_a_live_run_with_a_complete_interrupted_session() {
             "signal {signal}: {}",
             ended.stdout
         );
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-                .unwrap();
+        let summary = read_summary(&out);
         assert_eq!(summary["status"], "interrupted", "signal {signal}");
         assert_eq!(summary["runtime"]["outputs_disarmed_before_flush"], true);
         let seconds = summary["duration_s"].as_f64().unwrap();

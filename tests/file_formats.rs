@@ -14,9 +14,8 @@ use neuroloop::recording::{Recording, Signal};
 use neuroloop::time::SampleRate;
 use serde_json::Value;
 
-fn shared_data(relative: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")).join(relative)
-}
+mod files;
+use files::shared_data;
 
 fn golden_dir() -> PathBuf {
     Path::new(concat!(

@@ -2,7 +2,7 @@
 //! whatever the block size, and `process_block` never allocates.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use neuroloop::config::{ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset};
 use neuroloop::controller::{Block, Controller};
@@ -11,18 +11,19 @@ use neuroloop::rng::Rng;
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 
-/// Counts allocations made by the current thread while armed.
+/// Counts allocations made by the current thread while armed; per thread, so
+/// tests running in parallel neither reset nor add to each other's count.
 struct CountingAllocator;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
-    static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if ARMED.with(|a| a.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
         }
         unsafe { System.alloc(layout) }
     }
@@ -31,7 +32,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if ARMED.with(|a| a.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
         }
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -72,7 +73,7 @@ fn allocations(config: &Config, rate: SampleRate, channels: usize, data: &[f64])
     let mut outbox = Outbox::with_capacity(1024);
     let block_frames = 32;
     let mut emitted = 0;
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    ALLOCATIONS.with(|n| n.set(0));
     for (i, chunk) in data.chunks_exact(block_frames * channels).enumerate() {
         let block = Block {
             start: (i * block_frames) as u64,
@@ -85,7 +86,7 @@ fn allocations(config: &Config, rate: SampleRate, channels: usize, data: &[f64])
         ARMED.with(|a| a.set(false));
         emitted += outbox.events().len();
     }
-    (ALLOCATIONS.load(Ordering::Relaxed), emitted)
+    (ALLOCATIONS.with(Cell::get), emitted)
 }
 
 /// Each preset with the simulation it is meant for, long enough to trigger,

@@ -1,14 +1,26 @@
 //! The simulator's truth is true: measured on the rendered signals with
 //! zero-phase FFT filters, independent of how the simulator builds them.
 
-use neuroloop::sim::{
-    simulate, truth_from_tsv, truth_to_tsv, Preset, SimSpec, Simulation, TruthEvent,
-};
+use neuroloop::eval::tables::parse_truth;
+use neuroloop::sim::{simulate, truth_to_tsv, Preset, SimSpec, Simulation, TruthEvent};
 use neuroloop::time::SampleRate;
 use rustfft::{num_complex::Complex, FftPlanner};
 
 fn rate(hz: f64) -> SampleRate {
     SampleRate::new(hz).unwrap()
+}
+
+fn end_s(event: &TruthEvent) -> f64 {
+    event.onset_s + event.duration_s
+}
+
+/// Value of the event's parameter `key`, if present.
+fn parameter(event: &TruthEvent, key: &str) -> Option<f64> {
+    event
+        .parameters
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|&(_, value)| value)
 }
 
 fn spectrum(x: &[f64]) -> Vec<Complex<f64>> {
@@ -71,7 +83,7 @@ fn mask(
         .filter(|e| types.contains(&e.trial_type.as_str()))
     {
         let first = (((event.onset_s - margin_s) * rate_hz).max(0.0) as usize).min(len);
-        let last = (((event.end_s() + margin_s) * rate_hz).ceil() as usize).min(len);
+        let last = (((end_s(event) + margin_s) * rate_hz).ceil() as usize).min(len);
         inside[first..last].iter_mut().for_each(|m| *m = true);
     }
     inside
@@ -172,10 +184,19 @@ fn every_supported_rate_renders_finite_samples() {
 #[test]
 fn truth_round_trips_through_tsv() {
     let sim = sleep(600.0, 2, 100.0);
-    assert_eq!(
-        truth_from_tsv(&truth_to_tsv(&sim.truth)).unwrap(),
-        sim.truth
-    );
+    let rows = parse_truth(&truth_to_tsv(&sim.truth), "truth.tsv").unwrap();
+    assert_eq!(rows.len(), sim.truth.len());
+    for (row, event) in rows.iter().zip(&sim.truth) {
+        assert_eq!(
+            (row.onset_s, row.duration_s, row.peak_s, &row.trial_type),
+            (
+                event.onset_s,
+                event.duration_s,
+                event.peak_s,
+                &event.trial_type
+            )
+        );
+    }
 }
 
 #[test]
@@ -198,13 +219,13 @@ fn ripples_carry_ripple_band_power_and_sit_only_in_immobility() {
         assert!(
             immobility
                 .iter()
-                .any(|e| e.onset_s <= ripple.onset_s && ripple.end_s() <= e.end_s()),
+                .any(|e| e.onset_s <= ripple.onset_s && end_s(ripple) <= end_s(e)),
             "ripple at {} s outside immobility",
             ripple.onset_s
         );
         assert!((0.02..=0.15).contains(&ripple.duration_s));
-        assert!(ripple.onset_s < ripple.peak_s && ripple.peak_s < ripple.end_s());
-        let freq_hz = ripple.parameter("freq_hz").unwrap();
+        assert!(ripple.onset_s < ripple.peak_s && ripple.peak_s < end_s(ripple));
+        let freq_hz = parameter(ripple, "freq_hz").unwrap();
         assert!((150.0..=250.0).contains(&freq_hz));
     }
     let n = sim.recording.signals[0].samples.len();
@@ -233,7 +254,7 @@ fn ripples_carry_ripple_band_power_and_sit_only_in_immobility() {
     let mut ratios = Vec::new();
     let mut peak_errors_ms = Vec::new();
     for ripple in &ripples {
-        let span = (ripple.onset_s * hz) as usize..(ripple.end_s() * hz) as usize;
+        let span = (ripple.onset_s * hz) as usize..(end_s(ripple) * hz) as usize;
         let (argmax, max) =
             span.map(|i| (i, envelope[i]))
                 .fold((0, 0.0), |best, x| if x.1 > best.1 { x } else { best });
@@ -277,9 +298,9 @@ fn distractors_are_in_the_truth_and_in_the_signal() {
     }
     let signal = &sim.recording.signals[1].samples;
     for clip in of_type(truth, "clipping") {
-        let rail = clip.parameter("rail_uv").unwrap();
+        let rail = parameter(clip, "rail_uv").unwrap();
         let first = (clip.onset_s * hz).ceil() as usize;
-        let last = (clip.end_s() * hz) as usize;
+        let last = (end_s(clip) * hz) as usize;
         assert!(
             signal[first..last].iter().all(|&v| v == rail),
             "clipping at {}",
@@ -312,7 +333,7 @@ fn distractors_are_in_the_truth_and_in_the_signal() {
         "gamma-band power {gamma_inside} vs {gamma_outside}"
     );
     let mains = of_type(truth, "mains").next().unwrap();
-    let mains_hz = mains.parameter("freq_hz").unwrap();
+    let mains_hz = parameter(mains, "freq_hz").unwrap();
     assert!(mains_hz == 50.0 || mains_hz == 60.0);
 }
 
@@ -350,7 +371,7 @@ fn ten_minutes_of_sleep_always_hold_n2_n3_and_their_events() {
     for seed in 0..6 {
         let sim = sleep(600.0, seed, 100.0);
         let stages: Vec<f64> = of_type(&sim.truth, "sleep_stage")
-            .map(|e| e.parameter("stage").unwrap())
+            .map(|e| parameter(e, "stage").unwrap())
             .collect();
         assert_eq!(stages.len(), 20);
         assert!(
@@ -383,10 +404,10 @@ fn spindles_carry_sigma_power() {
     // Outside: the rest of N2 and N3 epochs.
     let mut in_nrem = vec![false; n];
     for epoch in of_type(truth, "sleep_stage")
-        .filter(|e| matches!(e.parameter("stage"), Some(s) if s <= 2.0))
+        .filter(|e| matches!(parameter(e, "stage"), Some(s) if s <= 2.0))
     {
         let first = (epoch.onset_s * hz) as usize;
-        let last = ((epoch.end_s() * hz) as usize).min(n);
+        let last = ((end_s(epoch) * hz) as usize).min(n);
         in_nrem[first..last].iter_mut().for_each(|m| *m = true);
     }
     for signal in &sim.recording.signals {
@@ -401,8 +422,8 @@ fn spindles_carry_sigma_power() {
     }
     for spindle in of_type(truth, "spindle") {
         assert!((0.5..=2.0).contains(&spindle.duration_s));
-        assert!((11.0..=16.0).contains(&spindle.parameter("freq_hz").unwrap()));
-        let ptp = 2.0 * spindle.parameter("amplitude_uv").unwrap();
+        assert!((11.0..=16.0).contains(&parameter(spindle, "freq_hz").unwrap()));
+        let ptp = 2.0 * parameter(spindle, "amplitude_uv").unwrap();
         assert!((20.0..=60.0).contains(&ptp));
     }
 }
@@ -423,8 +444,8 @@ fn slow_oscillation_troughs_and_peaks_are_at_the_truth_times() {
         (best as f64 / hz - time_s).abs() * 1000.0
     };
     for so in of_type(&sim.truth, "slow_oscillation") {
-        let trough_s = so.parameter("trough_s").unwrap();
-        let ptp = so.parameter("ptp_uv").unwrap();
+        let trough_s = parameter(so, "trough_s").unwrap();
+        let ptp = parameter(so, "ptp_uv").unwrap();
         assert!((75.0..=250.0).contains(&ptp) && (0.5..=1.5).contains(&(1.0 / so.duration_s)));
         assert!(trough_s < so.peak_s);
         trough_errors_ms.push(extreme_near(trough_s, 0.2 * so.duration_s, -1.0));

@@ -12,9 +12,10 @@ use neuroloop::event::{Event, EventKind};
 use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::time::SampleRate;
 
+mod files;
 mod offline;
 
-const DREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/dreams");
+use files::shared_data;
 
 /// Replay excerpt `i` through `config`; returns the rate, samples and events.
 fn replay(
@@ -22,8 +23,8 @@ fn replay(
     config: &neuroloop::config::Config,
     gate: Option<&Hypnogram>,
 ) -> (SampleRate, Vec<f64>, Vec<Event>) {
-    let path = format!("{DREAMS}/excerpt{i}.edf");
-    let rec = read_recording(path.as_ref(), &FileOptions::default()).unwrap();
+    let path = shared_data(&format!("dreams/excerpt{i}.edf"));
+    let rec = read_recording(&path, &FileOptions::default()).unwrap();
     let signal = &rec.signals[0];
     let mut controller = Controller::new(config, signal.rate, 1).unwrap();
     if let Some(h) = gate {
@@ -34,8 +35,9 @@ fn replay(
 }
 
 fn hypnogram(i: usize) -> Hypnogram {
-    let path = format!("{DREAMS}/Hypnogram_excerpt{i}.txt");
-    Hypnogram::parse_dreams(&std::fs::read_to_string(&path).unwrap(), &path).unwrap()
+    let path = shared_data(&format!("dreams/Hypnogram_excerpt{i}.txt"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Hypnogram::parse_dreams(&text, &path.display().to_string()).unwrap()
 }
 
 /// The preset on excerpt `i`, first 1000 s: spindles and the union of both
@@ -70,10 +72,10 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>,
         .collect();
     let mut truth = Vec::new();
     for expert in [1, 2] {
-        let path = format!("{DREAMS}/Visual_scoring{expert}_excerpt{i}.txt");
+        let path = shared_data(&format!("dreams/Visual_scoring{expert}_excerpt{i}.txt"));
         let text = std::fs::read_to_string(&path).unwrap();
         truth.extend(
-            tables::parse_truth(&text, &path)
+            tables::parse_truth(&text, &path.display().to_string())
                 .unwrap()
                 .into_iter()
                 .filter(|t| t.onset_s < 1000.0)
@@ -86,37 +88,32 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>,
     (detections, union_of(truth), commits)
 }
 
-/// By-event score of the preset on excerpts `excerpts`, pooled, and the commits.
-fn spindle_score(excerpts: &[usize]) -> (IntervalScore, usize) {
+/// By-event score of pooled [`spindles_and_truth`] runs, and their commits.
+fn spindle_score(runs: &[(Vec<EventRow>, Vec<Interval>, usize)]) -> (IntervalScore, usize) {
     let (mut detections, mut truth, mut commits) = (Vec::new(), Vec::new(), 0);
-    for &i in excerpts {
-        let (d, t, c) = spindles_and_truth(i, 10_000.0 * i as f64);
-        detections.extend(d);
-        truth.extend(t);
+    for (d, t, c) in runs {
+        detections.extend_from_slice(d);
+        truth.extend_from_slice(t);
         commits += c;
     }
     (score_intervals(&truth, &detections, 0.2), commits)
 }
 
-fn spindle_f1(i: usize) -> f64 {
-    spindle_score(&[i]).0.detection.f1
-}
-
 #[test]
-fn spindle_f1_floors_on_dreams() {
+fn spindle_f1_latency_and_precision_floors_on_dreams() {
+    // Each excerpt replayed once (runs[i - 1] is excerpt i), scored alone and pooled.
+    let runs: Vec<_> = (1..=6)
+        .map(|i| spindles_and_truth(i, 10_000.0 * i as f64))
+        .collect();
     // Measured 0.697 (excerpt 1, tuning set) and 0.750 (excerpt 6, held out).
-    let f1 = spindle_f1(1);
+    let f1 = spindle_score(&runs[..1]).0.detection.f1;
     assert!(f1 >= 0.68, "excerpt 1 F1 {f1:.3}");
-    let f1 = spindle_f1(6);
+    let f1 = spindle_score(&runs[5..]).0.detection.f1;
     assert!(f1 >= 0.72, "excerpt 6 F1 {f1:.3}");
-}
-
-#[test]
-fn spindle_commit_latency_and_precision_on_dreams() {
     // Measured (round 4): held out 4–6 F1 0.653, median latency 345 ms, 737 commits;
     // 1–3: 0.655, 300 ms, 725 commits (issue 4: ≤ 350 ms; round 3: 370 ms held out, 1467 commits).
-    let (held_out, held_out_commits) = spindle_score(&[4, 5, 6]);
-    let (tuning, tuning_commits) = spindle_score(&[1, 2, 3]);
+    let (held_out, held_out_commits) = spindle_score(&runs[3..]);
+    let (tuning, tuning_commits) = spindle_score(&runs[..3]);
     for (name, score, commits, max_latency_ms) in [
         ("held out", &held_out, held_out_commits, 350.0),
         ("tuning", &tuning, tuning_commits, 310.0),

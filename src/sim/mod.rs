@@ -25,7 +25,7 @@ use std::fmt;
 
 use crate::recording::{Recording, Signal};
 use crate::time::SampleRate;
-pub use truth::{truth_from_tsv, truth_to_tsv, TruthEvent, TruthParseError};
+pub use truth::{truth_to_tsv, TruthEvent};
 
 /// The longest simulation accepted (48 h).
 pub const MAX_DURATION_S: f64 = 48.0 * 3600.0;

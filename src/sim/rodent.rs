@@ -4,10 +4,10 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::noise::{band_noise, render_background, BackgroundSpec};
+use super::noise::{render_background, representable, BackgroundSpec};
 use super::waves::{
-    add_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope, Occupied,
-    SmoothPlateau,
+    add_burst, add_noise_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope,
+    Occupied, SmoothPlateau,
 };
 use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
 use crate::rng::Rng;
@@ -183,20 +183,15 @@ fn add_theta_epoch(
         0.5 * (epoch.start_s + epoch.end_s),
         &[("freq_hz", theta_hz), ("amplitude_uv", theta_uv)],
     ));
-    let span = sample_span(rate, epoch.start_s, epoch.end_s, channels[0].len());
-    for i in span {
-        let t = rate.seconds(i as u64);
+    add_shape(channels, &gains, rate, epoch.start_s, epoch.end_s, |t| {
         let weight = epoch_weight(t, epoch.start_s, epoch.end_s, 1.0);
         let instantaneous_hz = theta_hz + 0.5 * (TAU * drift_hz * t + drift_phase).sin();
         theta_phase = (theta_phase + TAU * instantaneous_hz / rate.hz()) % TAU;
         let theta = theta_phase.sin() + 0.2 * (2.0 * theta_phase).sin();
         let slow_gamma = 0.12 * 0.5 * (1.0 - theta_phase.cos()) * (TAU * slow_gamma_hz * t).sin();
         let fast_gamma = 0.06 * 0.5 * (1.0 + theta_phase.cos()) * (TAU * fast_gamma_hz * t).sin();
-        let value = weight * theta_uv * (theta + slow_gamma + fast_gamma);
-        for (channel, gain) in channels.iter_mut().zip(&gains) {
-            channel[i] += gain * value;
-        }
-    }
+        weight * theta_uv * (theta + slow_gamma + fast_gamma)
+    });
 }
 
 /// Sharp-wave ripples at 0.3–1 per s of immobility, clear of distractors.
@@ -311,12 +306,12 @@ fn add_mains(
         .iter()
         .zip(&phases)
         .enumerate()
-        .map(|(k, (&weight, &phase))| {
-            let harmonic_hz = freq_hz * (k + 1) as f64;
+        .map(|(k, (&weight, &phase))| (freq_hz * (k + 1) as f64, weight, phase))
+        .filter(|&(harmonic_hz, _, _)| representable(harmonic_hz, rate))
+        .map(|(harmonic_hz, weight, phase)| {
             let step = TAU * harmonic_hz / rate.hz();
             (weight, phase.cos(), phase.sin(), step.cos(), step.sin())
         })
-        .filter(|&(_, _, _, step_cos, _)| step_cos > (TAU * 0.45).cos())
         .collect();
     let harmonic_count = harmonics.len();
     let samples = channels[0].len();
@@ -388,20 +383,23 @@ fn add_emg_bursts(
             hold_s: duration_s - 0.1,
             fall_s: 0.05,
         };
-        let span = sample_span(rate, onset_s, onset_s + duration_s, channels[0].len());
-        let noise = band_noise(noise_rng, span.len(), rate, 100.0, 600.0);
-        for (i, n) in span.zip(noise) {
-            let t = rate.seconds(i as u64);
-            let chewing = if chew_hz > 0.0 {
-                0.5 * (1.0 - (TAU * chew_hz * (t - onset_s)).cos())
-            } else {
-                1.0
-            };
-            let value = rms_uv * plateau.at(t) * chewing * n;
-            for (channel, gain) in channels.iter_mut().zip(&gains) {
-                channel[i] += gain * value;
-            }
-        }
+        add_noise_burst(
+            channels,
+            &gains,
+            rate,
+            onset_s,
+            onset_s + duration_s,
+            noise_rng,
+            (100.0, 600.0),
+            |t| {
+                let chewing = if chew_hz > 0.0 {
+                    0.5 * (1.0 - (TAU * chew_hz * (t - onset_s)).cos())
+                } else {
+                    1.0
+                };
+                rms_uv * plateau.at(t) * chewing
+            },
+        );
         distractors.add(onset_s, onset_s + duration_s);
         truth.push(event_on_all(
             "emg_burst",

@@ -6,9 +6,9 @@
 
 use std::f64::consts::TAU;
 
-use super::noise::{band_noise, render_background, representable, BackgroundSpec};
+use super::noise::{render_background, representable, BackgroundSpec};
 use super::waves::{
-    add_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope, Occupied,
+    add_burst, add_noise_burst, add_shape, channel_gains, epoch_weight, BurstEnvelope, Occupied,
     SmoothPlateau,
 };
 use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
@@ -259,14 +259,17 @@ fn add_wake_rhythms(
     let beta_hz = schedule.range(16.0, 28.0);
     add_steady_rhythm(channels, rate, run, beta_hz, 3.0, &beta_gains, schedule);
     let muscle_uv = schedule.range(2.0, 5.0);
-    let span = sample_span(rate, run.start_s, run.end_s, channels[0].len());
-    let muscle = band_noise(noise_rng, span.len(), rate, 20.0, 100.0);
-    for (i, m) in span.zip(muscle) {
-        let weight = epoch_weight(rate.seconds(i as u64), run.start_s, run.end_s, 1.0);
-        for channel in channels.iter_mut() {
-            channel[i] += muscle_uv * weight * m;
-        }
-    }
+    // Muscle tone is common to all channels (gain 1).
+    add_noise_burst(
+        channels,
+        &vec![1.0; channels.len()],
+        rate,
+        run.start_s,
+        run.end_s,
+        noise_rng,
+        (20.0, 100.0),
+        |t| muscle_uv * epoch_weight(t, run.start_s, run.end_s, 1.0),
+    );
 }
 
 /// N1: fading alpha and low-amplitude 4–7 Hz theta.
@@ -622,14 +625,16 @@ fn add_artifacts(
             hold_s: duration_s - 0.2,
             fall_s: 0.1,
         };
-        let span = sample_span(rate, t, t + duration_s, channels[0].len());
-        let noise = band_noise(noise_rng, span.len(), rate, 0.5, 100.0);
-        for (i, n) in span.zip(noise) {
-            let value = rms_uv * shape.at(rate.seconds(i as u64)) * n;
-            for (channel, gain) in channels.iter_mut().zip(&gains) {
-                channel[i] += gain * value;
-            }
-        }
+        add_noise_burst(
+            channels,
+            &gains,
+            rate,
+            t,
+            t + duration_s,
+            noise_rng,
+            (0.5, 100.0),
+            |x| rms_uv * shape.at(x),
+        );
         taken.add(t, t + duration_s);
         truth.push(event_on_all(
             "movement_artifact",

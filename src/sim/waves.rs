@@ -6,6 +6,8 @@
 use std::f64::consts::{FRAC_PI_2, TAU};
 use std::ops::Range;
 
+use super::noise::band_noise;
+use crate::rng::Rng;
 use crate::time::SampleRate;
 
 /// Indices of the samples whose time lies in [`start_s`, `end_s`), clamped to `len`.
@@ -126,14 +128,15 @@ pub fn add_burst(
     }
 }
 
-/// Add `gain[c] × shape(t)` over [`start_s`, `end_s`) to each channel.
+/// Add `gain[c] × shape(t)` over [`start_s`, `end_s`) to each channel; `shape`
+/// is called once per sample, in time order (so it may carry state).
 pub fn add_shape(
     channels: &mut [Vec<f64>],
     gains: &[f64],
     rate: SampleRate,
     start_s: f64,
     end_s: f64,
-    shape: impl Fn(f64) -> f64,
+    mut shape: impl FnMut(f64) -> f64,
 ) {
     let Some(first) = channels.first() else {
         return;
@@ -146,9 +149,33 @@ pub fn add_shape(
     }
 }
 
+/// Add `gain[c] × envelope(t) × noise` over [`start_s`, `end_s`) to each
+/// channel, the noise drawn from `rng` and band-limited to `band_hz` (high-pass, low-pass).
+#[allow(clippy::too_many_arguments)]
+pub fn add_noise_burst(
+    channels: &mut [Vec<f64>],
+    gains: &[f64],
+    rate: SampleRate,
+    start_s: f64,
+    end_s: f64,
+    rng: &mut Rng,
+    band_hz: (f64, f64),
+    envelope: impl Fn(f64) -> f64,
+) {
+    let Some(first) = channels.first() else {
+        return;
+    };
+    let samples = sample_span(rate, start_s, end_s, first.len()).len();
+    // add_shape visits exactly these samples, so the noise never runs out.
+    let mut noise = band_noise(rng, samples, rate, band_hz.0, band_hz.1).into_iter();
+    add_shape(channels, gains, rate, start_s, end_s, |t| {
+        envelope(t) * noise.next().unwrap_or(0.0)
+    });
+}
+
 /// Per-channel gains for one event: the strongest channel has gain 1, the others
 /// between `weakest` and 1 (the event's stated amplitude is the strongest channel's).
-pub fn channel_gains(rng: &mut crate::rng::Rng, channels: usize, weakest: f64) -> Vec<f64> {
+pub fn channel_gains(rng: &mut Rng, channels: usize, weakest: f64) -> Vec<f64> {
     let mut gains: Vec<f64> = (0..channels).map(|_| rng.range(weakest, 1.0)).collect();
     let strongest = gains.iter().cloned().fold(f64::MIN, f64::max);
     gains.iter_mut().for_each(|g| *g /= strongest);
