@@ -38,7 +38,7 @@ pub enum ClickError {
 
 impl ClickSpec {
     /// Samples the click spans at `rate_hz`.
-    pub fn len_at(&self, rate_hz: f64) -> usize {
+    fn len_at(&self, rate_hz: f64) -> usize {
         (self.duration_ms / 1000.0 * rate_hz).round() as usize
     }
 
@@ -77,7 +77,7 @@ impl ClickSpec {
 
     /// Render into `out` (its length is the click length; see [`Self::len_at`])
     /// without allocating. Peaks are clipped to ±1.
-    pub fn render_into(&self, rate_hz: f64, out: &mut [f32]) -> Result<(), ClickError> {
+    fn render_into(&self, rate_hz: f64, out: &mut [f32]) -> Result<(), ClickError> {
         self.validate(rate_hz)?;
         let mut rng = Rng::new(self.seed);
         let mut pink = PinkFilter::default();

@@ -671,11 +671,8 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             }
             let (frames_uv, _) = cyton_signal(a.minutes, a.seed, false)?;
             let wire = emulate::LoopbackWire::new();
-            let pulse_pal = emulate::PulsePalEmulator::start_wired(
-                emulate::PulsePalFaults::default(),
-                Some(wire.clone()),
-            )
-            .context("cannot open a pseudo-terminal")?;
+            let pulse_pal = emulate::PulsePalEmulator::start_wired(Some(wire.clone()))
+                .context("cannot open a pseudo-terminal")?;
             let cyton = emulate::CytonEmulator::start_looped(
                 emulate::CytonSpec {
                     frames_uv,
@@ -710,8 +707,8 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             );
         }
         EmulatedDevice::PulsePal(a) => {
-            let emulator = emulate::PulsePalEmulator::start(emulate::PulsePalFaults::default())
-                .context("cannot open a pseudo-terminal")?;
+            let emulator =
+                emulate::PulsePalEmulator::start().context("cannot open a pseudo-terminal")?;
             println!(
                 "emulated Pulse Pal v2 on {}; Ctrl-C stops",
                 emulator.path.display()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use neuroloop::config::{Config, DetectorConfig, LatencyProbeConfig, Preset, TriggerMode};
 use neuroloop::io::emulate::{
-    CytonEmulator, CytonFaults, CytonSpec, Loopback, LoopbackWire, PulsePalEmulator, PulsePalFaults,
+    CytonEmulator, CytonFaults, CytonSpec, Loopback, LoopbackWire, PulsePalEmulator,
 };
 use neuroloop::io::openbci::DeviceError;
 use neuroloop::runtime::config::{OpenBciConfig, OutputConfig, PulsePalConfig, SourceConfig};
@@ -132,7 +132,7 @@ fn emulated_cyton_to_emulated_pulse_pal_scores_against_truth() {
         faults: CytonFaults::default(),
     })
     .unwrap();
-    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let pulse_pal = PulsePalEmulator::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("session");
     // A generous stall limit: this machine is shared and heavily loaded.
@@ -239,7 +239,7 @@ fn short_session(
         faults,
     })
     .unwrap();
-    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let pulse_pal = PulsePalEmulator::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = rig_config(&cyton.path, Some(&pulse_pal.path), stall_ms);
     let report = run(
@@ -386,7 +386,7 @@ fn a_sink_that_stops_accepting_disarms_every_output() {
         faults: CytonFaults::default(),
     })
     .unwrap();
-    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let pulse_pal = PulsePalEmulator::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s");
     let config = rig_config(&cyton.path, Some(&pulse_pal.path), 500.0);
@@ -435,7 +435,7 @@ fn ctrl_c_disarms_then_writes_a_complete_interrupted_session() {
         faults: CytonFaults::default(),
     })
     .unwrap();
-    let pulse_pal = PulsePalEmulator::start(PulsePalFaults::default()).unwrap();
+    let pulse_pal = PulsePalEmulator::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s");
     let config = rig_config(&cyton.path, Some(&pulse_pal.path), 500.0);
@@ -479,7 +479,7 @@ fn latency_test_measures_the_emulated_round_trip() {
         }),
     )
     .unwrap();
-    let pulse_pal = PulsePalEmulator::start_wired(PulsePalFaults::default(), Some(wire)).unwrap();
+    let pulse_pal = PulsePalEmulator::start_wired(Some(wire)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("session");
     let mut rig = rig_config(&cyton.path, Some(&pulse_pal.path), 2000.0);

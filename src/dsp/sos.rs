@@ -303,32 +303,16 @@ fn avx2_available() -> bool {
 mod tests {
     use super::*;
     use crate::dsp::{butterworth, Band};
+    use crate::rng::Rng;
     use crate::time::SampleRate;
 
-    /// SplitMix64: a reproducible stream of pseudo-random numbers.
-    struct Random(u64);
-
-    impl Random {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in [0, 1).
-        fn unit(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// A Butterworth design of `order` with a random kind, rate and edges.
-    fn random_design(random: &mut Random, order: usize) -> Sos {
-        let rate_hz = 250.0 + random.unit() * 30_000.0;
+    fn random_design(random: &mut Rng, order: usize) -> Sos {
+        let rate_hz = 250.0 + random.uniform() * 30_000.0;
         let rate = SampleRate::new(rate_hz).unwrap();
         let kind = random.next_u64() % 3;
         // Edges in [1 %, 90 %] of Nyquist.
-        let mut edge = || (0.01 + 0.89 * random.unit()) * rate_hz / 2.0;
+        let mut edge = || (0.01 + 0.89 * random.uniform()) * rate_hz / 2.0;
         let band = match kind {
             0 => Band::Lowpass { cutoff_hz: edge() },
             1 => Band::Highpass { cutoff_hz: edge() },
@@ -345,7 +329,7 @@ mod tests {
 
     #[test]
     fn frame_bank_equals_independent_filters() {
-        let mut random = Random(7);
+        let mut random = Rng::new(7);
         for order in 1..=8 {
             for n_channels in [1, 3, 4, 16, 17, 64] {
                 let sos = random_design(&mut random, order);
@@ -356,7 +340,7 @@ mod tests {
                 portable.use_avx2 = false;
                 for t in 0..300 {
                     let input: Vec<f64> = (0..n_channels)
-                        .map(|_| (random.unit() - 0.5) * 2e3)
+                        .map(|_| (random.uniform() - 0.5) * 2e3)
                         .collect();
                     let expected: Vec<u64> = filters
                         .iter_mut()
@@ -383,7 +367,7 @@ mod tests {
 
     #[test]
     fn frame_bank_needs_a_channel() {
-        let sos = random_design(&mut Random(3), 4);
+        let sos = random_design(&mut Rng::new(3), 4);
         assert!(SosFrameBank::new(&sos, 0).is_err());
     }
 

@@ -109,8 +109,16 @@ impl<'a> Tsv<'a> {
         })
     }
 
-    /// A number, or `None` for `n/a` (BIDS' missing value).
-    fn number(&self, line: usize, fields: &[&str], col: usize) -> Result<Option<f64>, TableError> {
+    /// A number, or `None` for `n/a` (BIDS' missing value) or an absent column.
+    fn number(
+        &self,
+        line: usize,
+        fields: &[&str],
+        col: Option<usize>,
+    ) -> Result<Option<f64>, TableError> {
+        let Some(col) = col else {
+            return Ok(None);
+        };
         let text = fields[col];
         if text == "n/a" {
             return Ok(None);
@@ -126,11 +134,12 @@ impl<'a> Tsv<'a> {
     }
 
     fn required_number(&self, line: usize, fields: &[&str], col: usize) -> Result<f64, TableError> {
-        self.number(line, fields, col)?.ok_or_else(|| TableError {
-            origin: self.origin.into(),
-            line,
-            message: format!("column `{}` must not be n/a", self.columns[col]),
-        })
+        self.number(line, fields, Some(col))?
+            .ok_or_else(|| TableError {
+                origin: self.origin.into(),
+                line,
+                message: format!("column `{}` must not be n/a", self.columns[col]),
+            })
     }
 }
 
@@ -143,10 +152,6 @@ pub fn parse_events(text: &str, origin: &str) -> Result<Vec<EventRow>, TableErro
         tsv.required("trial_type")?,
     );
     let (detected_at, decided_at) = (tsv.column("detected_at"), tsv.column("decided_at"));
-    let optional = |line, fields: &[&str], col: Option<usize>| match col {
-        Some(c) => tsv.number(line, fields, c),
-        None => Ok(None),
-    };
     tsv.rows
         .iter()
         .map(|(line, f)| {
@@ -154,8 +159,8 @@ pub fn parse_events(text: &str, origin: &str) -> Result<Vec<EventRow>, TableErro
                 onset_s: tsv.required_number(*line, f, onset)?,
                 duration_s: tsv.required_number(*line, f, duration)?,
                 trial_type: f[kind].to_string(),
-                detected_at_s: optional(*line, f, detected_at)?,
-                decided_at_s: optional(*line, f, decided_at)?,
+                detected_at_s: tsv.number(*line, f, detected_at)?,
+                decided_at_s: tsv.number(*line, f, decided_at)?,
             })
         })
         .collect()
@@ -179,10 +184,7 @@ pub fn parse_truth(text: &str, origin: &str) -> Result<Vec<TruthRow>, TableError
         .map(|(line, f)| {
             let onset_s = tsv.required_number(*line, f, onset)?;
             let duration_s = tsv.required_number(*line, f, duration)?;
-            let peak_s = match peak {
-                Some(c) => tsv.number(*line, f, c)?,
-                None => None,
-            };
+            let peak_s = tsv.number(*line, f, peak)?;
             Ok(TruthRow {
                 onset_s,
                 duration_s,

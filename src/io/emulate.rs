@@ -342,14 +342,6 @@ pub struct PulsePalLog {
     pub aborts: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PulsePalFaults {
-    /// Stop reading the port (the host's writes back up) after this many triggers.
-    pub stop_reading_after: Option<usize>,
-    /// Close the port (unplug) after this many triggers.
-    pub close_after: Option<usize>,
-}
-
 pub struct PulsePalEmulator {
     pub path: PathBuf,
     pub log: Arc<Mutex<PulsePalLog>>,
@@ -358,15 +350,12 @@ pub struct PulsePalEmulator {
 }
 
 impl PulsePalEmulator {
-    pub fn start(faults: PulsePalFaults) -> std::io::Result<Self> {
-        Self::start_wired(faults, None)
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_wired(None)
     }
 
     /// A Pulse Pal whose output is `wire`d back into an emulated Cyton.
-    pub fn start_wired(
-        faults: PulsePalFaults,
-        wire: Option<LoopbackWire>,
-    ) -> std::io::Result<Self> {
+    pub fn start_wired(wire: Option<LoopbackWire>) -> std::io::Result<Self> {
         let pty = open_pty()?;
         let path = pty.path.clone();
         let log = Arc::new(Mutex::new(PulsePalLog::default()));
@@ -374,7 +363,7 @@ impl PulsePalEmulator {
         let (l, s) = (log.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("emulated-pulse-pal".into())
-            .spawn(move || serve_pulse_pal(pty, faults, wire, &l, &s))?;
+            .spawn(move || serve_pulse_pal(pty, wire, &l, &s))?;
         Ok(Self {
             path,
             log,
@@ -408,7 +397,6 @@ impl Drop for PulsePalEmulator {
 
 fn serve_pulse_pal(
     pty: Pty,
-    faults: PulsePalFaults,
     wire: Option<LoopbackWire>,
     log: &Mutex<PulsePalLog>,
     stop: &AtomicBool,
@@ -418,15 +406,7 @@ fn serve_pulse_pal(
     } = pty;
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 256];
-    let mut triggers = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        if faults.close_after.is_some_and(|c| triggers >= c) {
-            return Ok(());
-        }
-        if faults.stop_reading_after.is_some_and(|c| triggers >= c) {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
         let n = read_ready(&mut master, &mut buf, Duration::from_millis(5))?;
         let at = Instant::now();
         pending.extend_from_slice(&buf[..n]);
@@ -471,7 +451,6 @@ fn serve_pulse_pal(
                     if let Some(w) = &wire {
                         w.0.fetch_add(1, Ordering::Release);
                     }
-                    triggers += 1;
                     3
                 }
                 pulsepal::OP_ABORT => {
