@@ -158,6 +158,12 @@ pub struct PulsePalConfig {
     /// A trigger write that does not complete within this is a sink fault.
     #[serde(default = "default_write_timeout_ms")]
     pub write_timeout_ms: f64,
+    /// How often an idle Pulse Pal is asked for its handshake, so a lost or
+    /// hung device ends the session before the next stim is due (0: never; a
+    /// closed port is then noticed at the next trigger). A stim decided during
+    /// a check waits for its round trip (about 1 ms over USB).
+    #[serde(default = "default_check_period_ms")]
+    pub check_period_ms: f64,
 }
 
 fn default_channel() -> u8 {
@@ -168,6 +174,9 @@ fn default_volts() -> f64 {
 }
 fn default_write_timeout_ms() -> f64 {
     50.0
+}
+fn default_check_period_ms() -> f64 {
+    1000.0
 }
 
 /// How long a source may go quiet before it counts as lost, the same for every device.
@@ -245,7 +254,16 @@ impl OutputConfig {
                     c.write_timeout_ms,
                     1.0,
                     10_000.0,
-                )
+                )?;
+                if c.check_period_ms != 0.0 {
+                    check_range(
+                        "outputs.check_period_ms",
+                        c.check_period_ms,
+                        100.0,
+                        60_000.0,
+                    )?;
+                }
+                Ok(())
             }
             OutputConfig::AudioClick(c) => {
                 if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
