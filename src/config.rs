@@ -27,6 +27,9 @@ pub struct Config {
     /// Devices driven by trigger decisions (none: decisions are only logged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<crate::runtime::config::OutputConfig>,
+    /// What a live session records besides its events.
+    #[serde(default)]
+    pub recording: crate::runtime::config::RecordingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -574,13 +577,14 @@ impl Preset {
 }
 
 /// The top-level sections of a config (the fields of [`Config`]).
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "input",
     "detector",
     "trigger",
     "simulator",
     "source",
     "outputs",
+    "recording",
 ];
 
 /// Levenshtein distance, for "did you mean" hints.
