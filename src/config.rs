@@ -495,6 +495,9 @@ pub struct SimulatorConfig {
     pub artifacts: bool,
     /// Scales the simulated events' amplitude; 1.0 = realistic.
     pub event_snr: f64,
+    /// Channels to simulate; the preset's own number if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
 }
 
 impl Default for SimulatorConfig {
@@ -505,6 +508,7 @@ impl Default for SimulatorConfig {
             seed: 1,
             artifacts: true,
             event_snr: 1.0,
+            channels: None,
         }
     }
 }
@@ -1125,7 +1129,11 @@ impl TriggerConfig {
 impl SimulatorConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("simulator.rate_hz", self.rate_hz, 1.0, 100_000.0)?;
-        check_range("simulator.event_snr", self.event_snr, 0.0, 100.0)
+        check_range("simulator.event_snr", self.event_snr, 0.0, 100.0)?;
+        if let Some(channels) = self.channels {
+            check_range("simulator.channels", channels as f64, 1.0, 256.0)?;
+        }
+        Ok(())
     }
 }
 

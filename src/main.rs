@@ -469,6 +469,9 @@ fn run(args: RunArgs) -> Result<()> {
             let mut spec = SimSpec::new(sim_config.preset, args.duration_s, sim_config.seed, rate);
             spec.artifacts = sim_config.artifacts;
             spec.event_snr = sim_config.event_snr;
+            if let Some(channels) = sim_config.channels {
+                spec.channels = channels;
+            }
             let simulation = sim::simulate(&spec)?;
             truth = Some(simulation.truth);
             runtime::recording_source(

@@ -53,6 +53,8 @@ pub struct DigitalScale {
     physical_min: f64,
     physical_max: f64,
     gain: f64,
+    /// `1 / gain`, so encoding multiplies.
+    per_unit: f64,
 }
 
 impl DigitalScale {
@@ -78,6 +80,7 @@ impl DigitalScale {
             physical_min,
             physical_max,
             gain,
+            per_unit: 1.0 / gain,
         })
     }
 
@@ -87,8 +90,10 @@ impl DigitalScale {
         if !x.is_finite() {
             return Self::NO_VALUE;
         }
-        let code = ((x - self.physical_min) / self.gain).round() + f64::from(Self::DIGITAL_MIN);
-        code.clamp(f64::from(Self::DIGITAL_MIN), f64::from(Self::DIGITAL_MAX)) as i32
+        let code = ((x - self.physical_min) * self.per_unit + f64::from(Self::DIGITAL_MIN))
+            .clamp(f64::from(Self::DIGITAL_MIN), f64::from(Self::DIGITAL_MAX));
+        // Round half away from zero by truncation (no libm call on baseline x86-64).
+        (code + 0.5f64.copysign(code)) as i32
     }
 
     /// The physical value of a code; NaN for `NO_VALUE`.
@@ -106,6 +111,31 @@ impl DigitalScale {
 
     pub fn physical_max(&self) -> f64 {
         self.physical_max
+    }
+
+    /// Interleaved frames through each channel's scale (`scales[c]` for
+    /// channel `c`): the codes and what they decode to. Returns how many
+    /// samples were clipped.
+    pub fn quantize_frames(
+        scales: &[DigitalScale],
+        samples: &[f64],
+        codes: &mut [i32],
+        decoded: &mut [f64],
+    ) -> u64 {
+        let channels = scales.len();
+        let mut clipped = 0;
+        for ((frame, codes), decoded) in samples
+            .chunks_exact(channels)
+            .zip(codes.chunks_exact_mut(channels))
+            .zip(decoded.chunks_exact_mut(channels))
+        {
+            for (((x, code), q), scale) in frame.iter().zip(codes).zip(decoded).zip(scales) {
+                *code = scale.encode(*x);
+                *q = scale.decode(*code);
+                clipped += u64::from(scale.clips(*x));
+            }
+        }
+        clipped
     }
 }
 

@@ -137,17 +137,7 @@ impl RingWriter {
             Some(tee) => {
                 let coded = &mut tee.coded[..samples.len()];
                 let quantized = &mut tee.quantized[..samples.len()];
-                let mut clipped = 0;
-                for (((x, code), q), scale) in samples
-                    .iter()
-                    .zip(coded.iter_mut())
-                    .zip(quantized.iter_mut())
-                    .zip(tee.scales.iter().cycle())
-                {
-                    *code = scale.encode(*x);
-                    *q = scale.decode(*code);
-                    clipped += u64::from(scale.clips(*x));
-                }
+                let clipped = DigitalScale::quantize_frames(&tee.scales, samples, coded, quantized);
                 if clipped > 0 {
                     tee.clipped.fetch_add(clipped, Ordering::Relaxed);
                 }
