@@ -206,20 +206,22 @@ pub struct SpindleConfig {
     pub min_duration_ms: f64,
     /// Events are closed at this length.
     pub max_duration_ms: f64,
-    /// An earlier commit from a fast sigma envelope; absent: commit at the start.
+    /// Spindle-locked commits from their own rule (each could fire a
+    /// stimulus); absent: every event commits at its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_commit: Option<SpindleEarlyCommit>,
+    pub commit: Option<SpindleCommit>,
 }
 
-/// Early spindle commit (`[detector.early_commit]`): while no event is under
-/// way, commit as soon as a fast sigma envelope (own Butterworth order and
-/// window, z-scored like the power features) and the relative power and
-/// correlation features pass their thresholds. The commit is irrevocable: if
-/// the start conditions do not follow within `confirm_within_ms` it is logged
-/// as `spindle_dropped`.
+/// Spindle-locked commits (`[detector.commit]`), decided apart from the
+/// event boundaries: commit when a fast sigma envelope (own Butterworth
+/// order and window, z-scored like the power features), the relative power
+/// and the correlation have passed their thresholds for `hold_ms` (the
+/// stimulus then lands inside the spindle); the next commit needs the rule
+/// to have failed for `rearm_ms`. Each commit is logged as `spindle_commit`;
+/// the events keep their boundaries and are logged without a commit time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpindleEarlyCommit {
+pub struct SpindleCommit {
     /// Butterworth order of the fast sigma band-pass (same band; 1 = least delay).
     pub filter_order: usize,
     /// Window of the fast sigma power.
@@ -228,10 +230,12 @@ pub struct SpindleEarlyCommit {
     pub z_threshold_sd: f64,
     /// ... and the relative power above this many robust SDs ...
     pub rel_threshold_sd: f64,
-    /// ... and the sigma/broadband correlation above this.
+    /// ... and the sigma/broadband correlation above this ...
     pub corr_threshold: f64,
-    /// The start conditions must follow within this long, or the commit was not a spindle.
-    pub confirm_within_ms: f64,
+    /// ... all held this long.
+    pub hold_ms: f64,
+    /// After a commit, the rule must fail this long before the next one.
+    pub rearm_ms: f64,
 }
 
 /// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,
@@ -884,54 +888,45 @@ impl SpindleConfig {
             self.min_duration_ms.max(1.0),
             60_000.0,
         )?;
-        if let Some(early) = &self.early_commit {
-            early.validate()?;
+        if let Some(commit) = &self.commit {
+            commit.validate()?;
             if self.commit_after_ms > 0.0 {
-                return Err(ConfigError::Invalid {
-                    field: "detector.commit_after_ms",
-                    message: "must be 0 with [detector.early_commit], which commits before the \
-                              start conditions hold; remove early_commit to wait for evidence"
+                return Err(invalid(
+                    "detector.commit_after_ms",
+                    "must be 0 with [detector.commit], which decides the commits; set its \
+                     hold_ms instead, or remove [detector.commit] to commit at each event"
                         .into(),
-                });
+                ));
             }
         }
         Ok(())
     }
 }
 
-impl SpindleEarlyCommit {
+impl SpindleCommit {
     fn validate(&self) -> Result<(), ConfigError> {
-        check_order("detector.early_commit.filter_order", self.filter_order)?;
+        check_order("detector.commit.filter_order", self.filter_order)?;
+        check_range("detector.commit.window_ms", self.window_ms, 20.0, 5_000.0)?;
         check_range(
-            "detector.early_commit.window_ms",
-            self.window_ms,
-            20.0,
-            5_000.0,
-        )?;
-        check_range(
-            "detector.early_commit.z_threshold_sd",
+            "detector.commit.z_threshold_sd",
             self.z_threshold_sd,
             -10.0,
             100.0,
         )?;
         check_range(
-            "detector.early_commit.rel_threshold_sd",
+            "detector.commit.rel_threshold_sd",
             self.rel_threshold_sd,
             -10.0,
             100.0,
         )?;
         check_range(
-            "detector.early_commit.corr_threshold",
+            "detector.commit.corr_threshold",
             self.corr_threshold,
             -1.0,
             1.0,
         )?;
-        check_range(
-            "detector.early_commit.confirm_within_ms",
-            self.confirm_within_ms,
-            0.0,
-            10_000.0,
-        )
+        check_range("detector.commit.hold_ms", self.hold_ms, 0.0, 10_000.0)?;
+        check_range("detector.commit.rearm_ms", self.rearm_ms, 0.0, 60_000.0)
     }
 }
 
@@ -1096,7 +1091,7 @@ mod tests {
     }
 
     #[test]
-    fn spindle_early_commit_refuses_a_commit_delay() {
+    fn spindle_commit_rule_refuses_a_commit_delay() {
         let mut config = Preset::SleepSpindle.config();
         let DetectorConfig::Spindle(spindle) = &mut config.detector else {
             panic!("sleep-spindle runs the spindle detector");
@@ -1109,7 +1104,7 @@ mod tests {
         let DetectorConfig::Spindle(spindle) = &mut config.detector else {
             unreachable!()
         };
-        spindle.early_commit = None;
+        spindle.commit = None;
         Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
     }
 

@@ -4,7 +4,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use neuroloop::config::{ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset};
+use neuroloop::config::{
+    ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset, TriggerMode,
+};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::{Event, EventKind, Outbox};
 use neuroloop::rng::Rng;
@@ -110,6 +112,10 @@ fn cases() -> Vec<(String, Config, SimPreset, f64)> {
         let label = format!("RodentRipple {combine:?}");
         cases.push((label, config, SimPreset::RodentRipple, 90.0));
     }
+    // The spindle preset's stimulating mode: a stim at each spindle-locked commit.
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    cases.push(("SleepSpindle stim".into(), config, SimPreset::Sleep, 600.0));
     cases
 }
 

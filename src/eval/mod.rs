@@ -190,7 +190,7 @@ pub fn score_ripples(
 pub struct IntervalScore {
     pub detection: Detection3,
     pub min_iou: f64,
-    /// detected_at − matched true onset, in ms.
+    /// detected_at − matched true onset, in ms, of matches with a detected_at.
     pub latency_ms: Option<Spread>,
 }
 
@@ -208,16 +208,20 @@ pub fn score_intervals(truth: &[Interval], detections: &[EventRow], min_iou: f64
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut truth_taken = vec![false; truth.len()];
     let mut det_taken = vec![false; detections.len()];
-    let mut latencies = Vec::new();
+    let (mut hits, mut latencies) = (0, Vec::new());
     for (_, i, j) in pairs {
         if !truth_taken[i] && !det_taken[j] {
             truth_taken[i] = true;
             det_taken[j] = true;
-            latencies.push((detections[j].decision_time_s() - truth[i].onset_s) * 1000.0);
+            hits += 1;
+            // An event logged without a commit has no decision time.
+            if let Some(t) = detections[j].detected_at_s {
+                latencies.push((t - truth[i].onset_s) * 1000.0);
+            }
         }
     }
     IntervalScore {
-        detection: Detection3::from_counts(truth.len(), detections.len(), latencies.len()),
+        detection: Detection3::from_counts(truth.len(), detections.len(), hits),
         min_iou,
         latency_ms: spread(&latencies),
     }
