@@ -97,6 +97,9 @@ pub enum PhaseEstimator {
     /// Commit at the upward zero crossing after a deep trough; the target
     /// follows after `zero_crossing_delay_scale` × the learned crossing→peak delay.
     ZeroCrossingDelay,
+    /// Commit at the same crossing; the target follows from the phase and
+    /// frequency of the endpoint-corrected Hilbert transform (Schreglmann 2021).
+    Echt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,10 +113,14 @@ pub struct SlowOscillationConfig {
     pub target_phase_deg: f64,
     /// A trough (negative half-wave peak of the band-passed signal) must be below this ...
     pub negative_threshold_uv: f64,
-    /// ... and, if above 0, below −adaptive_threshold_sd × the running robust SD
-    /// of the band-passed signal over `baseline_window_s` (adapts to the subject).
-    pub adaptive_threshold_sd: f64,
-    pub baseline_window_s: f64,
+    /// ... and, if above 0, below this percentile of the troughs of the last
+    /// `trough_waves` slow-oscillation half-waves seen while the sleep gate was
+    /// open (30: the deepest 30 % pass), so the threshold follows the subject
+    /// and `negative_threshold_uv` is its floor.
+    #[serde(default)]
+    pub trough_percentile: f64,
+    #[serde(default = "hundred")]
+    pub trough_waves: usize,
     /// Trough→peak delay used until waves have been seen (Ngo: ~500 ms).
     pub initial_delay_ms: f64,
     /// Trough→peak delays outside this range are not slow-oscillation half-waves.
@@ -128,9 +135,23 @@ pub struct SlowOscillationConfig {
     /// peak lags the up-state; see docs/sleep.md).
     #[serde(default = "unit_scale")]
     pub zero_crossing_delay_scale: f64,
+    /// Only for estimator = "echt": its order-2 band-pass and window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echt: Option<EchtConfig>,
     pub warmup_s: f64,
     #[serde(default)]
     pub gate: SleepGateConfig,
+}
+
+/// The endpoint-corrected Hilbert transform (`[detector.echt]`): the
+/// frequency response of an order-2 Butterworth band-pass corrects the end of
+/// each `window_s` window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchtConfig {
+    pub low_hz: f64,
+    pub high_hz: f64,
+    pub window_s: f64,
 }
 
 /// The online sleep-depth gate: no detection in wake/REM-like or artifacted signal.
@@ -934,6 +955,10 @@ fn unit_scale() -> f64 {
     1.0
 }
 
+fn hundred() -> usize {
+    100
+}
+
 impl SlowOscillationConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range(
@@ -960,17 +985,39 @@ impl SlowOscillationConfig {
             0.0,
         )?;
         check_range(
-            "detector.adaptive_threshold_sd",
-            self.adaptive_threshold_sd,
+            "detector.trough_percentile",
+            self.trough_percentile,
             0.0,
             100.0,
         )?;
-        check_range(
-            "detector.baseline_window_s",
-            self.baseline_window_s,
-            1.0,
-            3600.0,
-        )?;
+        if !(1..=10_000).contains(&self.trough_waves) {
+            return Err(invalid(
+                "detector.trough_waves",
+                format!("must be between 1 and 10000, got {}", self.trough_waves),
+            ));
+        }
+        match (&self.echt, self.estimator) {
+            (Some(echt), PhaseEstimator::Echt) => {
+                check_band(
+                    ("detector.echt.low_hz", echt.low_hz),
+                    ("detector.echt.high_hz", echt.high_hz),
+                )?;
+                check_range("detector.echt.window_s", echt.window_s, 0.5, 60.0)?;
+            }
+            (None, PhaseEstimator::Echt) => {
+                return Err(invalid(
+                    "detector.echt",
+                    "estimator = \"echt\" needs a [detector.echt] section".into(),
+                ))
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "detector.echt",
+                    "applies only to estimator = \"echt\"; set estimator or remove it".into(),
+                ))
+            }
+            (None, _) => {}
+        }
         check_range("detector.min_delay_ms", self.min_delay_ms, 1.0, 10_000.0)?;
         check_range(
             "detector.max_delay_ms",
@@ -1106,6 +1153,36 @@ mod tests {
         };
         spindle.commit = None;
         Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
+    }
+
+    #[test]
+    fn slow_oscillation_echt_section_and_estimator_must_agree() {
+        let with_echt = |estimator: &str| {
+            Preset::SleepClas
+                .toml()
+                .replace("estimator = \"zero-crossing-delay\"", estimator)
+                .replace(
+                    "\n[detector.gate]",
+                    "\n[detector.echt]\nlow_hz = 0.5\nhigh_hz = 2.0\nwindow_s = 2.0\n\n[detector.gate]",
+                )
+        };
+        for (text, field) in [
+            (with_echt("estimator = \"pll\""), "detector.echt"),
+            (
+                Preset::SleepClas
+                    .toml()
+                    .replace("\"zero-crossing-delay\"", "\"echt\""),
+                "detector.echt",
+            ),
+            (
+                with_echt("estimator = \"echt\"").replace("high_hz = 2.0", "high_hz = 0.4"),
+                "detector.echt.high_hz",
+            ),
+        ] {
+            let err = Config::from_toml(&text, "so.toml").unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")), "{err}");
+        }
+        Config::from_toml(&with_echt("estimator = \"echt\""), "so.toml").unwrap();
     }
 
     #[test]

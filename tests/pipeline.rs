@@ -5,7 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use neuroloop::config::{
-    ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset, TriggerMode,
+    ChannelCombine, Config, DetectorConfig, EchtConfig, LatencyProbeConfig, PhaseEstimator, Preset,
+    TriggerMode,
 };
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::{Event, EventKind, Outbox};
@@ -116,6 +117,25 @@ fn cases() -> Vec<(String, Config, SimPreset, f64)> {
     let mut config = Preset::SleepSpindle.config();
     config.trigger.mode = TriggerMode::Stim;
     cases.push(("SleepSpindle stim".into(), config, SimPreset::Sleep, 600.0));
+    // Slow oscillations with the adaptive trough threshold and the ECHT estimator.
+    let mut config = Preset::SleepClas.config();
+    let DetectorConfig::SlowOscillation(so) = &mut config.detector else {
+        panic!("sleep-clas runs the slow-oscillation detector")
+    };
+    so.negative_threshold_uv = -30.0;
+    so.trough_percentile = 30.0;
+    so.estimator = PhaseEstimator::Echt;
+    so.echt = Some(EchtConfig {
+        low_hz: 0.5,
+        high_hz: 2.0,
+        window_s: 2.0,
+    });
+    cases.push((
+        "SleepClas echt adaptive".into(),
+        config,
+        SimPreset::Sleep,
+        600.0,
+    ));
     cases
 }
 
