@@ -9,9 +9,10 @@
 //! for the upward zero crossing after the trough, so the prediction spans a
 //! quarter rather than half a cycle. The threshold is fixed or, with
 //! `trough_percentile`, a percentile of the troughs of recent half-waves seen
-//! while the gate was open (never shallower than the fixed one). The detection finishes at the following up-state
-//! peak (or `max_delay_ms` after the commit); every half-wave from a trough
-//! below threshold to its peak teaches the half-wave and crossing→peak delays.
+//! while the gate was open (never shallower than the fixed one, its floor).
+//! The detection finishes at the following up-state peak (or `max_delay_ms`
+//! after the commit); every half-wave from a trough below threshold to its
+//! peak teaches the half-wave and crossing→peak delays.
 
 use std::f64::consts::PI;
 

@@ -334,7 +334,7 @@ impl SpindleDetector {
                     || n + 1 - detection.onset >= self.max_duration
                 {
                     detection.end = (n + 1).saturating_sub(self.half_window);
-                    Self::close(detection, self.min_duration, emit);
+                    self.close(detection, emit);
                     State::Quiet
                 } else {
                     State::InEvent { detection, peak_z }
@@ -345,8 +345,8 @@ impl SpindleDetector {
 
     /// Log a finished event: a short one as dropped if it was committed (its
     /// commit may have fired a stimulus), not at all otherwise.
-    fn close(mut detection: Detection, min_duration: u64, emit: &mut impl FnMut(DetectorOutput)) {
-        if detection.end - detection.onset < min_duration {
+    fn close(&self, mut detection: Detection, emit: &mut impl FnMut(DetectorOutput)) {
+        if detection.end - detection.onset < self.min_duration {
             if !detection.committed {
                 return;
             }
@@ -359,7 +359,7 @@ impl SpindleDetector {
     pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
         if let State::InEvent { mut detection, .. } = self.state {
             detection.end = end;
-            Self::close(detection, self.min_duration, &mut emit);
+            self.close(detection, &mut emit);
         }
         self.state = State::Quiet;
     }
