@@ -917,7 +917,15 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                     .collect(),
             );
             let score = eval::score_intervals(&truth, &detections, 0.2);
-            ("spindle", serde_json::to_value(score)?, minutes()?)
+            // Every spindle-kind row with a commit time could have fired a stim.
+            let commits: Vec<f64> = events
+                .iter()
+                .filter(|e| e.trial_type == "spindle" || e.trial_type.starts_with("spindle_"))
+                .filter_map(|e| e.detected_at_s)
+                .collect();
+            let mut report = serde_json::to_value(score)?;
+            report["closed_loop"] = serde_json::to_value(eval::score_commits(&truth, &commits))?;
+            ("spindle", report, minutes()?)
         }
         ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };

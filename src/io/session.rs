@@ -191,7 +191,11 @@ impl SessionWriter {
                 d.onset,
                 self.label(d.channel),
                 self.seconds(d.peak),
-                self.seconds(d.detected_at),
+                if d.committed {
+                    self.seconds(d.detected_at)
+                } else {
+                    na()
+                },
                 phase(d.target_phase_deg),
             ),
             Event::Trigger(t) => format!(
@@ -336,6 +340,7 @@ mod tests {
             end: 1050,
             peak: 1020,
             detected_at: 1012,
+            committed: true,
             stim_target: None,
             target_phase_deg: None,
         };
