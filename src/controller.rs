@@ -72,10 +72,12 @@ pub struct Controller {
     held: Vec<f64>,
     next: SampleIndex,
     counters: ControllerCounters,
+    adjustments: Vec<String>,
 }
 
 impl Controller {
     pub fn new(config: &Config, rate: SampleRate, channels: usize) -> Result<Self, ConfigError> {
+        let mut notes = Vec::new();
         if channels == 0 {
             return Err(ConfigError::Invalid {
                 field: "input.channels",
@@ -87,10 +89,10 @@ impl Controller {
                 ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
             }
             DetectorConfig::Spindle(c) => {
-                ActiveDetector::Spindle(SpindleDetector::new(c, rate, channels)?)
+                ActiveDetector::Spindle(SpindleDetector::new(c, rate, channels, &mut notes)?)
             }
             DetectorConfig::SlowOscillation(c) => ActiveDetector::SlowOscillation(Box::new(
-                SlowOscillationDetector::new(c, rate, channels)?,
+                SlowOscillationDetector::new(c, rate, channels, &mut notes)?,
             )),
             DetectorConfig::LatencyProbe(c) => {
                 ActiveDetector::LatencyProbe(LatencyProbe::new(c, rate, channels)?)
@@ -103,7 +105,14 @@ impl Controller {
             held: vec![0.0; channels],
             next: 0,
             counters: ControllerCounters::default(),
+            adjustments: notes,
         })
+    }
+
+    /// Settings the detector could not apply as configured at this rate,
+    /// and what it used instead (in `summary.json` as `adjustments`).
+    pub fn adjustments(&self) -> &[String] {
+        &self.adjustments
     }
 
     /// The sample index the next block is expected to start at.

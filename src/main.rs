@@ -436,6 +436,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
         bar.set_position(p.frames_done);
     })?;
     bar.finish_and_clear();
+    warn_adjustments(&report.adjustments);
     print_summary(&out, &report.progress, report.interrupted, report.wall_s);
     Ok(())
 }
@@ -529,6 +530,7 @@ fn run(args: RunArgs) -> Result<()> {
             report.triggers_written
         );
     }
+    warn_adjustments(&report.adjustments);
     session_failed(&report)?;
     print_summary(
         &report.dir,
@@ -546,6 +548,13 @@ fn format_latency(s: &Option<LatencySummary>) -> String {
             s.p50_us, s.p99_us, s.max_us, s.count
         ),
         None => "n/a".into(),
+    }
+}
+
+/// Settings the detector could not apply as configured (also in summary.json).
+fn warn_adjustments(adjustments: &[String]) {
+    for a in adjustments {
+        eprintln!("warning: {a}");
     }
 }
 

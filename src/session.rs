@@ -62,6 +62,8 @@ pub struct SessionReport {
     pub progress: Progress,
     pub interrupted: bool,
     pub wall_s: f64,
+    /// Settings the detector adjusted to the recording's rate (see `Controller::adjustments`).
+    pub adjustments: Vec<String>,
 }
 
 /// Run a whole session and write its folder. `stop` ends it early (Ctrl-C);
@@ -115,6 +117,7 @@ pub fn run_session(
             error,
             controller: controller.counters(),
             trigger: controller.trigger_counters(),
+            adjustments: controller.adjustments(),
             wall_s,
         })
     };
@@ -184,6 +187,7 @@ pub fn run_session(
         progress,
         interrupted,
         wall_s,
+        adjustments: controller.adjustments().to_vec(),
     })
 }
 
@@ -209,6 +213,7 @@ pub(crate) struct SummaryParts<'a> {
     pub error: Option<String>,
     pub controller: ControllerCounters,
     pub trigger: TriggerCounters,
+    pub adjustments: &'a [String],
     pub wall_s: f64,
 }
 
@@ -243,6 +248,7 @@ pub(crate) fn summary_json(p: SummaryParts) -> serde_json::Value {
         "per_minute": per_minute,
         "trigger": p.trigger,
         "controller": p.controller,
+        "adjustments": p.adjustments,
         "processing": {
             "wall_s": p.wall_s,
             "realtime_factor": if p.wall_s > 0.0 { p.progress.seconds_done / p.wall_s } else { 0.0 },

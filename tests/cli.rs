@@ -115,6 +115,31 @@ fn sleep_simulate_replay_eval() {
     assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3, "{s}");
 }
 
+/// A band edge past this recording's Nyquist frequency is lowered where the
+/// user sees it: a warning and the summary, never silently.
+#[test]
+fn a_lowered_band_edge_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ex3");
+    let output = neuroloop(&[
+        "replay",
+        p(&shared_data("dreams/excerpt3.edf")),
+        "--preset",
+        "sleep-spindle",
+        "--out",
+        p(&out),
+    ]);
+    ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: detector.broad_high_hz = 30 Hz"),
+        "{stderr}"
+    );
+    let adjustments = read_summary(&out)["adjustments"].clone();
+    assert_eq!(adjustments.as_array().unwrap().len(), 1, "{adjustments}");
+    assert!(adjustments[0].as_str().unwrap().contains("22.5 Hz is used"));
+}
+
 #[test]
 fn dreams_excerpt1_replay_eval() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,9 +18,24 @@ use crate::time::SampleRate;
 pub(crate) const POWER_FLOOR: f64 = 1e-12;
 
 /// An upper band edge kept under 0.9 × Nyquist, so that a band reaching past
-/// a low-rate recording's Nyquist frequency (e.g. 50-Hz EEG) still fits.
-pub(crate) fn below_nyquist(high_hz: f64, rate: SampleRate) -> f64 {
-    high_hz.min(0.9 * rate.nyquist_hz())
+/// a low-rate recording's Nyquist frequency (e.g. 50-Hz EEG) still fits. A
+/// lowered edge is said in `notes` (the session's summary and the CLI show
+/// them), never applied silently.
+pub(crate) fn below_nyquist(
+    field: &'static str,
+    high_hz: f64,
+    rate: SampleRate,
+    notes: &mut Vec<String>,
+) -> f64 {
+    let limit = 0.9 * rate.nyquist_hz();
+    if high_hz > limit {
+        notes.push(format!(
+            "{field} = {high_hz} Hz is above 0.9 × Nyquist at {rate}: {limit} Hz is used"
+        ));
+        limit
+    } else {
+        high_hz
+    }
 }
 
 /// A median/MAD baseline over `window_s` seconds of a signal at `rate` that

@@ -33,9 +33,19 @@ pub struct SleepGate {
 }
 
 impl SleepGate {
-    pub fn new(config: &SleepGateConfig, rate: SampleRate) -> Result<Self, ConfigError> {
+    /// `notes` receives any band edge lowered to fit the rate.
+    pub fn new(
+        config: &SleepGateConfig,
+        rate: SampleRate,
+        notes: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
         let filter = |low_hz, high_hz: f64, field| bandpass(2, low_hz, high_hz, rate, field);
-        let beta_high_hz = below_nyquist(config.beta_high_hz, rate);
+        let beta_high_hz = below_nyquist(
+            "detector.gate.beta_high_hz",
+            config.beta_high_hz,
+            rate,
+            notes,
+        );
         let window_ms = config.window_s * 1000.0;
         let window = || {
             MovingMean::new(window_ms, rate)
@@ -100,7 +110,7 @@ mod tests {
     #[test]
     fn opens_on_slow_waves_closes_on_beta_and_artifacts() {
         let rate = SampleRate::new(100.0).unwrap();
-        let mut gate = SleepGate::new(&SleepGateConfig::default(), rate).unwrap();
+        let mut gate = SleepGate::new(&SleepGateConfig::default(), rate, &mut Vec::new()).unwrap();
         let t = |n: u64| rate.seconds(n);
         let slow = |n: u64| 60.0 * (TAU * 1.0 * t(n)).sin() + 2.0 * (TAU * 20.0 * t(n)).sin();
         let awake = |n: u64| 10.0 * (TAU * 1.0 * t(n)).sin() + 8.0 * (TAU * 20.0 * t(n)).sin();
@@ -128,7 +138,8 @@ mod tests {
         let t = |n: u64| rate.seconds(n);
         let slow = |n: u64| 60.0 * (TAU * 1.0 * t(n)).sin() + 2.0 * (TAU * 20.0 * t(n)).sin();
         let run = |x: &dyn Fn(u64) -> f64| {
-            let mut gate = SleepGate::new(&SleepGateConfig::default(), rate).unwrap();
+            let mut gate =
+                SleepGate::new(&SleepGateConfig::default(), rate, &mut Vec::new()).unwrap();
             (0..12_000u64)
                 .map(|n| gate.process(n, x(n)))
                 .collect::<Vec<bool>>()

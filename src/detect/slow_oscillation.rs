@@ -68,6 +68,7 @@ impl SlowOscillationDetector {
         config: &SlowOscillationConfig,
         rate: SampleRate,
         _channels: usize,
+        notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let filter = bandpass(
             config.filter_order,
@@ -78,7 +79,7 @@ impl SlowOscillationDetector {
         )?;
         Ok(Self {
             filter,
-            gate: SleepGate::new(&config.gate, rate)?,
+            gate: SleepGate::new(&config.gate, rate, notes)?,
             estimator: config.estimator,
             half_wave: HalfWaveDelay::new(
                 rate.samples_in_ms(config.initial_delay_ms),
@@ -323,7 +324,7 @@ mod tests {
     /// Every commit over 60 s at 100 Hz of `x(n)`.
     fn commits(config: &SlowOscillationConfig, x: impl Fn(u64) -> f64) -> Vec<Detection> {
         let rate = SampleRate::new(100.0).unwrap();
-        let mut detector = SlowOscillationDetector::new(config, rate, 1).unwrap();
+        let mut detector = SlowOscillationDetector::new(config, rate, 1, &mut Vec::new()).unwrap();
         let mut commits = Vec::new();
         for n in 0..6000 {
             detector.process_frame(n, &[x(n)], |out| {

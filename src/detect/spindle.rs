@@ -189,8 +189,10 @@ impl SpindleDetector {
         config: &SpindleConfig,
         rate: SampleRate,
         channels: usize,
+        notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let broad_high_hz = below_nyquist(config.broad_high_hz, rate);
+        let broad_high_hz =
+            below_nyquist("detector.broad_high_hz", config.broad_high_hz, rate, notes);
         let invalid = |field, e: crate::dsp::DspError| ConfigError::Invalid {
             field,
             message: e.to_string(),
@@ -384,7 +386,8 @@ mod tests {
         let rate = SampleRate::new(SimPreset::Sleep.default_rate_hz()).unwrap();
         let sim = simulate(&SimSpec::new(SimPreset::Sleep, 300.0, 3, rate)).unwrap();
         let signals = &sim.recording.signals;
-        let mut detector = SpindleDetector::new(&config, rate, signals.len()).unwrap();
+        let mut detector =
+            SpindleDetector::new(&config, rate, signals.len(), &mut Vec::new()).unwrap();
         let mut outputs = Vec::new();
         let mut frame = vec![0.0; signals.len()];
         for n in 0..signals[0].samples.len() {

@@ -795,6 +795,8 @@ pub struct LiveReport {
     pub dir: std::path::PathBuf,
     /// Rows in the session's event log.
     pub events_logged: usize,
+    /// Settings the detector adjusted to the source's rate.
+    pub adjustments: Vec<String>,
     /// The session files that could not be written at the end, and why
     /// (the session itself was stopped and disarmed all the same).
     pub unwritten: Option<String>,
@@ -1225,6 +1227,7 @@ fn write_session(
         error: ending.error(),
         controller: processed.controller.counters(),
         trigger: processed.controller.trigger_counters(),
+        adjustments: processed.controller.adjustments(),
         wall_s: facts.wall_s,
     });
     summary["latency"] = serde_json::to_value(&latency).expect("serialises");
@@ -1281,6 +1284,7 @@ fn write_session(
         triggers_written: records.len(),
         dir,
         events_logged,
+        adjustments: processed.controller.adjustments().to_vec(),
         unwritten: (!unwritten.is_empty()).then(|| unwritten.join("; ")),
     }
 }
