@@ -1186,7 +1186,8 @@ mod tests {
             edit(ripple);
             config.validate().unwrap_err().to_string()
         };
-        let cases: [(&dyn Fn(&mut RippleConfig), &str); 5] = [
+        type Edit<'a> = &'a dyn Fn(&mut RippleConfig);
+        let cases: [(Edit, &str); 5] = [
             (
                 &|r| r.state.delta_high_hz = 6.0,
                 "detector.state.delta_high_hz",
