@@ -302,6 +302,12 @@ pub struct RippleConfig {
     /// such as post-stimulus blanking, that would split one ripple in two.
     #[serde(default)]
     pub end_hold_ms: f64,
+    /// The end threshold rises to this fraction of the event's peak z-score
+    /// when that is higher than end_threshold_sd (0 = fixed threshold): a
+    /// strong ripple ends where it has clearly faded, so the next ripple of a
+    /// burst, tens of ms later, is an event of its own.
+    #[serde(default)]
+    pub end_fraction_of_peak: f64,
     /// Events longer than this are closed.
     pub max_duration_ms: f64,
     /// No detection before this much signal has been seen.
@@ -327,9 +333,9 @@ pub struct RippleBaselineConfig {
     pub frozen_center: Vec<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen_sd: Vec<f64>,
-    /// Keep learning while the state gate is closed (the veto still holds the
-    /// baseline). Without it a session that starts running has no baseline
-    /// until seconds into the first immobility.
+    /// Keep learning while the state gate is closed (baselines always learn
+    /// through vetoes). Without it a session that starts running has no
+    /// baseline until seconds into the first immobility.
     #[serde(default)]
     pub learn_while_gated: bool,
 }
@@ -431,6 +437,12 @@ pub struct RippleStateConfig {
     pub delta_high_hz: f64,
     /// EWMA time constant of the band powers.
     pub power_window_s: f64,
+    /// The ratio compares the medians of the two band powers over this window
+    /// (unset: the powers themselves). A sharp wave, or a burst of them, fills
+    /// well under half of a window of a second or two and cannot move its
+    /// median; theta, which lasts for seconds, does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_window_s: Option<f64>,
     /// The gate closes when theta/delta rises above ratio_close and reopens
     /// when it falls below ratio_open (hysteresis).
     pub ratio_close: f64,
@@ -744,6 +756,36 @@ impl RippleConfig {
         }
     }
 
+    /// A speed or veto input is never LFP: refused where it would be read as
+    /// one (its stage switched off) or claimed by both stages.
+    fn check_input_channels(&self) -> Result<(), ConfigError> {
+        let (speed, veto) = (self.state.speed_channel, self.veto.channel);
+        let unused = |field, section| {
+            invalid(
+                field,
+                format!(
+                    "is set but {section}.enabled = false: that input would be read as LFP \
+                     for detection; remove it or enable the stage"
+                ),
+            )
+        };
+        if speed.is_some() && !self.state.enabled {
+            return Err(unused("detector.state.speed_channel", "detector.state"));
+        }
+        if veto.is_some() && !self.veto.enabled {
+            return Err(unused("detector.veto.channel", "detector.veto"));
+        }
+        if let Some(channel) = speed.filter(|&c| Some(c) == veto) {
+            return Err(invalid(
+                "detector.state.speed_channel",
+                format!(
+                    "is also detector.veto.channel ({channel}): a speed input is no noise reference"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         check_band(
             ("detector.band_low_hz", self.band_low_hz),
@@ -798,6 +840,12 @@ impl RippleConfig {
             60_000.0,
         )?;
         check_range("detector.end_hold_ms", self.end_hold_ms, 0.0, 1000.0)?;
+        check_range(
+            "detector.end_fraction_of_peak",
+            self.end_fraction_of_peak,
+            0.0,
+            0.99,
+        )?;
         check_range("detector.warmup_s", self.warmup_s, 0.0, 3600.0)?;
         let b = &self.baseline;
         check_range("detector.baseline.window_s", b.window_s, 0.5, 3600.0)?;
@@ -848,7 +896,21 @@ impl RippleConfig {
             ("detector.state.delta_low_hz", s.delta_low_hz),
             ("detector.state.delta_high_hz", s.delta_high_hz),
         )?;
+        if s.delta_high_hz > s.theta_low_hz {
+            return Err(invalid(
+                "detector.state.delta_high_hz",
+                format!(
+                    "reaches into the theta band (theta_low_hz = {}): the gate would weigh \
+                     the same power on both sides of its ratio",
+                    s.theta_low_hz
+                ),
+            ));
+        }
+        self.check_input_channels()?;
         check_range("detector.state.power_window_s", s.power_window_s, 0.1, 60.0)?;
+        if let Some(window_s) = s.median_window_s {
+            check_range("detector.state.median_window_s", window_s, 0.2, 60.0)?;
+        }
         check_range("detector.state.ratio_close", s.ratio_close, 0.0, 1e6)?;
         check_range(
             "detector.state.ratio_open",
@@ -1226,6 +1288,60 @@ mod tests {
         };
         spindle.commit = None;
         Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
+    }
+
+    /// Gate and veto options that contradict each other are refused, naming the field.
+    #[test]
+    fn contradicting_gate_options_name_the_field() {
+        let refusal = |edit: &dyn Fn(&mut RippleConfig)| {
+            let mut config = Preset::RodentRipple.config();
+            let DetectorConfig::Ripple(ripple) = &mut config.detector else {
+                panic!("rodent-ripple runs the ripple detector");
+            };
+            edit(ripple);
+            config.validate().unwrap_err().to_string()
+        };
+        type Edit<'a> = &'a dyn Fn(&mut RippleConfig);
+        let cases: [(Edit, &str); 5] = [
+            (
+                &|r| r.state.delta_high_hz = 6.0,
+                "detector.state.delta_high_hz",
+            ),
+            (&|r| r.state.ratio_open = 2.0, "detector.state.ratio_open"),
+            (
+                &|r| {
+                    r.state.enabled = false;
+                    r.state.speed_channel = Some(3);
+                },
+                "detector.state.speed_channel",
+            ),
+            (
+                &|r| {
+                    r.veto.enabled = false;
+                    r.veto.channel = Some(3);
+                },
+                "detector.veto.channel",
+            ),
+            (
+                &|r| {
+                    r.state.speed_channel = Some(3);
+                    r.veto.channel = Some(3);
+                },
+                "detector.state.speed_channel",
+            ),
+        ];
+        for (edit, field) in cases {
+            let err = refusal(edit);
+            assert!(err.contains(&format!("`{field}`")), "{err}");
+        }
+        // Each stage with its own input is fine.
+        let mut config = Preset::RodentRipple.config();
+        let DetectorConfig::Ripple(ripple) = &mut config.detector else {
+            unreachable!()
+        };
+        ripple.state.speed_channel = Some(3);
+        ripple.veto.channel = Some(2);
+        config.validate().unwrap();
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub enum EventKind {
     LatencyProbe,
     /// A `latency-test` probe that did not come back within its timeout.
     LatencyProbeLost,
+    /// An interval in which the ripple detector's brain-state gate was closed
+    /// (theta or movement): no detection could start.
+    GateClosed,
+    /// An interval in which the ripple detector's noise veto held.
+    Vetoed,
 }
 
 impl EventKind {
@@ -33,6 +38,8 @@ impl EventKind {
             EventKind::SlowOscillation => "slow_oscillation",
             EventKind::LatencyProbe => "latency_probe",
             EventKind::LatencyProbeLost => "latency_probe_lost",
+            EventKind::GateClosed => "gate_closed",
+            EventKind::Vetoed => "vetoed",
         }
     }
 }

@@ -357,7 +357,7 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
 /// same samples offline.
 fn sleep_through_audio(name: &str) -> (Vec<f32>, Config, serde_json::Value) {
     let rate = SampleRate::new(48_000.0).unwrap();
-    let mut spec = SimSpec::new(SimPreset::RodentRipple, 8.0, 3, rate);
+    let mut spec = SimSpec::new(SimPreset::RodentRipple, 8.0, 1, rate);
     spec.channels = 1;
     let sim = simulate(&spec).unwrap();
     let uv = &sim.recording.signals[0].samples;

@@ -5,7 +5,7 @@
 use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset, RippleStart};
 use neuroloop::controller::Controller;
 use neuroloop::eval::{score_ripples, EventRow, RippleScore, TruthRow};
-use neuroloop::event::Event;
+use neuroloop::event::{Event, EventKind};
 use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec, Simulation};
 use neuroloop::time::SampleRate;
@@ -37,16 +37,14 @@ fn rodent(seconds: f64, seed: u64, rate: SampleRate) -> (usize, Vec<f64>, Simula
     )
 }
 
-fn score(seconds: f64, seed: u64, rate_hz: f64) -> RippleScore {
-    let rate = SampleRate::new(rate_hz).unwrap();
-    let (channels, data, sim) = rodent(seconds, seed, rate);
-    let events = run(&Preset::RodentRipple.config(), rate, channels, &data, 64);
+/// Ripple detections and delivered stims among `events`, as the scorer reads them.
+fn rows(events: &[Event], rate: SampleRate) -> (Vec<EventRow>, Vec<EventRow>) {
     let s = |n: u64| rate.seconds(n);
     let mut detections = Vec::new();
     let mut stims = Vec::new();
     for event in events {
         match event {
-            Event::Detection(d) => detections.push(EventRow {
+            Event::Detection(d) if d.kind == EventKind::Ripple => detections.push(EventRow {
                 onset_s: s(d.onset),
                 duration_s: s(d.end - d.onset),
                 trial_type: "ripple".into(),
@@ -60,11 +58,14 @@ fn score(seconds: f64, seed: u64, rate_hz: f64) -> RippleScore {
                 detected_at_s: None,
                 decided_at_s: Some(s(t.decided_at)),
             }),
-            Event::Trigger(_) => {}
+            _ => {}
         }
     }
-    let truth: Vec<TruthRow> = sim
-        .truth
+    (detections, stims)
+}
+
+fn truth_ripples(sim: &Simulation) -> Vec<TruthRow> {
+    sim.truth
         .iter()
         .filter(|t| t.trial_type == "ripple")
         .map(|t| TruthRow {
@@ -73,27 +74,68 @@ fn score(seconds: f64, seed: u64, rate_hz: f64) -> RippleScore {
             peak_s: t.peak_s,
             trial_type: t.trial_type.clone(),
         })
-        .collect();
-    score_ripples(&truth, &detections, &stims, seconds / 60.0)
+        .collect()
 }
 
-/// Floors just under what the preset reaches on this recording (see docs/ripple.md).
+/// Ripple detections among `events`.
+fn ripple_count(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Detection(d) if d.kind == EventKind::Ripple))
+        .count()
+}
+
+/// The score of `config` on the simulated recording, and its recall on the
+/// ripples that follow another's peak within 0.25 s (bursts, each on its own
+/// sharp wave: where a state gate that mistakes sharp waves for theta fails).
+fn score(config: &Config, seconds: f64, seed: u64, rate_hz: f64) -> (RippleScore, f64) {
+    let rate = SampleRate::new(rate_hz).unwrap();
+    let (channels, data, sim) = rodent(seconds, seed, rate);
+    let events = run(config, rate, channels, &data, 64);
+    let (detections, stims) = rows(&events, rate);
+    let truth = truth_ripples(&sim);
+    let followers: Vec<TruthRow> = truth
+        .windows(2)
+        .filter(|pair| pair[1].peak_s - pair[0].peak_s < 0.25)
+        .map(|pair| pair[1].clone())
+        .collect();
+    assert!(followers.len() >= 10, "{} burst followers", followers.len());
+    let burst_recall = score_ripples(&followers, &detections, &[], 1.0)
+        .detection
+        .recall;
+    let all = score_ripples(&truth, &detections, &stims, seconds / 60.0);
+    (all, burst_recall)
+}
+
+/// Floors just under what the preset reaches on this recording (see
+/// docs/ripple.md); the gate of the previous preset (theta/delta of the
+/// powers now, with no medians) misses most of the burst followers.
 #[test]
 fn simulated_accuracy_floors() {
-    let s = score(180.0, 2, 1250.0);
-    eprintln!("{s:?}");
+    let preset = Preset::RodentRipple.config();
+    let (s, burst_recall) = score(&preset, 180.0, 3, 1250.0);
+    eprintln!("{s:?}\nburst followers' recall {burst_recall}");
     assert!(s.detection.truth > 30, "{s:?}");
-    assert!(s.detection.f1 >= 0.86, "F1 {}", s.detection.f1);
+    assert!(s.detection.f1 >= 0.91, "F1 {}", s.detection.f1);
     assert!(
-        s.detection.precision >= 0.95,
+        s.detection.precision >= 0.97,
         "precision {}",
         s.detection.precision
     );
+    assert!(
+        burst_recall >= 0.8,
+        "burst followers' recall {burst_recall}"
+    );
     let latency = s.latency_ms.unwrap();
     assert!(
-        latency.median <= 27.0,
+        latency.median <= 31.0,
         "median latency {} ms",
         latency.median
+    );
+    let peak = &s.decision_vs_peak;
+    assert!(
+        peak.share_decided_before_peak >= 0.6 && peak.share_within_50ms >= 0.97,
+        "{peak:?}"
     );
     assert!(
         s.share_stims_within_50ms >= 0.95,
@@ -105,6 +147,14 @@ fn simulated_accuracy_floors() {
         "{}",
         s.false_positives_per_min
     );
+    let mut instantaneous_gate = preset;
+    let DetectorConfig::Ripple(r) = &mut instantaneous_gate.detector else {
+        panic!("the rodent preset runs the ripple detector")
+    };
+    r.state.median_window_s = None;
+    let (_, old_gate_recall) = score(&instantaneous_gate, 180.0, 3, 1250.0);
+    eprintln!("without the medians: burst followers' recall {old_gate_recall}");
+    assert!(old_gate_recall < 0.7, "{old_gate_recall}");
 }
 
 #[test]
@@ -119,10 +169,7 @@ fn theta_recording_false_positive_ceiling() {
         &signal.samples,
         64,
     );
-    let detections = events
-        .iter()
-        .filter(|e| matches!(e, Event::Detection(_)))
-        .count();
+    let detections = ripple_count(&events);
     let minutes = signal.samples.len() as f64 / signal.rate.hz() / 60.0;
     assert!(
         detections as f64 / minutes <= 1.0,
@@ -214,10 +261,7 @@ fn every_baseline_and_combine_mode_runs() {
             .replace("mode = \"adaptive\"           # or \"calibrate\" (first window_s, then held) or \"frozen\"\nstatistic = \"median-mad\"    # or \"mean-sd\"", variant);
         assert_ne!(text, Preset::RodentRipple.toml(), "variant not applied");
         let events = run(&with_window_10_s(&text), rate, channels, &data, 64);
-        assert!(
-            events.iter().any(|e| matches!(e, Event::Detection(_))),
-            "{variant}"
-        );
+        assert!(ripple_count(&events) > 0, "{variant}");
         runs.push((variant.replace('\n', " "), events));
     }
     assert_all_differ(&runs);
@@ -246,10 +290,7 @@ fn every_baseline_and_combine_mode_runs() {
         ] {
             let config = combine(mode, sub_bands, 2, start);
             let events = run(&config, rate, channels, &data, 64);
-            assert!(
-                events.iter().any(|e| matches!(e, Event::Detection(_))),
-                "{start:?} {mode:?} {sub_bands}"
-            );
+            assert!(ripple_count(&events) > 0, "{start:?} {mode:?} {sub_bands}");
             runs.push((format!("{start:?} {mode:?} {sub_bands}"), events));
         }
     }
@@ -280,15 +321,110 @@ fn every_baseline_and_combine_mode_runs() {
         "detector.sub_bands",
     );
     refused(
-        "cusum_limit_ms = 20.0",
+        "cusum_limit_ms = 15.0",
         "cusum_limit_ms = -1.0",
         "detector.cusum_limit_ms",
     );
     // A parameter of the rule not in use would be ignored silently: refused.
     let err = refused(
-        "cusum_limit_ms = 20.0",
-        "cusum_limit_ms = 20.0\nthreshold_sd = 4.0",
+        "cusum_limit_ms = 15.0",
+        "cusum_limit_ms = 15.0\nthreshold_sd = 4.0",
         "detector.threshold_sd",
     );
     assert!(err.contains("start = \"threshold\""), "{err}");
+}
+
+/// Bad input inside an immobility epoch (seed 3 without distractors: 23–65 s)
+/// from 30 s on: a disconnected channel (channel 0 flat throughout), the signal
+/// lost on every channel for 15 s, one channel clipped at the rail for 10 s, the
+/// gain of every channel stepped up 10x and down 10x for good. None may fault or
+/// stop detection for good (no divide by zero, no baseline, veto or gate stuck):
+/// no false positive during the damage, at most 3 more than the clean run after
+/// it, and from a stated recovery time on the clean run's ripples less at most
+/// one. What each case does is in docs/ripple.md.
+#[test]
+fn recovers_from_flat_clipped_and_gain_stepped_input() {
+    let rate = SampleRate::new(1250.0).unwrap();
+    let seconds = 180.0;
+    // No distractors: the damage alone is on trial.
+    let sim = simulate(&SimSpec {
+        artifacts: false,
+        ..SimSpec::new(SimPreset::RodentRipple, seconds, 3, rate)
+    })
+    .unwrap();
+    let (channels, clean) = (sim.recording.signals.len(), sim.recording.interleaved());
+    let truth = truth_ripples(&sim);
+    let config = Preset::RodentRipple.config();
+    let frames = |s: f64| rate.samples_in_s(s) as usize * channels;
+    let from = frames(30.0);
+    let one_channel = |x: &mut [f64], c: usize, range: std::ops::Range<usize>, value: f64| {
+        x[range]
+            .iter_mut()
+            .skip(c)
+            .step_by(channels)
+            .for_each(|v| *v = value)
+    };
+    let gain = |x: &mut [f64], g: f64| x[from..].iter_mut().for_each(|v| *v *= g);
+    // (case, length of the damage s, recovery allowed after it s, damage)
+    type Damage<'a> = &'a dyn Fn(&mut [f64]);
+    let cases: [(&str, f64, f64, Damage); 5] = [
+        ("channel 0 flat", 0.0, 0.0, &|x| {
+            one_channel(x, 0, 0..x.len(), 0.0)
+        }),
+        ("all channels flat for 15 s", 15.0, 0.0, &|x| {
+            x[from..from + frames(15.0)].fill(0.0)
+        }),
+        ("channel 1 clipped for 10 s", 10.0, 0.0, &|x| {
+            one_channel(x, 1, from..from + frames(10.0), 5000.0)
+        }),
+        ("gain x10", 0.0, 32.0, &|x| gain(x, 10.0)),
+        ("gain x0.1", 0.0, 22.0, &|x| gain(x, 0.1)),
+    ];
+    let (clean_detections, _) = rows(&run(&config, rate, channels, &clean, 64), rate);
+    // Truth ripples, hits and false positives in [start_s, end_s).
+    let within = |detections: &[EventRow], start_s: f64, end_s: f64| {
+        let inside = |t: f64| (start_s..end_s).contains(&t);
+        let span: Vec<TruthRow> = truth
+            .iter()
+            .filter(|t| inside(t.onset_s))
+            .cloned()
+            .collect();
+        let mine: Vec<EventRow> = detections
+            .iter()
+            .filter(|d| inside(d.decision_time_s()))
+            .cloned()
+            .collect();
+        let s = score_ripples(&span, &mine, &[], (end_s - start_s) / 60.0);
+        (span.len(), s.detection.hits, s.false_positives)
+    };
+    for (name, damage_s, recovery_s, damage) in cases {
+        let mut data = clean.clone();
+        damage(&mut data);
+        let (detections, _) = rows(&run(&config, rate, channels, &data, 64), rate);
+        let end_s = 30.0 + damage_s;
+        let recovered_s = end_s + recovery_s;
+        let (_, _, false_during) = within(&detections, 30.0, end_s);
+        let (_, _, false_after) = within(&detections, end_s, seconds);
+        let (_, _, clean_false_after) = within(&clean_detections, end_s, seconds);
+        let (truth_after, hits, _) = within(&detections, recovered_s, seconds);
+        let (_, clean_hits, _) = within(&clean_detections, recovered_s, seconds);
+        let first_hit_s = detections
+            .iter()
+            .map(EventRow::decision_time_s)
+            .filter(|&t| t >= end_s)
+            .find(|&t| {
+                truth
+                    .iter()
+                    .any(|r| r.onset_s <= t && t < r.onset_s + r.duration_s)
+            });
+        eprintln!(
+            "{name}: {false_during} false positives during the damage, {false_after} after it \
+             (clean {clean_false_after}); first hit {:.1} s after it; from {recovered_s} s \
+             {hits} hits of {truth_after} (clean {clean_hits})",
+            first_hit_s.map_or(f64::NAN, |t| t - end_s)
+        );
+        assert_eq!(false_during, 0, "{name}");
+        assert!(false_after <= clean_false_after + 3, "{name}");
+        assert!(truth_after > 20 && hits + 1 >= clean_hits, "{name}");
+    }
 }

@@ -27,7 +27,7 @@ use crate::config::{
     invalid, BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig,
     RippleStartParams, RippleStateConfig, RippleVetoConfig,
 };
-use crate::detect::{bandpass, bandpass_design, robust_baseline, DetectorOutput};
+use crate::detect::{bandpass, bandpass_design, robust_baseline, DetectorOutput, POWER_FLOOR};
 use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
@@ -38,6 +38,10 @@ pub const MIN_RATE_HZ: f64 = 1000.0;
 const SLOW_CLOCK_HZ: f64 = 250.0;
 /// Points per second entering the median/MAD window (one recompute each).
 const BASELINE_UPDATES_PER_S: f64 = 10.0;
+/// The veto's baseline window over the detector's: after a step change of gain
+/// the veto holds (its median still the old level) until the detector's
+/// medians have turned over, which they do in half their window.
+const VETO_WINDOW_FACTOR: f64 = 2.0;
 /// Order of the veto band-pass and of the theta/delta band-passes.
 const AUX_FILTER_ORDER: usize = 2;
 
@@ -142,9 +146,50 @@ struct StateGate {
     delta: SosFilter,
     theta_power: Ewma,
     delta_power: Ewma,
+    /// Running medians of the two powers (`median_window_s`), if set.
+    medians: Option<(RobustBaseline, RobustBaseline)>,
     close_above: f64,
     open_below: f64,
     closed: bool,
+}
+
+/// An interval in which the veto or the gate blocked detections, reported
+/// (as a detection of its kind) when it ends, so a user sees why a ripple got
+/// no stimulus.
+#[derive(Debug, Clone, Copy)]
+struct BlockedInterval {
+    kind: EventKind,
+    channel: usize,
+    since: Option<SampleIndex>,
+}
+
+impl BlockedInterval {
+    fn new(kind: EventKind, channel: usize) -> Self {
+        Self {
+            kind,
+            channel,
+            since: None,
+        }
+    }
+
+    /// Follow whether sample `n` is blocked; when the block lifts, report it.
+    #[inline]
+    fn track(&mut self, n: SampleIndex, blocked: bool, emit: &mut impl FnMut(DetectorOutput)) {
+        match (self.since, blocked) {
+            (None, true) => self.since = Some(n),
+            (Some(_), false) => self.close(n, emit),
+            _ => {}
+        }
+    }
+
+    /// Report an interval still open at `end` (exclusive).
+    fn close(&mut self, end: SampleIndex, emit: &mut impl FnMut(DetectorOutput)) {
+        if let Some(since) = self.since.take() {
+            let mut interval = Detection::committed(self.kind, self.channel, since, since);
+            interval.end = end;
+            emit(DetectorOutput::Finish(interval));
+        }
+    }
 }
 
 /// When a stream qualifies to start an event.
@@ -192,6 +237,8 @@ pub struct Ripple {
     vote_window: u64,
     start: StartRule,
     end_threshold_sd: f64,
+    /// The end threshold rises to this fraction of the event's peak z.
+    end_fraction_of_peak: f64,
     /// Samples the end condition must hold before the event ends (at least 1).
     end_hold: u64,
     max_duration: u64,
@@ -201,10 +248,13 @@ pub struct Ripple {
     gate: Option<StateGate>,
     /// Qualifications before this sample are spent (by an event or a block).
     counts_from: SampleIndex,
-    /// The veto or the state gate blocked the previous sample.
-    blocked: bool,
-    /// Baselines hold while this is set (the veto, and the gate unless
-    /// `learn_while_gated`), so they describe the quiet state detections are made in.
+    vetoed: BlockedInterval,
+    gate_closed: BlockedInterval,
+    /// Baselines hold while this is set (the gate is closed, unless
+    /// `learn_while_gated`), so they describe the state detections are made in.
+    /// They learn through vetoes: a median over 30 s shrugs off EMG bursts, and
+    /// a veto that held them would hold them through a step change of gain too
+    /// (the veto's own baseline adapts, the detector's would not yet).
     hold_baselines: bool,
     learn_while_gated: bool,
     state: State,
@@ -327,6 +377,7 @@ impl Ripple {
         } else {
             None
         };
+        let first_channel = detection_channels[0];
         Ok(Self {
             filters,
             input: vec![0.0; detection_channels.len()],
@@ -352,6 +403,7 @@ impl Ripple {
                 },
             },
             end_threshold_sd: config.end_threshold_sd,
+            end_fraction_of_peak: config.end_fraction_of_peak,
             end_hold: rate.samples_in_ms(config.end_hold_ms).max(1),
             max_duration: rate.samples_in_ms(config.max_duration_ms).max(1),
             warmup: rate.samples_in_s(config.warmup_s),
@@ -359,7 +411,8 @@ impl Ripple {
             veto,
             gate,
             counts_from: 0,
-            blocked: false,
+            vetoed: BlockedInterval::new(EventKind::Vetoed, veto_channel.unwrap_or(first_channel)),
+            gate_closed: BlockedInterval::new(EventKind::GateClosed, first_channel),
             hold_baselines: false,
             learn_while_gated: config.baseline.learn_while_gated,
             state: State::Quiet,
@@ -421,16 +474,18 @@ impl Ripple {
         for s in &mut self.streams {
             s.track_runs(n, start, end_threshold);
         }
-        self.blocked = vetoed || gated;
-        self.hold_baselines = vetoed || (gated && !self.learn_while_gated);
-        if n < self.warmup || self.blocked {
+        self.vetoed.track(n, vetoed, &mut emit);
+        self.gate_closed.track(n, gated, &mut emit);
+        let blocked = vetoed || gated;
+        self.hold_baselines = gated && !self.learn_while_gated;
+        if n < self.warmup || blocked {
             // Runs seen while blocked are void; they count again from the next sample.
             self.restart_counts(n + 1);
         }
         if n < self.warmup {
             return;
         }
-        self.step(n, self.blocked, &mut emit);
+        self.step(n, blocked, &mut emit);
     }
 
     fn step(&mut self, n: SampleIndex, blocked: bool, emit: &mut impl FnMut(DetectorOutput)) {
@@ -480,11 +535,10 @@ impl Ripple {
                     peak_z = best_z;
                     detection.peak = n;
                 }
-                let up = self
-                    .streams
-                    .iter()
-                    .filter(|s| s.z > self.end_threshold_sd)
-                    .count();
+                let end_z = self
+                    .end_threshold_sd
+                    .max(self.end_fraction_of_peak * peak_z);
+                let up = self.streams.iter().filter(|s| s.z > end_z).count();
                 below_since = if up < self.vote_k {
                     below_since.or(Some(n))
                 } else {
@@ -516,13 +570,15 @@ impl Ripple {
         }
     }
 
-    /// Close an event still open at the end of the input.
+    /// Close an event, a veto or a gate closure still open at the end of the input.
     pub fn finish(&mut self, end: SampleIndex, mut emit: impl FnMut(DetectorOutput)) {
         if let State::InEvent { mut detection, .. } = self.state {
             detection.end = end;
             emit(DetectorOutput::Finish(detection));
         }
         self.state = State::Quiet;
+        self.vetoed.close(end, &mut emit);
+        self.gate_closed.close(end, &mut emit);
     }
 }
 
@@ -530,7 +586,7 @@ impl Stream {
     #[inline]
     fn update(&mut self, band_passed: f64, learn: bool) {
         let envelope = self.envelope.process(band_passed);
-        if learn {
+        if learn && is_signal(envelope) {
             self.baseline.update(envelope);
         }
         let (center, sd) = self.baseline.center_sd();
@@ -589,7 +645,7 @@ impl Veto {
     fn process(&mut self, n: SampleIndex, frame: &[f64], mean: f64, slow_tick: bool) -> bool {
         let x = self.channel.map_or(mean, |c| frame[c]);
         let envelope = self.envelope.process(self.filter.process(x));
-        if slow_tick {
+        if slow_tick && is_signal(envelope) {
             self.baseline.update(envelope);
         }
         let sd = self.baseline.robust_sd();
@@ -615,7 +671,18 @@ impl StateGate {
             let delta = r.delta.process(x);
             r.theta_power.update(theta * theta);
             r.delta_power.update(delta * delta);
-            let ratio = r.theta_power.mean() / r.delta_power.mean().max(f64::MIN_POSITIVE);
+            let ratio = |theta: f64, delta: f64| theta / delta.max(POWER_FLOOR);
+            let now = ratio(r.theta_power.mean(), r.delta_power.mean());
+            let ratio = match &mut r.medians {
+                // The medians ignore brief rises (sharp waves); the lower of the
+                // two follows theta's end at once.
+                Some((theta_median, delta_median)) => {
+                    theta_median.update(r.theta_power.mean());
+                    delta_median.update(r.delta_power.mean());
+                    now.min(ratio(theta_median.median(), delta_median.median()))
+                }
+                None => now,
+            };
             if ratio > r.close_above {
                 r.closed = true;
             } else if ratio < r.open_below {
@@ -624,6 +691,14 @@ impl StateGate {
         }
         moving || r.closed
     }
+}
+
+/// Whether an envelope shows any signal at all. A flat input (a disconnected,
+/// lost or clipped channel) says nothing about the background: baselines skip
+/// it and keep what they knew, so detection resumes as soon as the signal does.
+#[inline]
+fn is_signal(envelope: f64) -> bool {
+    envelope * envelope > POWER_FLOOR
 }
 
 fn baseline(
@@ -687,7 +762,7 @@ fn build_veto(
         envelope: Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?,
         baseline: robust_baseline(
-            config.baseline.window_s,
+            VETO_WINDOW_FACTOR * config.baseline.window_s,
             BASELINE_UPDATES_PER_S,
             slow_rate,
             "detector.baseline.window_s",
@@ -727,6 +802,20 @@ fn build_gate(
         )?,
         theta_power: power()?,
         delta_power: power()?,
+        medians: match s.median_window_s {
+            Some(window_s) => {
+                let median = || {
+                    robust_baseline(
+                        window_s,
+                        BASELINE_UPDATES_PER_S,
+                        slow_rate,
+                        "detector.state.median_window_s",
+                    )
+                };
+                Some((median()?, median()?))
+            }
+            None => None,
+        },
         close_above: s.ratio_close,
         open_below: s.ratio_open,
         closed: false,

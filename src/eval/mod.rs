@@ -112,11 +112,57 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
+/// When hits were decided relative to their ripple's peak (largest envelope
+/// amplitude): the latency measure that does not depend on where the truth's
+/// onset is drawn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PeakTiming {
+    pub hits: usize,
+    pub decided_before_peak: usize,
+    pub within_15ms: usize,
+    pub within_50ms: usize,
+    pub share_decided_before_peak: f64,
+    pub share_within_15ms: f64,
+    pub share_within_50ms: f64,
+    /// detected_at − true peak of hits, in ms (negative: before the peak).
+    pub offset_ms: Option<Spread>,
+}
+
+impl PeakTiming {
+    fn from_offsets(offsets_ms: &[f64]) -> Self {
+        let count = |keep: &dyn Fn(f64) -> bool| offsets_ms.iter().filter(|&&o| keep(o)).count();
+        let share = |n: usize| {
+            if offsets_ms.is_empty() {
+                0.0
+            } else {
+                n as f64 / offsets_ms.len() as f64
+            }
+        };
+        let (before, within_15ms, within_50ms) = (
+            count(&|o| o < 0.0),
+            count(&|o| o.abs() <= 15.0),
+            count(&|o| o.abs() <= 50.0),
+        );
+        Self {
+            hits: offsets_ms.len(),
+            decided_before_peak: before,
+            within_15ms,
+            within_50ms,
+            share_decided_before_peak: share(before),
+            share_within_15ms: share(within_15ms),
+            share_within_50ms: share(within_50ms),
+            offset_ms: spread(offsets_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RippleScore {
     pub detection: Detection3,
     /// detected_at − true onset of hits, in ms.
     pub latency_ms: Option<Spread>,
+    /// detected_at of hits against their ripple's peak.
+    pub decision_vs_peak: PeakTiming,
     pub false_positives: usize,
     pub minutes: f64,
     pub false_positives_per_min: f64,
@@ -141,6 +187,7 @@ pub fn score_ripples(
     order.sort_by(|a, b| a.decision_time_s().total_cmp(&b.decision_time_s()));
     let mut taken = vec![false; truth.len()];
     let mut latencies = Vec::new();
+    let mut peak_offsets = Vec::new();
     for det in order {
         let t = det.decision_time_s();
         let hit = truth
@@ -150,6 +197,7 @@ pub fn score_ripples(
         if let Some((i, r)) = hit {
             taken[i] = true;
             latencies.push((t - r.onset_s) * 1000.0);
+            peak_offsets.push((t - r.peak_s) * 1000.0);
         }
     }
     let hits = latencies.len();
@@ -168,6 +216,7 @@ pub fn score_ripples(
     RippleScore {
         detection: Detection3::from_counts(truth.len(), detections.len(), hits),
         latency_ms: spread(&latencies),
+        decision_vs_peak: PeakTiming::from_offsets(&peak_offsets),
         false_positives,
         minutes,
         false_positives_per_min: if minutes > 0.0 {
@@ -300,10 +349,41 @@ mod tests {
         assert_eq!(s.false_positives, 3);
         assert_eq!(s.false_positives_per_min, 6.0);
         assert!((s.latency_ms.unwrap().median - 20.0).abs() < 1e-9);
+        // The hit's peak is at 1.05 s: decided 30 ms before it.
+        let peak = &s.decision_vs_peak;
+        assert_eq!((peak.hits, peak.decided_before_peak), (1, 1));
+        assert_eq!((peak.within_15ms, peak.within_50ms), (0, 1));
+        assert!((peak.offset_ms.unwrap().median + 30.0).abs() < 1e-9);
         assert_eq!(s.stims_within_50ms, 1);
         assert_eq!(s.share_stims_within_50ms, 0.5);
         assert!((s.detection.recall - 0.5).abs() < 1e-12);
         assert!((s.detection.precision - 0.25).abs() < 1e-12);
+    }
+
+    /// Decisions against the peak: before it (negative offsets), within
+    /// ±15 ms and ±50 ms, each counted on the hits only.
+    #[test]
+    fn peak_timing_counts_hits_by_offset() {
+        let t: Vec<TruthRow> = [(1.0, 1.05), (2.0, 2.02), (3.0, 3.01), (4.0, 4.09)]
+            .iter()
+            .map(|&(onset_s, peak_s)| TruthRow {
+                onset_s,
+                duration_s: 0.1,
+                peak_s,
+                trial_type: "ripple".into(),
+            })
+            .collect();
+        // Offsets from the peaks: -40, +10, -5 and -70 ms; one false positive.
+        let d = [1.01, 2.03, 3.005, 4.02, 6.0].map(|at| det(at, 0.05, at));
+        let p = score_ripples(&t, &d, &[], 1.0).decision_vs_peak;
+        assert_eq!(p.hits, 4);
+        assert_eq!(p.decided_before_peak, 3);
+        assert_eq!((p.within_15ms, p.within_50ms), (2, 3));
+        assert_eq!(p.share_decided_before_peak, 0.75);
+        assert!((p.offset_ms.unwrap().median + 22.5).abs() < 1e-9);
+        let none = score_ripples(&t, &[], &[], 1.0).decision_vs_peak;
+        assert_eq!((none.hits, none.share_decided_before_peak), (0, 0.0));
+        assert!(none.offset_ms.is_none());
     }
 
     #[test]

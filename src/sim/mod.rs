@@ -112,7 +112,7 @@ pub struct SimSpec {
     pub channels: usize,
     /// Add distractors and artifacts (EMG, fast gamma, mains, clipping; eye and movement).
     pub artifacts: bool,
-    /// Scales ripple (and sharp-wave) and spindle amplitudes; 1.0 = realistic default.
+    /// Scales ripple and spindle amplitudes (not sharp waves); 1.0 = realistic default.
     pub event_snr: f64,
 }
 

@@ -57,6 +57,10 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
         / spec.channels as f64;
     let mut channels = background.channels;
 
+    let ripple_style = RippleStyle {
+        sharp_wave_sign: if schedule.chance(0.7) { -1.0 } else { 1.0 },
+        event_snr: spec.event_snr,
+    };
     let epochs = schedule_epochs(&mut schedule, duration_s);
     for epoch in &epochs {
         if epoch.running {
@@ -117,7 +121,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
             &mut channels,
             rate,
             epoch,
-            spec.event_snr,
+            &ripple_style,
             &ripple_band_rms,
             &mut schedule,
             &distractors,
@@ -194,21 +198,37 @@ fn add_theta_epoch(
     });
 }
 
-/// Sharp-wave ripples at 0.3–1 per s of immobility, clear of distractors.
+/// How sharp-wave ripples come: bursts of 1–3 ripples, each on its own sharp wave.
+struct RippleStyle {
+    /// Sign of every sharp wave in this recording: negative in and below the
+    /// pyramidal layer, positive above it (the electrode's depth decides).
+    sharp_wave_sign: f64,
+    event_snr: f64,
+}
+
+/// Another ripple follows the previous one of its burst with this probability...
+const BURST_CONTINUE: f64 = 0.4;
+/// ... up to this many ripples per burst.
+const MAX_BURST: u32 = 3;
+
+/// Bursts of sharp-wave ripples at 0.25–0.7 per s of immobility, clear of
+/// distractors. Within a burst the next ripple's taper starts 10–150 ms after
+/// the previous one is back under the background (peaks ~0.1–0.25 s apart).
 #[allow(clippy::too_many_arguments)]
 fn add_ripples(
     channels: &mut [Vec<f64>],
     rate: SampleRate,
     epoch: &Epoch,
-    event_snr: f64,
+    style: &RippleStyle,
     ripple_band_rms: &[f64],
     schedule: &mut Rng,
     distractors: &Occupied,
     truth: &mut Vec<TruthEvent>,
 ) {
     const EDGE_CLEARANCE_S: f64 = 0.5;
-    let rate_per_s = schedule.range(0.3, 1.0);
-    let mut onset_s = epoch.start_s + EDGE_CLEARANCE_S + schedule.exponential(1.0 / rate_per_s);
+    let bursts_per_s = schedule.range(0.25, 0.7);
+    let mut onset_s = epoch.start_s + EDGE_CLEARANCE_S + schedule.exponential(1.0 / bursts_per_s);
+    let mut burst_position = 1;
     loop {
         // The drawn duration (20–150 ms) is the ripple as an expert marks it:
         // where its amplitude on the strongest channel exceeds that channel's
@@ -219,11 +239,11 @@ fn add_ripples(
         let peak_fraction = schedule.range(0.35, 0.65);
         let freq_hz = schedule.range(155.0, 245.0);
         let phase = schedule.range(0.0, TAU);
-        let snr = schedule.log_range(3.0, 8.0) * event_snr;
+        let snr = schedule.log_range(3.0, 8.0) * style.event_snr;
         let gains = channel_gains(schedule, channels.len(), 0.75);
-        let sharp_wave_s = schedule.range(0.05, 0.1);
+        let sharp_wave_s = schedule.range(0.04, 0.1);
         let sharp_wave_jitter_s = schedule.range(-0.01, 0.01);
-        let sharp_wave_uv = schedule.range(100.0, 300.0) * event_snr;
+        let sharp_wave_uv = schedule.log_range(200.0, 700.0);
         let visible_fraction = BurstEnvelope::width_fraction_above((1.0 / snr).min(0.5));
         let support_s = duration_s / visible_fraction;
         let end_s = onset_s + support_s;
@@ -231,7 +251,7 @@ fn add_ripples(
             break;
         }
         let peak_s = onset_s + support_s * peak_fraction;
-        let sharp_wave_peak_s = peak_s + sharp_wave_jitter_s;
+        let visible_onset_s = peak_s - visible_fraction * (peak_s - onset_s);
         if !distractors.overlaps(onset_s, end_s, RIPPLE_CLEARANCE_S) {
             // Each channel's ripple is `snr` times its own ripple-band RMS, scaled by its gain.
             let amplitudes: Vec<f64> = gains
@@ -246,7 +266,6 @@ fn add_ripples(
             };
             add_burst(channels, &amplitudes, rate, &envelope, freq_hz, phase, 1.0);
             let strongest = amplitudes.iter().cloned().fold(0.0, f64::max);
-            let visible_onset_s = peak_s - visible_fraction * (peak_s - onset_s);
             truth.push(event_on_all(
                 "ripple",
                 visible_onset_s,
@@ -258,30 +277,44 @@ fn add_ripples(
                     ("snr", snr),
                     ("support_onset_s", onset_s),
                     ("support_duration_s", support_s),
+                    ("burst_position", f64::from(burst_position)),
                 ],
             ));
-            let sharp_wave_onset_s = sharp_wave_peak_s - 0.5 * sharp_wave_s;
+            // Rises in 40 % of its length, decays in the rest.
+            let sharp_wave = SmoothPlateau {
+                onset_s: peak_s + sharp_wave_jitter_s - 0.4 * sharp_wave_s,
+                rise_s: 0.4 * sharp_wave_s,
+                hold_s: 0.0,
+                fall_s: 0.6 * sharp_wave_s,
+            };
+            let signed_uv = style.sharp_wave_sign * sharp_wave_uv;
             add_shape(
                 channels,
                 &gains,
                 rate,
-                sharp_wave_onset_s,
-                sharp_wave_onset_s + sharp_wave_s,
-                |t| {
-                    -sharp_wave_uv
-                        * 0.5
-                        * (1.0 - (TAU * (t - sharp_wave_onset_s) / sharp_wave_s).cos())
-                },
+                sharp_wave.onset_s,
+                sharp_wave.end_s(),
+                |t| signed_uv * sharp_wave.at(t),
             );
             truth.push(event_on_all(
                 "sharp_wave",
-                sharp_wave_onset_s,
+                sharp_wave.onset_s,
                 sharp_wave_s,
-                sharp_wave_peak_s,
-                &[("amplitude_uv", sharp_wave_uv)],
+                sharp_wave.onset_s + sharp_wave.rise_s,
+                &[
+                    ("amplitude_uv", sharp_wave_uv),
+                    ("polarity", style.sharp_wave_sign),
+                ],
             ));
         }
-        onset_s = end_s + 0.05 + schedule.exponential(1.0 / rate_per_s);
+        let visible_end_s = visible_onset_s + duration_s;
+        onset_s = if burst_position < MAX_BURST && schedule.chance(BURST_CONTINUE) {
+            burst_position += 1;
+            visible_end_s + schedule.range(0.01, 0.15)
+        } else {
+            burst_position = 1;
+            end_s + 0.05 + schedule.exponential(1.0 / bursts_per_s)
+        };
     }
 }
 
