@@ -10,7 +10,7 @@ pub mod slow_oscillation;
 pub mod spindle;
 
 use crate::config::{invalid, ConfigError};
-use crate::dsp::{butterworth, Band, RobustBaseline, Sos, SosFilter};
+use crate::dsp::{butterworth, Band, DesignError, RobustBaseline, Sos, SosFilter};
 use crate::event::Detection;
 use crate::time::SampleRate;
 
@@ -52,15 +52,16 @@ pub(crate) fn robust_baseline(
 }
 
 /// A Butterworth band-pass for a detector stage; a design error (e.g. a band
-/// above this recording's Nyquist frequency) names the config `field`.
+/// above this recording's Nyquist frequency) names the config field of the
+/// edge at fault (`fields`: the low edge's, the high edge's).
 pub(crate) fn bandpass(
     order: usize,
     low_hz: f64,
     high_hz: f64,
     rate: SampleRate,
-    field: &'static str,
+    fields: [&'static str; 2],
 ) -> Result<SosFilter, ConfigError> {
-    bandpass_design(order, low_hz, high_hz, rate, field).map(|sos| SosFilter::new(&sos))
+    bandpass_design(order, low_hz, high_hz, rate, fields).map(|sos| SosFilter::new(&sos))
 }
 
 /// The coefficients [`bandpass`] filters with, for filter banks.
@@ -69,11 +70,22 @@ pub(crate) fn bandpass_design(
     low_hz: f64,
     high_hz: f64,
     rate: SampleRate,
-    field: &'static str,
+    [low_field, high_field]: [&'static str; 2],
 ) -> Result<Sos, ConfigError> {
-    butterworth(order, Band::Bandpass { low_hz, high_hz }, rate).map_err(|e| ConfigError::Invalid {
-        field,
-        message: format!("{e} (at {rate})"),
+    butterworth(order, Band::Bandpass { low_hz, high_hz }, rate).map_err(|e| {
+        let field = match &e {
+            DesignError::NonFinite { name, .. } | DesignError::FrequencyOutOfRange { name, .. }
+                if *name == "low_hz" =>
+            {
+                low_field
+            }
+            DesignError::InvertedBand { .. } => low_field,
+            _ => high_field,
+        };
+        ConfigError::Invalid {
+            field,
+            message: format!("{e} (at {rate})"),
+        }
     })
 }
 
@@ -84,4 +96,24 @@ pub enum DetectorOutput {
     Commit(Detection),
     /// The event is over; all boundaries are final.
     Finish(Detection),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A band that cannot be designed names the edge at fault.
+    #[test]
+    fn a_bad_band_names_its_own_edge() {
+        let rate = SampleRate::new(50.0).unwrap();
+        let fields = ["detector.sigma_low_hz", "detector.sigma_high_hz"];
+        let field = |low, high| match bandpass_design(2, low, high, rate, fields) {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(26.0, 28.0), "detector.sigma_low_hz");
+        assert_eq!(field(11.0, 30.0), "detector.sigma_high_hz");
+        assert_eq!(field(16.0, 11.0), "detector.sigma_low_hz");
+        assert_eq!(field(f64::NAN, 16.0), "detector.sigma_low_hz");
+    }
 }

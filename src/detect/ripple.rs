@@ -323,7 +323,7 @@ impl Ripple {
                     low_hz,
                     low_hz + width_hz,
                     rate,
-                    "detector.band_high_hz",
+                    ["detector.band_low_hz", "detector.band_high_hz"],
                 )
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -757,7 +757,7 @@ fn build_veto(
             v.band_low_hz,
             v.band_high_hz,
             rate,
-            "detector.veto.band_high_hz",
+            ["detector.veto.band_low_hz", "detector.veto.band_high_hz"],
         )?,
         envelope: Envelope::new(config.envelope_window_ms, rate)
             .map_err(|e| invalid("detector.envelope_window_ms", e.to_string()))?,
@@ -791,14 +791,20 @@ fn build_gate(
             s.theta_low_hz,
             s.theta_high_hz,
             slow_rate,
-            "detector.state.theta_high_hz",
+            [
+                "detector.state.theta_low_hz",
+                "detector.state.theta_high_hz",
+            ],
         )?,
         delta: bandpass(
             AUX_FILTER_ORDER,
             s.delta_low_hz,
             s.delta_high_hz,
             slow_rate,
-            "detector.state.delta_high_hz",
+            [
+                "detector.state.delta_low_hz",
+                "detector.state.delta_high_hz",
+            ],
         )?,
         theta_power: power()?,
         delta_power: power()?,

@@ -56,12 +56,12 @@ impl SleepGate {
             delta: filter(
                 config.delta_low_hz,
                 config.delta_high_hz,
-                "detector.gate.delta_high_hz",
+                ["detector.gate.delta_low_hz", "detector.gate.delta_high_hz"],
             )?,
             beta: filter(
                 config.beta_low_hz,
                 beta_high_hz,
-                "detector.gate.beta_low_hz",
+                ["detector.gate.beta_low_hz", "detector.gate.beta_high_hz"],
             )?,
             delta_power: window()?,
             beta_power: window()?,

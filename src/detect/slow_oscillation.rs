@@ -75,7 +75,7 @@ impl SlowOscillationDetector {
             config.band_low_hz,
             config.band_high_hz,
             rate,
-            "detector.band_high_hz",
+            ["detector.band_low_hz", "detector.band_high_hz"],
         )?;
         Ok(Self {
             filter,
@@ -111,7 +111,7 @@ impl SlowOscillationDetector {
                         echt.low_hz,
                         echt.high_hz,
                         rate,
-                        "detector.echt.high_hz",
+                        ["detector.echt.low_hz", "detector.echt.high_hz"],
                     )?;
                     Some(
                         Echt::new(&band, echt.low_hz, echt.high_hz, echt.window_s, rate)
