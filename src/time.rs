@@ -7,6 +7,11 @@ use std::fmt;
 /// Index of a sample (a frame, across channels) from the start of the session.
 pub type SampleIndex = u64;
 
+/// Highest sample rate a recording is read at and a detector runs at. No
+/// EEG/LFP acquisition samples faster; a higher value is a corrupt header or
+/// a typo, and it would size detector buffers by the gigabyte.
+pub const MAX_RATE_HZ: f64 = 1_000_000.0;
+
 /// A validated sample rate in Hz: finite and strictly positive.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct SampleRate(f64);
