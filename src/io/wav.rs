@@ -67,6 +67,11 @@ pub fn open_wav(path: &Path, volts_per_full_scale: f64) -> Result<InterleavedRea
         let chunk = read_bytes::<8>(&file, path, offset)?;
         let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
         match &chunk[..4] {
+            b"fmt " if offset + 8 + u64::from(size) > length => {
+                return Err(bad(format!(
+                    "the fmt chunk says {size} bytes but the file ends before them"
+                )))
+            }
             b"fmt " => format = Some(read_format(&file, path, offset + 8, size)?),
             b"data" => break (offset + 8, size),
             _ => {}
