@@ -1022,7 +1022,12 @@ fn check_scaling(
             "equals the physical minimum, so every sample would read the same value",
         ));
     }
-    if !(signal.physical_max - signal.physical_min).is_finite() {
+    // Linear: finite at both ends of the sample width means finite for every sample.
+    let digital_min = signal.digital_min as f64;
+    let finite_everywhere = [*width.digital_range().start(), *width.digital_range().end()]
+        .iter()
+        .all(|&d| (signal.physical_min + (d as f64 - digital_min) * signal.gain()).is_finite());
+    if !finite_everywhere {
         return Err(fields.bad_signal_field(
             &PHYSICAL_MAX,
             index,
