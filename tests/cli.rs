@@ -443,7 +443,7 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
 /// Detector setup sizes its windows by the rate: an absurd rate (any source,
 /// live ones too) is refused before anything is allocated.
 #[test]
-fn detectors_refuse_rates_above_one_megahertz() {
+fn detectors_refuse_rates_above_one_megahertz_and_absurd_channel_counts() {
     let rate = |hz| SampleRate::new(hz).unwrap();
     for (preset, kind) in [
         (Preset::RodentRipple, "ripple"),
@@ -452,6 +452,18 @@ fn detectors_refuse_rates_above_one_megahertz() {
     ] {
         let config = preset.config();
         assert!(Controller::new(&config, rate(1e6), 2).is_ok(), "{kind}");
+        // Channels × rate is capped too: a header's channel count cannot size the detector.
+        assert!(
+            Controller::new(&config, rate(30_000.0), 3333).is_ok(),
+            "{kind}"
+        );
+        let message = Controller::new(&config, rate(30_000.0), 3334)
+            .expect_err("too many channel-samples")
+            .to_string();
+        assert!(
+            message.contains("input.channels") && message.contains("3334 channels"),
+            "{message}"
+        );
         for hz in [1.000001e6, 1e11, 1e302] {
             let message = Controller::new(&config, rate(hz), 2)
                 .expect_err("refused")
