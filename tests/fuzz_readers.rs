@@ -100,8 +100,8 @@ fn exercise(
                 .collect();
             reader.select(&members)?;
             // Up to 64 Ki values, so that a header's channel count does not size it.
-            let frames = (1 << 16) / members.len() + 1;
-            let mut buf = vec![0.0; frames * members.len()];
+            let capacity = (1 << 16) / members.len() + 1;
+            let mut buf = vec![0.0; capacity * members.len()];
             let mut blocks = 0u64;
             while let Some(block) = reader.read_block(&mut buf)? {
                 blocks += 1;
