@@ -91,10 +91,10 @@ const GRID_TOLERANCE_SAMPLES: f64 = 0.1;
 /// the reader allocate.
 const MAX_ANNOTATION_BYTES: u64 = 1 << 20;
 
-/// Records up to this size are read whole; larger ones signal by signal, in
-/// chunks of [`CHUNK_SAMPLES`], so a header cannot size the reader's buffers.
-const WHOLE_RECORD_BYTES: u64 = 1 << 20;
-const CHUNK_SAMPLES: usize = 1 << 16;
+/// Records up to this size are read whole; of larger ones, each selected
+/// signal is read in chunks of this many bytes in all, so a header cannot
+/// size the reader's buffers.
+const WINDOW_BYTES: u64 = 1 << 20;
 
 /// Sample width of the file's data records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,11 +228,16 @@ pub struct EdfReader {
     frame_in_record: usize,
     /// Sample index of `record`'s first frame, once computed.
     record_start: Option<SampleIndex>,
-    /// The record last read whole, and its bytes (empty for large records).
-    buffered: Option<u64>,
-    record_bytes: Vec<u8>,
-    /// One signal's chunk of a large record, or one record's time-keeping TAL block.
-    scratch: Vec<u8>,
+    /// Records of at most [`WINDOW_BYTES`] are read whole into `window`;
+    /// otherwise `window` holds a chunk of each selected signal, one after
+    /// the other, `chunk_samples` each.
+    whole_records: bool,
+    chunk_samples: usize,
+    window: Vec<u8>,
+    /// What `window` holds: record, first frame, frames.
+    window_at: Option<(u64, usize, usize)>,
+    /// One record's time-keeping TAL block (EDF+D).
+    tal: Vec<u8>,
 }
 
 impl EdfReader {
@@ -279,23 +284,13 @@ impl EdfReader {
             annotations: timing.annotations,
             notices,
         };
-        let record_bytes = if header.record_bytes <= WHOLE_RECORD_BYTES {
-            vec![0; header.record_bytes as usize]
-        } else {
-            Vec::new()
-        };
-        let scratch_bytes = header
+        let whole_records = header.record_bytes <= WINDOW_BYTES;
+        let tal_bytes = header
             .time_keeping()
-            .map_or(0, |s| header.annotation_bytes(s))
-            .max(if record_bytes.is_empty() {
-                CHUNK_SAMPLES * header.width.bytes()
-            } else {
-                0
-            });
+            .map_or(0, |s| header.annotation_bytes(s));
         let mut reader = Self {
             info,
             file,
-            header,
             data_signals,
             selection: Vec::new(),
             columns: Vec::new(),
@@ -304,9 +299,19 @@ impl EdfReader {
             record: 0,
             frame_in_record: 0,
             record_start: None,
-            buffered: None,
-            record_bytes,
-            scratch: vec![0; scratch_bytes],
+            whole_records,
+            chunk_samples: 0,
+            window: vec![
+                0;
+                if whole_records {
+                    header.record_bytes as usize
+                } else {
+                    0
+                }
+            ],
+            window_at: None,
+            tal: vec![0; tal_bytes],
+            header,
         };
         let selection = default_selection(&reader.info);
         if !selection.is_empty() {
@@ -326,9 +331,8 @@ impl EdfReader {
             .time_keeping()
             .expect("EDF+D has a time-keeping signal");
         let offset = self.header.record_offset(record) + signal.offset_in_record;
-        let block = &mut self.scratch[..self.header.annotation_bytes(signal)];
-        read_exact_at(&self.file, &self.info.path, block, offset)?;
-        let onset_s = parse_tal_block(&self.info.path, record, offset, block, None)?;
+        read_exact_at(&self.file, &self.info.path, &mut self.tal, offset)?;
+        let onset_s = parse_tal_block(&self.info.path, record, offset, &self.tal, None)?;
         let rate = self.info.signals[self.selection[0]].rate;
         record_start(
             &self.info.path,
@@ -340,31 +344,53 @@ impl EdfReader {
         )
     }
 
-    /// Decode `frames` frames of the selection from the current position into `out`.
-    fn decode(&mut self, frames: usize, out: &mut [f64]) -> Result<(), FileError> {
+    /// Make `window` hold the current frame; returns how many frames from it on it holds.
+    fn fill_window(&mut self) -> Result<usize, FileError> {
+        let (record, frame) = (self.record, self.frame_in_record);
+        if let Some((at, first, frames)) = self.window_at {
+            if at == record && (first..first + frames).contains(&frame) {
+                return Ok(first + frames - frame);
+            }
+        }
+        let record_offset = self.header.record_offset(record);
+        let (first, frames) = if self.whole_records {
+            read_exact_at(&self.file, &self.info.path, &mut self.window, record_offset)?;
+            (0, self.samples_per_record)
+        } else {
+            let width = self.header.width.bytes();
+            let frames = self.chunk_samples.min(self.samples_per_record - frame);
+            let chunks = self.window.chunks_exact_mut(self.chunk_samples * width);
+            for (chunk, &index) in chunks.zip(&self.columns) {
+                let signal = &self.header.signals[index];
+                let offset = record_offset + signal.offset_in_record + (frame * width) as u64;
+                read_exact_at(
+                    &self.file,
+                    &self.info.path,
+                    &mut chunk[..frames * width],
+                    offset,
+                )?;
+            }
+            (frame, frames)
+        };
+        self.window_at = Some((record, first, frames));
+        Ok(first + frames - frame)
+    }
+
+    /// Decode `frames` frames of the selection, held by `window` from the
+    /// current position on, into `out`.
+    fn decode(&self, frames: usize, out: &mut [f64]) {
         let width = self.header.width;
         let bytes = width.bytes();
-        let record_offset = self.header.record_offset(self.record);
         let channels = self.columns.len();
-        if !self.record_bytes.is_empty() && self.buffered != Some(self.record) {
-            read_exact_at(
-                &self.file,
-                &self.info.path,
-                &mut self.record_bytes,
-                record_offset,
-            )?;
-            self.buffered = Some(self.record);
-        }
+        let (_, first, _) = self.window_at.expect("the window was filled");
         for (column, &index) in self.columns.iter().enumerate() {
             let signal = &self.header.signals[index];
-            let start = signal.offset_in_record + (self.frame_in_record * bytes) as u64;
-            let data = if self.record_bytes.is_empty() {
-                let chunk = &mut self.scratch[..frames * bytes];
-                read_exact_at(&self.file, &self.info.path, chunk, record_offset + start)?;
-                &*chunk
+            let start = if self.whole_records {
+                signal.offset_in_record as usize + self.frame_in_record * bytes
             } else {
-                &self.record_bytes[start as usize..start as usize + frames * bytes]
+                (column * self.chunk_samples + self.frame_in_record - first) * bytes
             };
+            let data = &self.window[start..start + frames * bytes];
             // phys = pmin + (dig - dmin) * (pmax - pmin) / (dmax - dmin)
             let gain = signal.gain();
             let digital_min = signal.digital_min as f64;
@@ -373,7 +399,6 @@ impl EdfReader {
                 *slot = signal.physical_min + (width.decode(sample) - digital_min) * gain;
             }
         }
-        Ok(())
     }
 }
 
@@ -387,6 +412,13 @@ impl SignalReader for EdfReader {
         self.selection = signals.to_vec();
         self.columns = signals.iter().map(|&i| self.data_signals[i]).collect();
         self.samples_per_record = self.header.signals[self.columns[0]].samples_per_record;
+        if !self.whole_records {
+            let width = self.header.width.bytes();
+            self.chunk_samples =
+                (WINDOW_BYTES as usize / (signals.len() * width)).clamp(1, self.samples_per_record);
+            self.window = vec![0; self.chunk_samples * signals.len() * width];
+            self.window_at = None;
+        }
         self.record = 0;
         self.frame_in_record = 0;
         self.record_start = None;
@@ -417,12 +449,8 @@ impl SignalReader for EdfReader {
                 Some(start) if start + filled as u64 != here => break, // a gap ends the block
                 Some(_) => {}
             }
-            let mut frames =
-                (capacity - filled).min(self.samples_per_record - self.frame_in_record);
-            if self.record_bytes.is_empty() {
-                frames = frames.min(CHUNK_SAMPLES);
-            }
-            self.decode(frames, &mut buf[filled * channels..])?;
+            let frames = (capacity - filled).min(self.fill_window()?);
+            self.decode(frames, &mut buf[filled * channels..]);
             filled += frames;
             self.frame_in_record += frames;
             if self.frame_in_record == self.samples_per_record {

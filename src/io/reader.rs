@@ -22,7 +22,7 @@ use crate::time::{SampleIndex, SampleRate};
 
 pub use crate::time::MAX_RATE_HZ;
 
-/// Bytes a reader reads at once for interleaved formats (at least one frame).
+/// Bytes an interleaved reader reads at once (at least one frame).
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 /// One signal as the file describes it.
@@ -328,8 +328,8 @@ impl SampleCoding {
 }
 
 /// Interleaved fixed-width frames at a known offset of one file (WAV data,
-/// headerless int16, an Open Ephys `continuous.dat`), read in chunks into a
-/// fixed buffer and scaled per channel (`value = sample × scale`).
+/// headerless int16, an Open Ephys `continuous.dat`), read [`CHUNK_BYTES`]
+/// at a time into a fixed buffer and scaled per channel (`value = sample × scale`).
 pub(crate) struct InterleavedFrames {
     path: PathBuf,
     file: File,
@@ -341,7 +341,10 @@ pub(crate) struct InterleavedFrames {
     /// Channels (columns of a frame) returned, in order.
     columns: Vec<usize>,
     next_frame: u64,
+    /// Whole frames of the file from `chunk_first` on, `chunk_frames` of them.
     chunk: Vec<u8>,
+    chunk_first: u64,
+    chunk_frames: usize,
 }
 
 impl InterleavedFrames {
@@ -367,6 +370,8 @@ impl InterleavedFrames {
             scales,
             next_frame: 0,
             chunk: vec![0; chunk_frames * frame_bytes],
+            chunk_first: 0,
+            chunk_frames: 0,
         }
     }
 
@@ -384,16 +389,23 @@ impl InterleavedFrames {
         let width = self.coding.bytes();
         let frame_bytes = width * self.channels;
         let capacity = frames_that_fit(info, buf, self.columns.len())?;
-        let frames = (self.frames - self.next_frame)
-            .min(capacity as u64)
-            .min((self.chunk.len() / frame_bytes) as u64) as usize;
-        if frames == 0 {
+        let start = self.next_frame;
+        if start >= self.frames {
             return Ok(None);
         }
-        let start = self.next_frame;
-        let bytes = &mut self.chunk[..frames * frame_bytes];
-        let offset = self.data_offset + start * frame_bytes as u64;
-        read_exact_at(&self.file, &self.path, bytes, offset)?;
+        let chunk_end = self.chunk_first + self.chunk_frames as u64;
+        if !(self.chunk_first..chunk_end).contains(&start) {
+            let frames =
+                (self.frames - start).min((self.chunk.len() / frame_bytes) as u64) as usize;
+            let bytes = &mut self.chunk[..frames * frame_bytes];
+            let offset = self.data_offset + start * frame_bytes as u64;
+            read_exact_at(&self.file, &self.path, bytes, offset)?;
+            (self.chunk_first, self.chunk_frames) = (start, frames);
+        }
+        let held = (self.chunk_first + self.chunk_frames as u64 - start) as usize;
+        let frames = held.min(capacity);
+        let from = (start - self.chunk_first) as usize * frame_bytes;
+        let bytes = &self.chunk[from..from + frames * frame_bytes];
         let outputs = buf.chunks_exact_mut(self.columns.len());
         for (index, (frame, out)) in bytes.chunks_exact(frame_bytes).zip(outputs).enumerate() {
             for (slot, &column) in out.iter_mut().zip(&self.columns) {
