@@ -1,6 +1,7 @@
-//! An in-memory multi-signal recording: what file readers return, what the
-//! simulator produces and what the EDF writer takes. Samples are physical
-//! values (µV for EEG/LFP) as `f64`.
+//! An in-memory multi-signal recording: what the simulator produces, what
+//! `io::read_recording` collects from a streaming reader and what the EDF
+//! writer takes; and channel selection, shared by files and live sources.
+//! Samples are physical values (µV for EEG/LFP) as `f64`.
 
 use crate::time::SampleRate;
 

@@ -586,6 +586,25 @@ fn digital_ranges_beyond_the_sample_width_and_empty_scalings_are_refused() {
     );
 }
 
+/// Found by the fuzzer: reading a second stream of a one-record file reused
+/// the first stream's buffered record span and read past it.
+#[test]
+fn every_stream_of_a_one_record_file_is_read_right() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // edfio_short_psg.edf: 7 signals (3 at 100 Hz, 4 at 1 Hz) in 30-s records of 18240 bytes.
+    let bytes = std::fs::read(shared_data("formats/edfio_short_psg.edf")).expect("psg");
+    let header_bytes = 256 * 8;
+    let one = patched(&bytes[..header_bytes + 18_240], 236, 8, "1");
+    let path = write_temp(&dir, "one_record.edf", &one);
+    let first = read_edf(&path).expect("one record");
+    let whole = read_edf(&shared_data("formats/edfio_short_psg.edf")).expect("psg");
+    for (short, long) in first.signals.iter().zip(&whole.signals) {
+        let n = short.samples.len();
+        assert_eq!(n as f64, 30.0 * long.rate.hz(), "{}", short.label);
+        assert_eq!(short.samples, long.samples[..n], "{}", short.label);
+    }
+}
+
 #[test]
 fn a_label_two_signals_share_is_refused_naming_both() {
     let dir = tempfile::tempdir().expect("temp dir");

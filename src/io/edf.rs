@@ -417,8 +417,9 @@ impl SignalReader for EdfReader {
             self.chunk_samples =
                 (WINDOW_BYTES as usize / (signals.len() * width)).clamp(1, self.samples_per_record);
             self.window = vec![0; self.chunk_samples * signals.len() * width];
-            self.window_at = None;
         }
+        // The window's span is counted in the old selection's frames.
+        self.window_at = None;
         self.record = 0;
         self.frame_in_record = 0;
         self.record_start = None;
