@@ -144,6 +144,17 @@ pub fn run_session(
         summary
     };
 
+    // A failed session keeps its partial events and a summary saying why; returns the folder.
+    let abandon = |writer: SessionWriter,
+                   progress: &Progress,
+                   controller: &Controller,
+                   error: String|
+     -> Result<String, SessionError> {
+        let wall_s = started.elapsed().as_secs_f64();
+        writer.abandon(&summary(progress, "error", Some(error), controller, wall_s))?;
+        Ok(out.display().to_string())
+    };
+
     loop {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
@@ -153,15 +164,7 @@ pub fn run_session(
             Ok(Some(read)) => read,
             Ok(None) => break,
             Err(error) => {
-                let s = summary(
-                    &progress,
-                    "error",
-                    Some(error.to_string()),
-                    &controller,
-                    started.elapsed().as_secs_f64(),
-                );
-                writer.abandon(&s)?;
-                let dir = out.display().to_string();
+                let dir = abandon(writer, &progress, &controller, error.to_string())?;
                 return Err(SessionRunError::InputFailed { error, dir });
             }
         };
@@ -180,15 +183,7 @@ pub fn run_session(
         };
         if let Err(fault) = controller.process_block(&data, &mut outbox) {
             writer.write_events(outbox.events())?;
-            let dir = out.display().to_string();
-            let s = summary(
-                &progress,
-                "error",
-                Some(fault.to_string()),
-                &controller,
-                started.elapsed().as_secs_f64(),
-            );
-            writer.abandon(&s)?;
+            let dir = abandon(writer, &progress, &controller, fault.to_string())?;
             return Err(SessionRunError::Fault { fault, dir });
         }
         count(&mut progress, outbox.events());
