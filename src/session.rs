@@ -34,7 +34,7 @@ pub enum SessionRunError {
     #[error(transparent)]
     Input(#[from] FileError),
     #[error("{error}; outputs disarmed, session stopped (partial events kept in {dir})")]
-    InputFailed { error: FileError, dir: String },
+    InputFailed { error: Box<FileError>, dir: String },
     #[error(transparent)]
     Output(#[from] SessionError),
     #[error("{fault}; outputs disarmed, session stopped (partial events kept in {dir})")]
@@ -165,7 +165,10 @@ pub fn run_session(
             Ok(None) => break,
             Err(error) => {
                 let dir = abandon(writer, &progress, &controller, error.to_string())?;
-                return Err(SessionRunError::InputFailed { error, dir });
+                return Err(SessionRunError::InputFailed {
+                    error: Box::new(error),
+                    dir,
+                });
             }
         };
         let end = read.start + read.frames as u64;

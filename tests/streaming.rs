@@ -17,7 +17,7 @@ use neuroloop::io::{
     SourceInfo,
 };
 use neuroloop::rng::Rng;
-use neuroloop::session::{run_session, Pacing, SessionInput};
+use neuroloop::session::{run_session, Pacing, SessionInput, SessionRunError};
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 use proptest::prelude::*;
@@ -530,4 +530,76 @@ fn readers_hold_fixed_buffers_whatever_the_file_size() {
         // The caller's buffer (1 MiB) plus the reader's chunk (1 MiB) and header.
         assert!(peak < 4 << 20, "{}: {peak} bytes", path.display());
     }
+}
+
+/// A reader that fails after `good` blocks, as a file cut while it is read does.
+struct FailingReader {
+    inner: MemoryReader,
+    good: usize,
+}
+
+impl SignalReader for FailingReader {
+    fn info(&self) -> &SourceInfo {
+        self.inner.info()
+    }
+    fn select(&mut self, signals: &[usize]) -> Result<(), FileError> {
+        self.inner.select(signals)
+    }
+    fn selection(&self) -> &[usize] {
+        self.inner.selection()
+    }
+    fn read_block(&mut self, buf: &mut [f64]) -> Result<Option<BlockMeta>, FileError> {
+        if self.good == 0 {
+            return Err(FileError::Io {
+                path: PathBuf::from("cut.edf"),
+                action: "read",
+                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cut"),
+            });
+        }
+        self.good -= 1;
+        self.inner.read_block(buf)
+    }
+}
+
+#[test]
+fn a_read_error_part_way_ends_the_session_like_a_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rate, labels, frames) = reference_edf(&shared_data("dreams/excerpt1.edf"));
+    let mut source = FailingReader {
+        inner: MemoryReader::new(rate, &labels, frames, 1000),
+        good: 100,
+    };
+    let out = dir.path().join("session");
+    let input = SessionInput {
+        source: &mut source,
+        description: "cut".into(),
+        stim_allowed: None,
+    };
+    let stop = AtomicBool::new(false);
+    let config = Preset::SleepSpindle.config();
+    let error = run_session(
+        "replay",
+        input,
+        &config,
+        &out,
+        Pacing::AsFastAsPossible,
+        &stop,
+        |_| {},
+    )
+    .expect_err("the read fails");
+    assert!(
+        matches!(error, SessionRunError::InputFailed { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("cut.edf"), "{error}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "error");
+    // 100 blocks of the driver's size (smaller than the reader's 1000 frames) got through.
+    assert_eq!(summary["samples"], 100 * config.input.block_size);
+    assert!(out.join("events.partial.tsv").exists());
+    assert!(
+        !out.join("events.tsv").exists(),
+        "a cut session must not look complete"
+    );
 }
