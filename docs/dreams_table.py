@@ -41,44 +41,64 @@ def score(tr, dets):
     return len(tr), len(dets), len(lat), lat
 
 
+def commit_score(tr, commits):
+    """eval::score_commits: a commit time hits when inside a truth interval not hit before,
+    earliest first. Returns (hits, latencies in ms)."""
+    taken, lat = set(), []
+    for t in sorted(commits):
+        for k, (a, b) in enumerate(tr):
+            if k not in taken and a <= t < b:
+                taken.add(k)
+                lat.append((t - a) * 1000)
+                break
+    return len(lat), lat
+
+
 def spindle_rows(path):
-    """events.tsv rows with onset < 1000 s: (kept spindles, number of commits incl. spindle_dropped)."""
+    """events.tsv rows with onset < 1000 s: kept spindles (onset, end, detected_at or None) and
+    commit times (every spindle-kind row with a detected_at: each could fire a stim)."""
     lines = open(path).read().strip().split("\n")
     cols = lines[0].split("\t")
-    kept, commits = [], 0
+    kept, commits = [], []
     for line in lines[1:]:
         r = dict(zip(cols, line.split("\t")))
         onset = float(r["onset"])
-        if onset >= 1000 or r["trial_type"] not in ("spindle", "spindle_dropped"):
+        kind = r["trial_type"]
+        if onset >= 1000 or not (kind == "spindle" or kind.startswith("spindle_")):
             continue
-        commits += 1
-        if r["trial_type"] == "spindle":
-            kept.append((onset, onset + float(r["duration"]), float(r["detected_at"])))
+        at = None if r["detected_at"] == "n/a" else float(r["detected_at"])
+        if at is not None:
+            commits.append(at)
+        if kind == "spindle":
+            kept.append((onset, onset + float(r["duration"]), at))
     return kept, commits
 
 
 def main(out):
     sets = {"tune (1-3)": [1, 2, 3], "held out (4-6)": [4, 5, 6], "all (1-6)": [1, 2, 3, 4, 5, 6]}
-    print("spindles: excerpt truth detected hits P R F1 latency_median_ms")
+    print("spindles: excerpt truth detected hits P R F1 | commits hits P R F1 commit_latency_median_ms")
     sp = {i: json.load(open(f"{out}/spindle{i}.json"))["score"] for i in range(1, 7)}
-    for i, s in sp.items():
-        d = s["detection"]; lat = s["latency_ms"]["median"] if s["latency_ms"] else float("nan")
-        print(f"  {i} {d['truth']} {d['detected']} {d['hits']} {d['precision']:.3f} {d['recall']:.3f} {d['f1']:.3f} {lat:.0f}")
     rescored = {}
     for i in range(1, 7):
         kept, commits = spindle_rows(f"{out}/spindle{i}/events.tsv")
-        rescored[i] = (score(truth(i), kept), commits)
+        tr = truth(i)
+        rescored[i] = (score(tr, [(a, b, c if c is not None else a) for a, b, c in kept]), commits,
+                       commit_score(tr, commits))
         assert rescored[i][0][2] == sp[i]["detection"]["hits"], "rescoring disagrees with neuroloop eval"
-    print("  commits (spindle + spindle_dropped rows, each a stim if spindle-locked) per excerpt:",
-          " ".join(str(rescored[i][1]) for i in range(1, 7)))
+        assert rescored[i][2][0] == sp[i]["closed_loop"]["commits"]["hits"], "commit rescoring disagrees"
+        d, c = sp[i]["detection"], sp[i]["closed_loop"]["commits"]
+        lat = statistics.median(rescored[i][2][1]) if rescored[i][2][1] else float("nan")
+        print(f"  {i} {d['truth']} {d['detected']} {d['hits']} {d['precision']:.3f} {d['recall']:.3f} {d['f1']:.3f}"
+              f" | {c['detected']} {c['hits']} {c['precision']:.3f} {c['recall']:.3f} {c['f1']:.3f} {lat:.0f}")
     for name, ex in sets.items():
         t = sum(sp[i]["detection"]["truth"] for i in ex); n = sum(sp[i]["detection"]["detected"] for i in ex)
         h = sum(sp[i]["detection"]["hits"] for i in ex)
         p, r = h / n, h / t
-        lat = statistics.median(sum((rescored[i][0][3] for i in ex), []))
-        commits = sum(rescored[i][1] for i in ex)
-        print(f"  pooled {name}: P {p:.3f} R {r:.3f} F1 {2*p*r/(p+r):.3f} latency_median_ms {lat:.0f} "
-              f"commits {commits} (hits/commits {h/commits:.2f})")
+        commits = sum(len(rescored[i][1]) for i in ex); ch = sum(rescored[i][2][0] for i in ex)
+        cp, cr = ch / commits, ch / t
+        lat = statistics.median(sum((rescored[i][2][1] for i in ex), []))
+        print(f"  pooled {name}: event P {p:.3f} R {r:.3f} F1 {2*p*r/(p+r):.3f} | commits {commits} "
+              f"P {cp:.3f} R {cr:.3f} F1 {2*cp*cr/(cp+cr):.3f} commit latency median {lat:.0f} ms")
     print("slow oscillations: excerpt stims mean_err_deg R up_share stims/min_N3 wake rem")
     so = {i: json.load(open(f"{out}/clas{i}.json")) for i in range(1, 7)}
     for i, s in so.items():

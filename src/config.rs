@@ -27,6 +27,9 @@ pub struct Config {
     /// Devices driven by trigger decisions (none: decisions are only logged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<crate::runtime::config::OutputConfig>,
+    /// What a live session records besides its events.
+    #[serde(default)]
+    pub recording: crate::runtime::config::RecordingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +100,9 @@ pub enum PhaseEstimator {
     /// Commit at the upward zero crossing after a deep trough; the target
     /// follows after `zero_crossing_delay_scale` × the learned crossing→peak delay.
     ZeroCrossingDelay,
+    /// Commit at the same crossing; the target follows from the phase and
+    /// frequency of the endpoint-corrected Hilbert transform (Schreglmann 2021).
+    Echt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,10 +116,14 @@ pub struct SlowOscillationConfig {
     pub target_phase_deg: f64,
     /// A trough (negative half-wave peak of the band-passed signal) must be below this ...
     pub negative_threshold_uv: f64,
-    /// ... and, if above 0, below −adaptive_threshold_sd × the running robust SD
-    /// of the band-passed signal over `baseline_window_s` (adapts to the subject).
-    pub adaptive_threshold_sd: f64,
-    pub baseline_window_s: f64,
+    /// ... and, if above 0, below this percentile of the troughs of the last
+    /// `trough_waves` slow-oscillation half-waves seen while the sleep gate was
+    /// open (30: the deepest 30 % pass), so the threshold follows the subject
+    /// and `negative_threshold_uv` is its floor.
+    #[serde(default)]
+    pub trough_percentile: f64,
+    #[serde(default = "hundred")]
+    pub trough_waves: usize,
     /// Trough→peak delay used until waves have been seen (Ngo: ~500 ms).
     pub initial_delay_ms: f64,
     /// Trough→peak delays outside this range are not slow-oscillation half-waves.
@@ -128,9 +138,23 @@ pub struct SlowOscillationConfig {
     /// peak lags the up-state; see docs/sleep.md).
     #[serde(default = "unit_scale")]
     pub zero_crossing_delay_scale: f64,
+    /// Only for estimator = "echt": its order-2 band-pass and window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echt: Option<EchtConfig>,
     pub warmup_s: f64,
     #[serde(default)]
     pub gate: SleepGateConfig,
+}
+
+/// The endpoint-corrected Hilbert transform (`[detector.echt]`): the
+/// frequency response of an order-2 Butterworth band-pass corrects the end of
+/// each `window_s` window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchtConfig {
+    pub low_hz: f64,
+    pub high_hz: f64,
+    pub window_s: f64,
 }
 
 /// The online sleep-depth gate: no detection in wake/REM-like or artifacted signal.
@@ -206,20 +230,22 @@ pub struct SpindleConfig {
     pub min_duration_ms: f64,
     /// Events are closed at this length.
     pub max_duration_ms: f64,
-    /// An earlier commit from a fast sigma envelope; absent: commit at the start.
+    /// Spindle-locked commits from their own rule (each could fire a
+    /// stimulus); absent: every event commits at its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_commit: Option<SpindleEarlyCommit>,
+    pub commit: Option<SpindleCommit>,
 }
 
-/// Early spindle commit (`[detector.early_commit]`): while no event is under
-/// way, commit as soon as a fast sigma envelope (own Butterworth order and
-/// window, z-scored like the power features) and the relative power and
-/// correlation features pass their thresholds. The commit is irrevocable: if
-/// the start conditions do not follow within `confirm_within_ms` it is logged
-/// as `spindle_dropped`.
+/// Spindle-locked commits (`[detector.commit]`), decided apart from the
+/// event boundaries: commit when a fast sigma envelope (own Butterworth
+/// order and window, z-scored like the power features), the relative power
+/// and the correlation have passed their thresholds for `hold_ms` (the
+/// stimulus then lands inside the spindle); the next commit needs the rule
+/// to have failed for `rearm_ms`. Each commit is logged as `spindle_commit`;
+/// the events keep their boundaries and are logged without a commit time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpindleEarlyCommit {
+pub struct SpindleCommit {
     /// Butterworth order of the fast sigma band-pass (same band; 1 = least delay).
     pub filter_order: usize,
     /// Window of the fast sigma power.
@@ -228,10 +254,12 @@ pub struct SpindleEarlyCommit {
     pub z_threshold_sd: f64,
     /// ... and the relative power above this many robust SDs ...
     pub rel_threshold_sd: f64,
-    /// ... and the sigma/broadband correlation above this.
+    /// ... and the sigma/broadband correlation above this ...
     pub corr_threshold: f64,
-    /// The start conditions must follow within this long, or the commit was not a spindle.
-    pub confirm_within_ms: f64,
+    /// ... all held this long.
+    pub hold_ms: f64,
+    /// After a commit, the rule must fail this long before the next one.
+    pub rearm_ms: f64,
 }
 
 /// The dedicated ripple detector (`detect::ripple`). Every parameter is in Hz,
@@ -492,6 +520,9 @@ pub struct SimulatorConfig {
     pub artifacts: bool,
     /// Scales the simulated events' amplitude; 1.0 = realistic.
     pub event_snr: f64,
+    /// Channels to simulate; the preset's own number if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
 }
 
 impl Default for SimulatorConfig {
@@ -502,6 +533,7 @@ impl Default for SimulatorConfig {
             seed: 1,
             artifacts: true,
             event_snr: 1.0,
+            channels: None,
         }
     }
 }
@@ -573,13 +605,57 @@ impl Preset {
     }
 }
 
+/// The top-level sections of a config (the fields of [`Config`]).
+const SECTIONS: [&str; 7] = [
+    "input",
+    "detector",
+    "trigger",
+    "simulator",
+    "source",
+    "outputs",
+    "recording",
+];
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl Config {
     /// Parse and validate TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+            message: message.trim().replace('\n', " "),
+        };
+        // A misspelt section is named before serde meets its consequences
+        // (`[detektor]` would otherwise read as a missing `kind`).
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
+        if let Some(unknown) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            let hint = SECTIONS
+                .iter()
+                .find(|s| edit_distance(s, unknown) <= 2)
+                .map(|s| format!(" (did you mean [{s}]?)"))
+                .unwrap_or_default();
+            return Err(parse_error(format!(
+                "unknown section [{unknown}]{hint}; a config has {}",
+                SECTIONS.map(|s| format!("[{s}]")).join(", ")
+            )));
+        }
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -884,59 +960,54 @@ impl SpindleConfig {
             self.min_duration_ms.max(1.0),
             60_000.0,
         )?;
-        if let Some(early) = &self.early_commit {
-            early.validate()?;
+        if let Some(commit) = &self.commit {
+            commit.validate()?;
             if self.commit_after_ms > 0.0 {
-                return Err(ConfigError::Invalid {
-                    field: "detector.commit_after_ms",
-                    message: "must be 0 with [detector.early_commit], which commits before the \
-                              start conditions hold; remove early_commit to wait for evidence"
+                return Err(invalid(
+                    "detector.commit_after_ms",
+                    "must be 0 with [detector.commit], which decides the commits; set its \
+                     hold_ms instead, or remove [detector.commit] to commit at each event"
                         .into(),
-                });
+                ));
             }
         }
         Ok(())
     }
 }
 
-impl SpindleEarlyCommit {
+impl SpindleCommit {
     fn validate(&self) -> Result<(), ConfigError> {
-        check_order("detector.early_commit.filter_order", self.filter_order)?;
+        check_order("detector.commit.filter_order", self.filter_order)?;
+        check_range("detector.commit.window_ms", self.window_ms, 20.0, 5_000.0)?;
         check_range(
-            "detector.early_commit.window_ms",
-            self.window_ms,
-            20.0,
-            5_000.0,
-        )?;
-        check_range(
-            "detector.early_commit.z_threshold_sd",
+            "detector.commit.z_threshold_sd",
             self.z_threshold_sd,
             -10.0,
             100.0,
         )?;
         check_range(
-            "detector.early_commit.rel_threshold_sd",
+            "detector.commit.rel_threshold_sd",
             self.rel_threshold_sd,
             -10.0,
             100.0,
         )?;
         check_range(
-            "detector.early_commit.corr_threshold",
+            "detector.commit.corr_threshold",
             self.corr_threshold,
             -1.0,
             1.0,
         )?;
-        check_range(
-            "detector.early_commit.confirm_within_ms",
-            self.confirm_within_ms,
-            0.0,
-            10_000.0,
-        )
+        check_range("detector.commit.hold_ms", self.hold_ms, 0.0, 10_000.0)?;
+        check_range("detector.commit.rearm_ms", self.rearm_ms, 0.0, 60_000.0)
     }
 }
 
 fn unit_scale() -> f64 {
     1.0
+}
+
+fn hundred() -> usize {
+    100
 }
 
 impl SlowOscillationConfig {
@@ -965,17 +1036,39 @@ impl SlowOscillationConfig {
             0.0,
         )?;
         check_range(
-            "detector.adaptive_threshold_sd",
-            self.adaptive_threshold_sd,
+            "detector.trough_percentile",
+            self.trough_percentile,
             0.0,
             100.0,
         )?;
-        check_range(
-            "detector.baseline_window_s",
-            self.baseline_window_s,
-            1.0,
-            3600.0,
-        )?;
+        if !(1..=10_000).contains(&self.trough_waves) {
+            return Err(invalid(
+                "detector.trough_waves",
+                format!("must be between 1 and 10000, got {}", self.trough_waves),
+            ));
+        }
+        match (&self.echt, self.estimator) {
+            (Some(echt), PhaseEstimator::Echt) => {
+                check_band(
+                    ("detector.echt.low_hz", echt.low_hz),
+                    ("detector.echt.high_hz", echt.high_hz),
+                )?;
+                check_range("detector.echt.window_s", echt.window_s, 0.5, 60.0)?;
+            }
+            (None, PhaseEstimator::Echt) => {
+                return Err(invalid(
+                    "detector.echt",
+                    "estimator = \"echt\" needs a [detector.echt] section".into(),
+                ))
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "detector.echt",
+                    "applies only to estimator = \"echt\"; set estimator or remove it".into(),
+                ))
+            }
+            (None, _) => {}
+        }
         check_range("detector.min_delay_ms", self.min_delay_ms, 1.0, 10_000.0)?;
         check_range(
             "detector.max_delay_ms",
@@ -1078,7 +1171,11 @@ impl TriggerConfig {
 impl SimulatorConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_range("simulator.rate_hz", self.rate_hz, 1.0, 100_000.0)?;
-        check_range("simulator.event_snr", self.event_snr, 0.0, 100.0)
+        check_range("simulator.event_snr", self.event_snr, 0.0, 100.0)?;
+        if let Some(channels) = self.channels {
+            check_range("simulator.channels", channels as f64, 1.0, 256.0)?;
+        }
+        Ok(())
     }
 }
 
@@ -1095,8 +1192,26 @@ mod tests {
         }
     }
 
+    /// `SECTIONS` lists exactly the fields of `Config`, so the early check
+    /// of section names can neither refuse a real section nor miss one.
     #[test]
-    fn spindle_early_commit_refuses_a_commit_delay() {
+    fn sections_are_the_config_fields() {
+        let mut config = Preset::RodentRipple.config();
+        config.outputs = vec![crate::runtime::config::OutputConfig::PulsePal(
+            toml::from_str("port = \"/dev/null\"").unwrap(),
+        )];
+        let table: toml::Table = config.to_toml().parse().unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut sections = SECTIONS.to_vec();
+        keys.sort_unstable();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
+        assert_eq!(edit_distance("detektor", "detector"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn spindle_commit_rule_refuses_a_commit_delay() {
         let mut config = Preset::SleepSpindle.config();
         let DetectorConfig::Spindle(spindle) = &mut config.detector else {
             panic!("sleep-spindle runs the spindle detector");
@@ -1109,8 +1224,38 @@ mod tests {
         let DetectorConfig::Spindle(spindle) = &mut config.detector else {
             unreachable!()
         };
-        spindle.early_commit = None;
+        spindle.commit = None;
         Config::from_toml(&config.to_toml(), "rig.toml").unwrap();
+    }
+
+    #[test]
+    fn slow_oscillation_echt_section_and_estimator_must_agree() {
+        let with_echt = |estimator: &str| {
+            Preset::SleepClas
+                .toml()
+                .replace("estimator = \"zero-crossing-delay\"", estimator)
+                .replace(
+                    "\n[detector.gate]",
+                    "\n[detector.echt]\nlow_hz = 0.5\nhigh_hz = 2.0\nwindow_s = 2.0\n\n[detector.gate]",
+                )
+        };
+        for (text, field) in [
+            (with_echt("estimator = \"pll\""), "detector.echt"),
+            (
+                Preset::SleepClas
+                    .toml()
+                    .replace("\"zero-crossing-delay\"", "\"echt\""),
+                "detector.echt",
+            ),
+            (
+                with_echt("estimator = \"echt\"").replace("high_hz = 2.0", "high_hz = 0.4"),
+                "detector.echt.high_hz",
+            ),
+        ] {
+            let err = Config::from_toml(&text, "so.toml").unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")), "{err}");
+        }
+        Config::from_toml(&with_echt("estimator = \"echt\""), "so.toml").unwrap();
     }
 
     #[test]

@@ -11,9 +11,11 @@ pub enum EventKind {
     Ripple,
     Spindle,
     /// A committed spindle candidate that did not become a spindle (shorter than
-    /// the minimum, or an early commit never confirmed): logged because its
-    /// commit may have triggered a stimulus.
+    /// the minimum): logged because its commit may have triggered a stimulus.
     SpindleDropped,
+    /// A spindle-locked commit of its own rule (`[detector.commit]`): the
+    /// moment a spindle-locked stimulus fires.
+    SpindleCommit,
     SlowOscillation,
     /// A `latency-test` probe that came back (duration = round trip).
     LatencyProbe,
@@ -27,6 +29,7 @@ impl EventKind {
             EventKind::Ripple => "ripple",
             EventKind::Spindle => "spindle",
             EventKind::SpindleDropped => "spindle_dropped",
+            EventKind::SpindleCommit => "spindle_commit",
             EventKind::SlowOscillation => "slow_oscillation",
             EventKind::LatencyProbe => "latency_probe",
             EventKind::LatencyProbeLost => "latency_probe_lost",
@@ -36,7 +39,9 @@ impl EventKind {
 
 /// A detected event. `onset`/`end` may be settled after the fact (the
 /// detector looks back to where the envelope first rose), `detected_at` is the
-/// causal sample at which the detector committed to it.
+/// causal sample at which the detector committed to it, or, for an event it
+/// logs without committing to it (`committed` false: no stimulus could fire on
+/// it), the sample at which it settled the event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     pub kind: EventKind,
@@ -47,6 +52,8 @@ pub struct Detection {
     /// Sample of the largest envelope value seen up to `detected_at`.
     pub peak: SampleIndex,
     pub detected_at: SampleIndex,
+    /// False for an event logged without a commit (`detected_at` is written as n/a).
+    pub committed: bool,
     /// The detector's own choice of stimulus time (e.g. a predicted up-state),
     /// if it has one; otherwise the trigger policy schedules from `detected_at`.
     pub stim_target: Option<SampleIndex>,
@@ -64,8 +71,23 @@ impl Detection {
             end: n + 1,
             peak: n,
             detected_at: n,
+            committed: true,
             stim_target: None,
             target_phase_deg: None,
+        }
+    }
+
+    /// An event starting at `onset` that the detector settles at `n` without
+    /// committing to it: logged for its boundaries, it fires no stimulus.
+    pub fn uncommitted(
+        kind: EventKind,
+        channel: usize,
+        onset: SampleIndex,
+        n: SampleIndex,
+    ) -> Self {
+        Self {
+            committed: false,
+            ..Self::committed(kind, channel, onset, n)
         }
     }
 }

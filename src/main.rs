@@ -471,6 +471,9 @@ fn run(args: RunArgs) -> Result<()> {
             let mut spec = SimSpec::new(sim_config.preset, args.duration_s, sim_config.seed, rate);
             spec.artifacts = sim_config.artifacts;
             spec.event_snr = sim_config.event_snr;
+            if let Some(channels) = sim_config.channels {
+                spec.channels = channels;
+            }
             let simulation = sim::simulate(&spec)?;
             truth = Some(simulation.truth);
             runtime::recording_source(
@@ -916,7 +919,15 @@ fn evaluate(args: EvalArgs) -> Result<()> {
                     .collect(),
             );
             let score = eval::score_intervals(&truth, &detections, 0.2);
-            ("spindle", serde_json::to_value(score)?, minutes()?)
+            // Every spindle-kind row with a commit time could have fired a stim.
+            let commits: Vec<f64> = events
+                .iter()
+                .filter(|e| e.trial_type == "spindle" || e.trial_type.starts_with("spindle_"))
+                .filter_map(|e| e.detected_at_s)
+                .collect();
+            let mut report = serde_json::to_value(score)?;
+            report["closed_loop"] = serde_json::to_value(eval::score_commits(&truth, &commits))?;
+            ("spindle", report, minutes()?)
         }
         ScoreKind::SoPhase => return evaluate_phase(&args, &events),
     };

@@ -39,8 +39,8 @@ fn rig_config(cyton: &Path, pulse_pal: Option<&Path>, stall_ms: f64) -> Config {
     config.trigger.mode = TriggerMode::Stim;
     if let DetectorConfig::Spindle(d) = &mut config.detector {
         d.commit_after_ms = COMMIT_AFTER_MS;
-        // The early commit fires before any evidence of duration (docs/sleep.md).
-        d.early_commit = None;
+        // Commit at each event once it has held COMMIT_AFTER_MS (not the preset's rule).
+        d.commit = None;
     }
     config.trigger.refractory_ms = 1000.0;
     config.trigger.pulse_ms = 1.0;

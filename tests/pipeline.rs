@@ -4,7 +4,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use neuroloop::config::{ChannelCombine, Config, DetectorConfig, LatencyProbeConfig, Preset};
+use neuroloop::config::{
+    ChannelCombine, Config, DetectorConfig, EchtConfig, LatencyProbeConfig, PhaseEstimator, Preset,
+    TriggerMode,
+};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::{Event, EventKind, Outbox};
 use neuroloop::rng::Rng;
@@ -110,6 +113,29 @@ fn cases() -> Vec<(String, Config, SimPreset, f64)> {
         let label = format!("RodentRipple {combine:?}");
         cases.push((label, config, SimPreset::RodentRipple, 90.0));
     }
+    // The spindle preset's stimulating mode: a stim at each spindle-locked commit.
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    cases.push(("SleepSpindle stim".into(), config, SimPreset::Sleep, 600.0));
+    // Slow oscillations with the adaptive trough threshold and the ECHT estimator.
+    let mut config = Preset::SleepClas.config();
+    let DetectorConfig::SlowOscillation(so) = &mut config.detector else {
+        panic!("sleep-clas runs the slow-oscillation detector")
+    };
+    so.negative_threshold_uv = -30.0;
+    so.trough_percentile = 30.0;
+    so.estimator = PhaseEstimator::Echt;
+    so.echt = Some(EchtConfig {
+        low_hz: 0.5,
+        high_hz: 2.0,
+        window_s: 2.0,
+    });
+    cases.push((
+        "SleepClas echt adaptive".into(),
+        config,
+        SimPreset::Sleep,
+        600.0,
+    ));
     cases
 }
 

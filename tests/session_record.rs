@@ -102,55 +102,71 @@ fn rows(path: &PathBuf) -> Vec<String> {
     text.lines().skip(1).map(str::to_string).collect()
 }
 
+/// The disk fills up mid-session, by the recording or (recording off) by
+/// the event log itself: the session ends as a storage fault, outputs
+/// disarmed, no trigger delivered that is not in the log, the summary kept.
 #[test]
 fn a_disk_that_fills_up_stops_stimulation_before_an_unlogged_stim() {
-    // 256 pages hold the session's 1-MiB reserve, one the config, the rest
-    // the event log: about 200 rows, filled within seconds at 20×.
-    let disk = SmallDisk::mount((1 << 20) + 5 * 4096);
-    let out = disk.path().join("s");
-    let pulse_pal = PulsePalEmulator::start().unwrap();
-    let config = rig(&pulse_pal.path, 1000.0);
-    let started = Instant::now();
-    let report = run_simulated(&config, 900.0, 20.0, &out);
-    let received = pulse_pal.finish().unwrap();
-    let Ending::Storage(error) = &report.ending else {
-        panic!(
-            "the session should end on the full disk: {:?}",
-            report.ending
-        )
-    };
-    assert!(error.contains("No space left"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(40),
-        "the session ran on after the disk filled"
-    );
-    // Every delivered stimulus is in the log; the log's rows are whole.
-    let rows = rows(&out.join("events.partial.tsv"));
-    assert!(rows.iter().all(|r| r.split('\t').count() == 10));
-    let logged_stims = rows
-        .iter()
-        .filter(|r| r.split('\t').nth(2) == Some("stim"))
-        .count();
-    assert!(
-        logged_stims > 10,
-        "only {logged_stims} stims before the disk filled"
-    );
-    assert!(
-        received.triggers.len() <= logged_stims,
-        "{} triggers delivered, {logged_stims} logged",
-        received.triggers.len()
-    );
-    assert!(received.aborts >= 1, "the Pulse Pal was not disarmed");
-    assert_eq!(report.events_logged, rows.len());
-    // The reserve made room for the summary, which says what happened.
-    let summary = read_summary(&out);
-    assert_eq!(summary["status"], "error");
-    assert!(summary["error"]
-        .as_str()
-        .unwrap()
-        .contains("could not be recorded"));
-    assert!(!out.join("events.tsv").exists());
-    assert!(!out.join(".reserve").exists());
+    for recording in [true, false] {
+        // 256 pages hold the session's 1-MiB reserve, one the config, the
+        // rest the event log (about 200 rows) and the recording (a second).
+        let disk = SmallDisk::mount((1 << 20) + 5 * 4096);
+        let out = disk.path().join("s");
+        let pulse_pal = PulsePalEmulator::start().unwrap();
+        let mut config = rig(&pulse_pal.path, 1000.0);
+        config.recording.enabled = recording;
+        let started = Instant::now();
+        let report = run_simulated(&config, 900.0, 20.0, &out);
+        let received = pulse_pal.finish().unwrap();
+        let Ending::Storage(error) = &report.ending else {
+            panic!(
+                "recording {recording}: the session should end on the full disk: {:?}",
+                report.ending
+            )
+        };
+        assert!(error.contains("No space left"), "{error}");
+        assert!(
+            error.contains(if recording {
+                "recording.bdf"
+            } else {
+                "events.partial.tsv"
+            }),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the session ran on after the disk filled"
+        );
+        // Every delivered stimulus is in the log; the log's rows are whole.
+        let rows = rows(&out.join("events.partial.tsv"));
+        assert!(rows.iter().all(|r| r.split('\t').count() == 10));
+        let logged_stims = rows
+            .iter()
+            .filter(|r| r.split('\t').nth(2) == Some("stim"))
+            .count();
+        if !recording {
+            assert!(
+                logged_stims > 10,
+                "only {logged_stims} stims before the disk filled"
+            );
+        }
+        assert!(
+            received.triggers.len() <= logged_stims,
+            "{} triggers delivered, {logged_stims} logged",
+            received.triggers.len()
+        );
+        assert!(received.aborts >= 1, "the Pulse Pal was not disarmed");
+        assert_eq!(report.events_logged, rows.len());
+        // The reserve made room for the summary, which says what happened.
+        let summary = read_summary(&out);
+        assert_eq!(summary["status"], "error");
+        assert!(summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be recorded"));
+        assert!(!out.join("events.tsv").exists());
+        assert!(!out.join(".reserve").exists());
+    }
 }
 
 #[test]
@@ -190,4 +206,50 @@ fn an_output_lost_while_idle_ends_the_session() {
     let summary = read_summary(&out);
     assert_eq!(summary["status"], "error");
     assert!(summary["error"].as_str().unwrap().contains("pulse-pal"));
+}
+
+/// Every source channel is recorded at the session's sample index, with the
+/// session's events as annotations, in a BDF+ file other readers open.
+#[test]
+fn a_live_session_records_its_input_and_events() {
+    let mut config = Preset::RodentRipple.config();
+    config.trigger.mode = TriggerMode::Stim;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let report = run_simulated(&config, 60.0, 20.0, &out);
+    assert_eq!(report.ending, Ending::Complete);
+    let summary = read_summary(&out);
+    let samples = summary["samples"].as_u64().unwrap();
+    assert_eq!(summary["recording"]["counters"]["frames"], samples);
+    assert_eq!(summary["recording"]["clipped_samples"], 0);
+    let recording = neuroloop::io::edf::read_edf(&out.join("recording.bdf")).unwrap();
+    let labels: Vec<&str> = recording.signals.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["CA1-0", "CA1-1", "CA1-2", "CA1-3"]);
+    for signal in &recording.signals {
+        assert!(signal.samples.len() as u64 >= samples);
+        assert!(signal.samples[..samples as usize]
+            .iter()
+            .all(|x| x.abs() < 2000.0));
+    }
+    // Each stim of events.tsv is an annotation at its onset.
+    let events = std::fs::read_to_string(out.join("events.tsv")).unwrap();
+    let stims: Vec<f64> = events
+        .lines()
+        .filter(|l| l.split('\t').nth(2) == Some("stim"))
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    let annotated: Vec<f64> = recording
+        .annotations
+        .iter()
+        .filter(|a| a.text == "stim")
+        .map(|a| a.onset_s)
+        .collect();
+    assert!(stims.len() >= 10, "{} stims", stims.len());
+    assert_eq!(annotated, stims);
+    let end = recording
+        .annotations
+        .iter()
+        .find(|a| a.text == "end")
+        .unwrap();
+    assert_eq!(end.onset_s, samples as f64 / 1250.0);
 }

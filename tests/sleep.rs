@@ -6,9 +6,9 @@ use neuroloop::config::{Preset, StimSequence};
 use neuroloop::controller::Controller;
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::phase::{offline_phase, score_phases};
-use neuroloop::eval::{score_intervals, tables, union_of, EventRow};
-use neuroloop::eval::{Interval, IntervalScore};
-use neuroloop::event::{Event, EventKind};
+use neuroloop::eval::{score_commits, score_intervals, tables, union_of, EventRow};
+use neuroloop::eval::{CommitScore, Interval, IntervalScore};
+use neuroloop::event::{Detection, Event, EventKind};
 use neuroloop::io::{read_recording, FileOptions};
 use neuroloop::time::SampleRate;
 
@@ -40,35 +40,36 @@ fn hypnogram(i: usize) -> Hypnogram {
     Hypnogram::parse_dreams(&text, &path.display().to_string()).unwrap()
 }
 
-/// The preset on excerpt `i`, first 1000 s: spindles and the union of both
-/// experts, all shifted by `offset_s` so that excerpts can be pooled, and the
-/// number of commits (spindles and dropped ones: what a spindle-locked stim fires on).
-fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>, usize) {
+/// The preset on excerpt `i`, first 1000 s: spindles, spindle-locked commit
+/// times and the union of both experts, all shifted by `offset_s` so that
+/// excerpts can be pooled.
+fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<f64>, Vec<Interval>) {
     let (rate, _, events) = replay(i, &Preset::SleepSpindle.config(), None);
-    let commits = events
-        .iter()
-        .filter(|e| {
-            matches!(e, Event::Detection(d)
-                if matches!(d.kind, EventKind::Spindle | EventKind::SpindleDropped)
-                    && rate.seconds(d.onset) < 1000.0)
-        })
-        .count();
-    let detections: Vec<EventRow> = events
+    let seconds = |n| offset_s + rate.seconds(n);
+    let first_1000_s = |d: &&Detection| rate.seconds(d.onset) < 1000.0;
+    let detections: Vec<&Detection> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Detection(d)
-                if d.kind == EventKind::Spindle && rate.seconds(d.onset) < 1000.0 =>
-            {
-                Some(EventRow {
-                    onset_s: offset_s + rate.seconds(d.onset),
-                    duration_s: rate.seconds(d.end - d.onset),
-                    trial_type: "spindle".into(),
-                    detected_at_s: Some(offset_s + rate.seconds(d.detected_at)),
-                    decided_at_s: None,
-                })
-            }
-            _ => None,
+            Event::Detection(d) => Some(d),
+            Event::Trigger(_) => None,
         })
+        .filter(first_1000_s)
+        .collect();
+    let spindles = detections
+        .iter()
+        .filter(|d| d.kind == EventKind::Spindle)
+        .map(|d| EventRow {
+            onset_s: seconds(d.onset),
+            duration_s: rate.seconds(d.end - d.onset),
+            trial_type: "spindle".into(),
+            detected_at_s: d.committed.then(|| seconds(d.detected_at)),
+            decided_at_s: None,
+        })
+        .collect();
+    let commits = detections
+        .iter()
+        .filter(|d| d.committed)
+        .map(|d| seconds(d.detected_at))
         .collect();
     let mut truth = Vec::new();
     for expert in [1, 2] {
@@ -85,49 +86,55 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<Interval>,
                 }),
         );
     }
-    (detections, union_of(truth), commits)
+    (spindles, commits, union_of(truth))
 }
 
-/// By-event score of pooled [`spindles_and_truth`] runs, and their commits.
-fn spindle_score(runs: &[(Vec<EventRow>, Vec<Interval>, usize)]) -> (IntervalScore, usize) {
-    let (mut detections, mut truth, mut commits) = (Vec::new(), Vec::new(), 0);
-    for (d, t, c) in runs {
-        detections.extend_from_slice(d);
+/// Event and commit scores of pooled [`spindles_and_truth`] runs.
+fn spindle_score(
+    runs: &[(Vec<EventRow>, Vec<f64>, Vec<Interval>)],
+) -> (IntervalScore, CommitScore) {
+    let (mut spindles, mut commits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, c, t) in runs {
+        spindles.extend_from_slice(s);
+        commits.extend_from_slice(c);
         truth.extend_from_slice(t);
-        commits += c;
     }
-    (score_intervals(&truth, &detections, 0.2), commits)
+    (
+        score_intervals(&truth, &spindles, 0.2),
+        score_commits(&truth, &commits),
+    )
 }
 
 #[test]
-fn spindle_f1_latency_and_precision_floors_on_dreams() {
+fn spindle_event_and_commit_floors_on_dreams() {
     // Each excerpt replayed once (runs[i - 1] is excerpt i), scored alone and pooled.
     let runs: Vec<_> = (1..=6)
         .map(|i| spindles_and_truth(i, 10_000.0 * i as f64))
         .collect();
-    // Measured 0.697 (excerpt 1, tuning set) and 0.750 (excerpt 6, held out).
-    let f1 = spindle_score(&runs[..1]).0.detection.f1;
-    assert!(f1 >= 0.68, "excerpt 1 F1 {f1:.3}");
-    let f1 = spindle_score(&runs[5..]).0.detection.f1;
-    assert!(f1 >= 0.72, "excerpt 6 F1 {f1:.3}");
-    // Measured (round 4): held out 4–6 F1 0.653, median latency 345 ms, 737 commits;
-    // 1–3: 0.655, 300 ms, 725 commits (issue 4: ≤ 350 ms; round 3: 370 ms held out, 1467 commits).
-    let (held_out, held_out_commits) = spindle_score(&runs[3..]);
-    let (tuning, tuning_commits) = spindle_score(&runs[..3]);
-    for (name, score, commits, max_latency_ms) in [
-        ("held out", &held_out, held_out_commits, 350.0),
-        ("tuning", &tuning, tuning_commits, 310.0),
+    // Event F1, measured 0.697 (excerpt 1), 0.750 (excerpt 6), 0.654 pooled 1–6.
+    for (name, range, floor) in [
+        ("excerpt 1", 0..1, 0.68),
+        ("excerpt 6", 5..6, 0.72),
+        ("1–6", 0..6, 0.65),
     ] {
-        assert!(score.detection.f1 >= 0.64, "{name} {score:?}");
-        let latency = score.latency_ms.expect("matched spindles");
-        assert!(latency.median <= max_latency_ms, "{name} {latency:?}");
-        // Commit precision: matched spindles per commit, measured 0.152 and 0.156.
-        let precision = score.detection.hits as f64 / commits as f64;
+        let f1 = spindle_score(&runs[range]).0.detection.f1;
+        assert!(f1 >= floor, "{name} event F1 {f1:.3}");
+    }
+    // Spindle-locked commits (docs/sleep.md, issue 10), measured on 1–3 (tuning):
+    // P 0.601, R 0.701, F1 0.647, median 500 ms after the expert onset; on 4–6
+    // (held out): 0.692, 0.552, 0.614, 560 ms. The preset's events carry no commit.
+    for (name, range, min_f1, max_latency_ms) in [
+        ("tuning", 0..3, 0.64, 510.0),
+        ("held out", 3..6, 0.60, 570.0),
+    ] {
+        let (events, commits) = spindle_score(&runs[range]);
         assert!(
-            precision >= 0.15,
-            "{name} {} of {commits}",
-            score.detection.hits
+            events.latency_ms.is_none(),
+            "{name}: events are logged uncommitted"
         );
+        assert!(commits.commits.f1 >= min_f1, "{name} {commits:?}");
+        let latency = commits.latency_ms.expect("commits inside spindles");
+        assert!(latency.median <= max_latency_ms, "{name} {latency:?}");
     }
 }
 
@@ -244,4 +251,114 @@ fn click_has_its_length_ramps_level_and_a_pink_spectrum() {
     }
     .render(rate_hz)
     .is_err());
+}
+
+/// Excerpt 2's first 900 s through `config` after `change` is applied to the samples.
+fn modified_excerpt_2(
+    config: &neuroloop::config::Config,
+    change: impl Fn(&mut [f64], SampleRate),
+) -> (SampleRate, Vec<Event>) {
+    let path = shared_data("dreams/excerpt2.edf");
+    let rec = read_recording(&path, &FileOptions::default()).unwrap();
+    let signal = &rec.signals[0];
+    let rate = signal.rate;
+    let mut samples = signal.samples[..rate.samples_in_s(900.0) as usize].to_vec();
+    change(&mut samples, rate);
+    let controller = Controller::new(config, rate, 1).unwrap();
+    (rate, offline::run_blocks(controller, 1, &samples, || 37))
+}
+
+/// Commit times (s) of the detections of `kinds`.
+fn commit_times(rate: SampleRate, events: &[Event], kinds: &[EventKind]) -> Vec<f64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Detection(d) if d.committed && kinds.contains(&d.kind) => {
+                Some(rate.seconds(d.detected_at))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Bad input: a flat channel, a channel stuck at +800 µV for 10 s (300–310 s)
+/// and a step change of gain (×0.5) at 300 s. The spindle and slow-oscillation
+/// presets must stay silent on the flat channel and, after the clip or the
+/// step, detect again once their baselines have moved on (docs/sleep.md).
+#[test]
+fn spindle_and_so_detectors_recover_from_flat_clipped_and_rescaled_input() {
+    let spindle = Preset::SleepSpindle.config();
+    let so = Preset::SleepClas.config();
+    let mut adaptive_so = so.clone();
+    let neuroloop::config::DetectorConfig::SlowOscillation(d) = &mut adaptive_so.detector else {
+        panic!("sleep-clas runs the slow-oscillation detector");
+    };
+    d.negative_threshold_uv = -20.0;
+    d.trough_percentile = 30.0;
+    let spindle_kinds = [EventKind::Spindle, EventKind::SpindleCommit];
+    let so_kinds = [EventKind::SlowOscillation];
+    // Measured commits after 400 s, clean / clipped / at gain 0.5: spindle
+    // 34 / 34 / 34, so 47 / 47 / 3, so adaptive 60 / 60 / 45.
+    let from = |s: f64| {
+        move |samples: &mut [f64], rate: SampleRate| {
+            let start = rate.samples_in_s(s) as usize;
+            samples[start..].iter_mut().for_each(|x| *x *= 0.5)
+        }
+    };
+    let clip = |samples: &mut [f64], rate: SampleRate| {
+        let (a, b) = (
+            rate.samples_in_s(300.0) as usize,
+            rate.samples_in_s(310.0) as usize,
+        );
+        samples[a..b].iter_mut().for_each(|x| *x = 800.0)
+    };
+    for (name, config, kinds) in [
+        ("spindle", &spindle, &spindle_kinds[..]),
+        ("so", &so, &so_kinds[..]),
+        ("so adaptive", &adaptive_so, &so_kinds[..]),
+    ] {
+        let (rate, flat) = modified_excerpt_2(config, |s, _| s.iter_mut().for_each(|x| *x = 0.0));
+        assert!(
+            flat.is_empty(),
+            "{name}: {} events on a flat channel",
+            flat.len()
+        );
+        let count_after = |events: &[Event], t0: f64| {
+            commit_times(rate, events, kinds)
+                .iter()
+                .filter(|&&t| t >= t0)
+                .count()
+        };
+        let (_, clean) = modified_excerpt_2(config, |_, _| {});
+        let clean_late = count_after(&clean, 400.0);
+        assert!(
+            clean_late >= 20,
+            "{name}: {clean_late} commits, too few to compare"
+        );
+        let (_, clipped) = modified_excerpt_2(config, clip);
+        let times = commit_times(rate, &clipped, kinds);
+        assert!(
+            !times.iter().any(|t| (300.0..310.0).contains(t)),
+            "{name}: a commit on the clipped segment"
+        );
+        let late = count_after(&clipped, 400.0);
+        assert!(
+            late * 10 >= clean_late * 9,
+            "{name} clipped: {late} vs {clean_late}"
+        );
+        let (_, quieter) = modified_excerpt_2(config, from(300.0));
+        let late = count_after(&quieter, 400.0);
+        if name == "so" {
+            // A fixed µV threshold does not follow a gain change (measured 3 vs 47).
+            assert!(
+                late * 3 < clean_late,
+                "{name} at gain 0.5: {late} vs {clean_late}"
+            );
+        } else {
+            assert!(
+                late * 10 >= clean_late * 7,
+                "{name} at gain 0.5: {late} vs {clean_late}"
+            );
+        }
+    }
 }

@@ -121,4 +121,40 @@ mod tests {
         );
         assert!(open_at(&mut gate, 9400, 10_500, &slow));
     }
+
+    #[test]
+    fn flat_clipped_and_rescaled_input_close_or_keep_it_as_documented() {
+        let rate = SampleRate::new(100.0).unwrap();
+        let t = |n: u64| rate.seconds(n);
+        let slow = |n: u64| 60.0 * (TAU * 1.0 * t(n)).sin() + 2.0 * (TAU * 20.0 * t(n)).sin();
+        let run = |x: &dyn Fn(u64) -> f64| {
+            let mut gate = SleepGate::new(&SleepGateConfig::default(), rate).unwrap();
+            (0..12_000u64)
+                .map(|n| gate.process(n, x(n)))
+                .collect::<Vec<bool>>()
+        };
+        // Flat: both powers sit at the floor (0 dB), the gate never opens.
+        assert!(run(&|_| 0.0).iter().all(|open| !open));
+        // Stuck at +800 µV for 10 s (40–50 s): closed from the first stuck
+        // sample until 5 s after the last, open again 10 s later.
+        let clipped = run(&|n| {
+            if (4000..5000).contains(&n) {
+                800.0
+            } else {
+                slow(n)
+            }
+        });
+        assert!(clipped[3990]);
+        assert!(clipped[4000..5500].iter().all(|open| !open));
+        assert!(clipped[7000..].iter().all(|&open| open));
+        // A gain step (×0.25 or ×4 at 40 s) leaves the delta/beta ratio as it
+        // was: open throughout while the samples stay under the artifact limit.
+        for gain in [0.25, 4.0] {
+            let rescaled = run(&|n| if n >= 4000 { gain * slow(n) } else { slow(n) });
+            assert!(rescaled[1000..].iter().all(|&open| open), "gain {gain}");
+        }
+        // ×10 puts 600-µV samples past the 400-µV artifact limit: held closed.
+        let loud = run(&|n| if n >= 4000 { 10.0 * slow(n) } else { slow(n) });
+        assert!(loud[4100..].iter().all(|open| !open));
+    }
 }

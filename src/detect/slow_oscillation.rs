@@ -4,24 +4,25 @@
 //! A trough of the band-passed signal (seen one sample late, as a local
 //! minimum) below the negative threshold, while the sleep gate is open,
 //! commits a detection whose `stim_target` is the predicted sample of the
-//! target phase (default 0° = the up-state peak), from one of three estimators
-//! (see `dsp::phase`). With `zero-crossing-delay` the commit waits for the
-//! upward zero crossing after the trough, so the prediction spans a quarter
-//! rather than half a cycle. The detection finishes at the following up-state
-//! peak (or `max_delay_ms` after the commit); every half-wave from a trough
-//! below threshold to its peak teaches the half-wave and crossing→peak delays.
+//! target phase (default 0° = the up-state peak), from one of four estimators
+//! (see `dsp::phase`). With `zero-crossing-delay` and `echt` the commit waits
+//! for the upward zero crossing after the trough, so the prediction spans a
+//! quarter rather than half a cycle. The threshold is fixed or, with
+//! `trough_percentile`, a percentile of the troughs of recent half-waves seen
+//! while the gate was open (never shallower than the fixed one, its floor).
+//! The detection finishes at the following up-state peak (or `max_delay_ms`
+//! after the commit); every half-wave from a trough below threshold to its
+//! peak teaches the half-wave and crossing→peak delays.
 
 use std::f64::consts::PI;
 
 use crate::config::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
-use crate::detect::{bandpass, robust_baseline, DetectorOutput};
-use crate::dsp::{HalfWaveDelay, Pll, RobustBaseline, SosFilter};
+use crate::detect::{bandpass, bandpass_design, DetectorOutput};
+use crate::dsp::phase::wrap;
+use crate::dsp::{Echt, HalfWaveDelay, Pll, RecentValues, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
-
-/// Updates per second of the adaptive-threshold baseline.
-const BASELINE_UPDATES_PER_S: f64 = 4.0;
 
 #[derive(Debug, Clone)]
 pub struct SlowOscillationDetector {
@@ -33,12 +34,20 @@ pub struct SlowOscillationDetector {
     rising_quarter: HalfWaveDelay,
     zero_crossing_delay_scale: f64,
     pll: Pll,
-    spread: RobustBaseline,
+    echt: Option<Echt>,
     target_phase_deg: f64,
     /// The same in radians.
     target_rad: f64,
     negative_threshold_uv: f64,
-    adaptive_threshold_sd: f64,
+    /// Troughs of recent half-waves (gate open) and the percentile (0–1) of
+    /// them a trough must pass; `None` for a fixed threshold.
+    troughs: Option<(RecentValues, f64)>,
+    /// The threshold in force (µV).
+    threshold_uv: f64,
+    /// Lowest band-passed value of the current negative half-wave.
+    half_wave_min: f64,
+    /// Slow-oscillation half-wave length range, in samples.
+    half_wave_range: (u64, u64),
     warmup: u64,
     /// The last two band-passed samples (n−1, n−2).
     previous: [f64; 2],
@@ -94,16 +103,39 @@ impl SlowOscillationDetector {
                 rate,
             )
             .map_err(|e| invalid("detector.pll_loop_hz", e.to_string()))?,
-            spread: robust_baseline(
-                config.baseline_window_s,
-                BASELINE_UPDATES_PER_S,
-                rate,
-                "detector.baseline_window_s",
-            )?,
+            echt: match &config.echt {
+                Some(echt) if config.estimator == PhaseEstimator::Echt => {
+                    let band = bandpass_design(
+                        2,
+                        echt.low_hz,
+                        echt.high_hz,
+                        rate,
+                        "detector.echt.high_hz",
+                    )?;
+                    Some(
+                        Echt::new(&band, echt.low_hz, echt.high_hz, echt.window_s, rate)
+                            .map_err(|e| invalid("detector.echt.window_s", e.to_string()))?,
+                    )
+                }
+                _ => None,
+            },
             target_phase_deg: config.target_phase_deg,
             target_rad: config.target_phase_deg.to_radians(),
             negative_threshold_uv: config.negative_threshold_uv,
-            adaptive_threshold_sd: config.adaptive_threshold_sd,
+            troughs: if config.trough_percentile > 0.0 {
+                let recent = RecentValues::new(config.trough_waves)
+                    .map_err(|e| invalid("detector.trough_waves", e.to_string()))?;
+                Some((recent, config.trough_percentile / 100.0))
+            } else {
+                None
+            },
+            threshold_uv: config.negative_threshold_uv,
+            half_wave_min: 0.0,
+            // A half-wave spans the trough→peak delay's range.
+            half_wave_range: (
+                rate.samples_in_ms(config.min_delay_ms),
+                rate.samples_in_ms(config.max_delay_ms),
+            ),
             warmup: rate.samples_in_s(config.warmup_s),
             previous: [0.0; 2],
             last_trough: None,
@@ -114,10 +146,16 @@ impl SlowOscillationDetector {
         })
     }
 
-    /// The trough threshold in µV at this moment (fixed, or adaptive if deeper).
-    fn threshold_uv(&self) -> f64 {
-        let adaptive = -self.adaptive_threshold_sd * self.spread.robust_sd();
-        self.negative_threshold_uv.min(adaptive)
+    /// Learn the trough of a slow-oscillation half-wave that just ended.
+    fn learn_trough(&mut self, half_wave: u64) {
+        let (shortest, longest) = self.half_wave_range;
+        if let Some((recent, percentile)) = &mut self.troughs {
+            if (shortest..=longest).contains(&half_wave) {
+                recent.push(self.half_wave_min);
+                let adaptive = recent.quantile(*percentile).unwrap_or(f64::NEG_INFINITY);
+                self.threshold_uv = self.negative_threshold_uv.min(adaptive);
+            }
+        }
     }
 
     /// Process one frame (one sample per channel) at sample index `n`.
@@ -133,28 +171,29 @@ impl SlowOscillationDetector {
         if self.estimator == PhaseEstimator::Pll {
             self.pll.process(y);
         }
-        if self.adaptive_threshold_sd > 0.0 {
-            self.spread.update(y);
+        if let Some(echt) = &mut self.echt {
+            echt.push(x);
         }
         let [y1, y2] = self.previous;
         self.previous = [y, y1];
         if n < 2 {
             return;
         }
+        self.half_wave_min = self.half_wave_min.min(y);
         if y1 >= 0.0 && y < 0.0 {
             self.down_crossing = n;
+            self.half_wave_min = y;
         }
         if y1 < 0.0 && y >= 0.0 {
+            if allowed {
+                self.learn_trough(n - self.down_crossing);
+            }
             if self.last_trough.is_some() {
                 self.last_up_crossing = Some(n);
             }
             if let Some(trough) = self.armed_trough.take() {
                 if allowed {
-                    // The crossing is −90°, the learned delay reaches 0°.
-                    let delay = self.rising_quarter.delay() as f64 * self.zero_crossing_delay_scale;
-                    let ahead = (delay * (1.0 + self.target_rad / (PI / 2.0)))
-                        .round()
-                        .max(0.0) as u64;
+                    let ahead = self.samples_to_target_after_crossing();
                     self.commit(n, trough, n + ahead, &mut emit);
                 }
             }
@@ -163,7 +202,7 @@ impl SlowOscillationDetector {
         if y1 > y2 && y1 >= y && y1 > 0.0 {
             self.on_peak(extremum_at, &mut emit);
         }
-        if y1 < y2 && y1 <= y && y1 < self.threshold_uv() {
+        if y1 < y2 && y1 <= y && y1 < self.threshold_uv {
             self.last_trough = Some(extremum_at);
             if allowed && n >= self.warmup {
                 self.on_deep_trough(n, extremum_at, &mut emit);
@@ -174,6 +213,23 @@ impl SlowOscillationDetector {
                 self.finish_open(n, &mut emit);
             }
         }
+    }
+
+    /// Samples from an upward zero crossing to the target phase.
+    fn samples_to_target_after_crossing(&mut self) -> u64 {
+        let ahead = match &mut self.echt {
+            Some(echt) => {
+                // Already past the target: stimulate now.
+                let (phase, omega) = echt.estimate();
+                wrap(self.target_rad - phase).max(0.0) / omega
+            }
+            None => {
+                // The crossing is −90°, the learned delay reaches 0°.
+                let delay = self.rising_quarter.delay() as f64 * self.zero_crossing_delay_scale;
+                delay * (1.0 + self.target_rad / (PI / 2.0))
+            }
+        };
+        ahead.round().max(0.0) as u64
     }
 
     fn on_peak(&mut self, peak: SampleIndex, emit: &mut impl FnMut(DetectorOutput)) {
@@ -207,7 +263,7 @@ impl SlowOscillationDetector {
                 trough + (delay * (1.0 + self.target_rad / PI)).round().max(0.0) as u64
             }
             PhaseEstimator::Pll => n + self.pll.samples_until(self.target_rad),
-            PhaseEstimator::ZeroCrossingDelay => {
+            PhaseEstimator::ZeroCrossingDelay | PhaseEstimator::Echt => {
                 self.armed_trough = Some(trough);
                 return;
             }
@@ -250,22 +306,24 @@ impl SlowOscillationDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DetectorConfig, Preset};
+    use crate::config::{DetectorConfig, EchtConfig, Preset};
     use std::f64::consts::TAU;
 
-    #[test]
-    fn zero_crossing_delay_commits_at_the_crossing_and_targets_the_peak() {
+    /// The preset's config without the online gate, with `change` applied.
+    fn config(change: impl FnOnce(&mut SlowOscillationConfig)) -> SlowOscillationConfig {
         let DetectorConfig::SlowOscillation(mut config) = Preset::SleepClas.config().detector
         else {
             unreachable!("sleep-clas is a slow-oscillation preset")
         };
-        config.estimator = PhaseEstimator::ZeroCrossingDelay;
-        config.zero_crossing_delay_scale = 1.0;
         config.gate.enabled = false;
+        change(&mut config);
+        config
+    }
+
+    /// Every commit over 60 s at 100 Hz of `x(n)`.
+    fn commits(config: &SlowOscillationConfig, x: impl Fn(u64) -> f64) -> Vec<Detection> {
         let rate = SampleRate::new(100.0).unwrap();
-        let mut detector = SlowOscillationDetector::new(&config, rate, 1).unwrap();
-        // 0.8 Hz, 100 µV: peaks every 125 samples, upward crossings 31 samples before them.
-        let x = |n: u64| 100.0 * (TAU * 0.8 * rate.seconds(n)).cos();
+        let mut detector = SlowOscillationDetector::new(config, rate, 1).unwrap();
         let mut commits = Vec::new();
         for n in 0..6000 {
             detector.process_frame(n, &[x(n)], |out| {
@@ -274,6 +332,22 @@ mod tests {
                 }
             });
         }
+        commits
+    }
+
+    /// A 0.8-Hz cosine of `amplitude_uv` at 100 Hz: peaks every 125 samples,
+    /// upward crossings 31 samples before them.
+    fn slow_wave(amplitude_uv: f64) -> impl Fn(u64) -> f64 {
+        move |n| amplitude_uv * (TAU * 0.8 * n as f64 / 100.0).cos()
+    }
+
+    #[test]
+    fn zero_crossing_delay_commits_at_the_crossing_and_targets_the_peak() {
+        let config = config(|c| {
+            c.estimator = PhaseEstimator::ZeroCrossingDelay;
+            c.zero_crossing_delay_scale = 1.0;
+        });
+        let commits = commits(&config, slow_wave(100.0));
         assert!(commits.len() > 30, "{} commits", commits.len());
         for d in &commits[2..] {
             let to_crossing = (d.detected_at + 31) % 125;
@@ -289,5 +363,56 @@ mod tests {
                 d.stim_target.unwrap()
             );
         }
+    }
+
+    #[test]
+    fn echt_commits_at_the_crossing_and_targets_the_peak() {
+        let config = config(|c| {
+            c.estimator = PhaseEstimator::Echt;
+            // Centred on the wave: the transform's endpoint error is smallest.
+            c.echt = Some(EchtConfig {
+                low_hz: 0.6,
+                high_hz: 1.4,
+                window_s: 2.0,
+            });
+        });
+        let commits = commits(&config, slow_wave(100.0));
+        assert!(commits.len() > 30, "{} commits", commits.len());
+        for d in &commits[2..] {
+            let to_crossing = (d.detected_at + 31) % 125;
+            assert!(
+                to_crossing <= 3 || to_crossing >= 122,
+                "commit at {}",
+                d.detected_at
+            );
+            // Within 35° of the peak (125 samples a cycle): the transform's
+            // phase and frequency at the window's end are off by up to ~10° and
+            // ~15 % on a pure tone (dsp::phase tests), and the remaining
+            // quarter cycle is timed from both.
+            let from_peak = d.stim_target.unwrap() % 125;
+            assert!(
+                from_peak <= 12 || from_peak >= 113,
+                "target {}",
+                d.stim_target.unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn trough_percentile_follows_the_waves_down_to_its_floor() {
+        let fixed = config(|c| c.negative_threshold_uv = -60.0);
+        let adaptive = config(|c| {
+            c.negative_threshold_uv = -20.0;
+            c.trough_percentile = 50.0;
+        });
+        // 40-µV waves: under the fixed threshold, adaptive passes them.
+        assert!(commits(&fixed, slow_wave(40.0)).is_empty());
+        assert!(commits(&adaptive, slow_wave(40.0)).len() > 30);
+        // 15-µV waves: the floor holds.
+        assert!(commits(&adaptive, slow_wave(15.0)).is_empty());
+        // Alternating 40- and 80-µV waves: only the deeper half passes.
+        let mixed = |n: u64| slow_wave(if (n / 125) % 2 == 0 { 40.0 } else { 80.0 })(n);
+        let deep = commits(&adaptive, mixed);
+        assert!((20..=26).contains(&deep.len()), "{} commits", deep.len());
     }
 }

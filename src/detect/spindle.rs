@@ -13,18 +13,18 @@
 //! if it lasted `min_duration_ms` (events are closed at `max_duration_ms`).
 //! The channel with the highest relative-power z drives one state machine.
 //!
-//! Optional early commit (`[detector.early_commit]`): the 300-ms correlation
-//! is the last start condition to pass, ~350 ms after the experts' onset, so a
-//! fast sigma envelope (order-1 band-pass, short window) crossing a higher z
-//! with looser relative-power and correlation floors commits first; the start
-//! conditions must follow within `confirm_within_ms` and then settle the
-//! event's boundaries as without it.
-//!
-//! Every commit is visible in the output: a committed event dropped as too
-//! short, or an early commit never confirmed, is finished as
-//! `EventKind::SpindleDropped` (its commit may have fired a stimulus).
+//! Spindle-locked commits (`[detector.commit]`): a stimulus locked to
+//! spindles fires at a commit, so commits come from a rule of their own,
+//! apart from the boundaries: a fast sigma envelope (order-1 band-pass, short
+//! window) above its z threshold with the relative power and correlation
+//! above theirs, held for `hold_ms`. Each commit is logged as
+//! `EventKind::SpindleCommit`; the events are then logged uncommitted (their
+//! boundaries only: no stimulus fires on them) and short ones are not logged.
+//! Without the rule every event commits at its start (after
+//! `commit_after_ms`), and a committed event dropped as too short is finished
+//! as `EventKind::SpindleDropped` (its commit may have fired a stimulus).
 
-use crate::config::{ConfigError, SpindleConfig};
+use crate::config::{ConfigError, SpindleCommit, SpindleConfig};
 use crate::detect::{bandpass, below_nyquist, robust_baseline, DetectorOutput, POWER_FLOOR};
 use crate::dsp::{MovingMean, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
@@ -45,7 +45,7 @@ struct ChannelStages {
     fast: Option<FastSigma>,
 }
 
-/// The early commit's sigma envelope: its own band-pass and window, z-scored
+/// The commit rule's sigma envelope: its own band-pass and window, z-scored
 /// against its own baseline.
 #[derive(Debug, Clone)]
 struct FastSigma {
@@ -69,7 +69,7 @@ struct Features {
     abs_z: f64,
     rel_z: f64,
     corr: f64,
-    /// The fast sigma envelope's z (NaN without an early commit).
+    /// The fast sigma envelope's z (NaN without a commit rule).
     fast_z: f64,
 }
 
@@ -117,14 +117,53 @@ enum State {
     },
 }
 
-/// Thresholds of the early commit, in samples where they are durations.
+/// The commit rule, durations in samples, and its state.
 #[derive(Debug, Clone, Copy)]
-struct EarlyRule {
+struct CommitRule {
     z_threshold_sd: f64,
     rel_threshold_sd: f64,
     corr_threshold: f64,
-    confirm_within: u64,
-    half_window: u64,
+    hold: u64,
+    rearm: u64,
+    /// Consecutive samples the rule has held.
+    held: u64,
+    /// Consecutive samples the rule has failed.
+    failed: u64,
+    armed: bool,
+}
+
+impl CommitRule {
+    fn new(config: &SpindleCommit, rate: SampleRate) -> Self {
+        let rearm = rate.samples_in_ms(config.rearm_ms);
+        Self {
+            z_threshold_sd: config.z_threshold_sd,
+            rel_threshold_sd: config.rel_threshold_sd,
+            corr_threshold: config.corr_threshold,
+            hold: rate.samples_in_ms(config.hold_ms).max(1),
+            rearm,
+            held: 0,
+            failed: rearm,
+            armed: true,
+        }
+    }
+
+    /// Take one sample's features; true when a commit is due at it.
+    fn commits(&mut self, f: &Features) -> bool {
+        if f.fast_z > self.z_threshold_sd
+            && f.rel_z > self.rel_threshold_sd
+            && f.corr > self.corr_threshold
+        {
+            self.held += 1;
+            self.failed = 0;
+        } else {
+            self.held = 0;
+            self.failed = self.failed.saturating_add(1);
+            self.armed |= self.failed >= self.rearm;
+        }
+        let due = self.armed && self.held >= self.hold;
+        self.armed &= !due;
+        due
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,9 +181,7 @@ pub struct SpindleDetector {
     /// they lag the signal by half a window: boundaries are moved back by this.
     half_window: u64,
     state: State,
-    early: Option<EarlyRule>,
-    /// An early commit waiting for the start conditions.
-    pending: Option<Detection>,
+    commit: Option<CommitRule>,
 }
 
 impl SpindleDetector {
@@ -189,29 +226,22 @@ impl SpindleDetector {
             cross: window()?,
             abs_baseline: baseline()?,
             rel_baseline: baseline()?,
-            fast: match &config.early_commit {
-                Some(early) => Some(FastSigma {
+            fast: match &config.commit {
+                Some(commit) => Some(FastSigma {
                     sigma: bandpass(
-                        early.filter_order,
+                        commit.filter_order,
                         config.sigma_low_hz,
                         config.sigma_high_hz,
                         rate,
                         "detector.sigma_high_hz",
                     )?,
-                    power: MovingMean::new(early.window_ms, rate)
-                        .map_err(|e| invalid("detector.early_commit.window_ms", e))?,
+                    power: MovingMean::new(commit.window_ms, rate)
+                        .map_err(|e| invalid("detector.commit.window_ms", e))?,
                     baseline: baseline()?,
                 }),
                 None => None,
             },
         };
-        let early = config.early_commit.as_ref().map(|e| EarlyRule {
-            z_threshold_sd: e.z_threshold_sd,
-            rel_threshold_sd: e.rel_threshold_sd,
-            corr_threshold: e.corr_threshold,
-            confirm_within: rate.samples_in_ms(e.confirm_within_ms),
-            half_window: rate.samples_in_ms(e.window_ms / 2.0),
-        });
         Ok(Self {
             channels: vec![stages; channels],
             abs_threshold_sd: config.abs_threshold_sd,
@@ -224,8 +254,7 @@ impl SpindleDetector {
             warmup: rate.samples_in_s(config.warmup_s),
             half_window: rate.samples_in_ms(config.window_ms / 2.0),
             state: State::Quiet,
-            early,
-            pending: None,
+            commit: config.commit.as_ref().map(|c| CommitRule::new(c, rate)),
         })
     }
 
@@ -258,12 +287,6 @@ impl SpindleDetector {
             && f.corr > self.corr_threshold
     }
 
-    fn commits_early(&self, f: &Features) -> bool {
-        self.early.is_some_and(|e| {
-            f.fast_z > e.z_threshold_sd && f.rel_z > e.rel_threshold_sd && f.corr > e.corr_threshold
-        })
-    }
-
     fn step(
         &mut self,
         n: SampleIndex,
@@ -271,29 +294,27 @@ impl SpindleDetector {
         channel: usize,
         emit: &mut impl FnMut(DetectorOutput),
     ) {
-        let starts = self.starts(&f);
-        if let (State::Quiet, None, Some(early)) = (self.state, self.pending, self.early) {
-            if !starts && self.commits_early(&f) {
-                let onset = n.saturating_sub(early.half_window);
-                let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
-                emit(DetectorOutput::Commit(detection));
-                self.pending = Some(detection);
+        if let Some(rule) = &mut self.commit {
+            if rule.commits(&f) {
+                let onset = (n + 1).saturating_sub(rule.hold);
+                let commit = Detection::committed(EventKind::SpindleCommit, channel, onset, n);
+                emit(DetectorOutput::Commit(commit));
+                emit(DetectorOutput::Finish(commit));
             }
         }
+        let starts = self.starts(&f);
         self.state = match self.state {
             State::Quiet if starts => State::Rising { start: n },
             State::Quiet => State::Quiet,
             State::Rising { .. } if !starts => State::Quiet,
-            State::Rising { start } if self.pending.is_some() || n - start >= self.commit_after => {
+            State::Rising { start } if n - start >= self.commit_after => {
                 let onset = start.saturating_sub(self.half_window);
-                let detection = match self.pending.take() {
-                    // Already committed (and possibly triggered) early.
-                    Some(early) => Detection { onset, ..early },
-                    None => {
-                        let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
-                        emit(DetectorOutput::Commit(detection));
-                        detection
-                    }
+                let detection = if self.commit.is_some() {
+                    Detection::uncommitted(EventKind::Spindle, channel, onset, n)
+                } else {
+                    let detection = Detection::committed(EventKind::Spindle, channel, onset, n);
+                    emit(DetectorOutput::Commit(detection));
+                    detection
                 };
                 State::InEvent {
                     detection,
@@ -320,19 +341,15 @@ impl SpindleDetector {
                 }
             }
         };
-        if let (State::Quiet, Some(pending), Some(early)) = (self.state, self.pending, self.early) {
-            if n - pending.detected_at >= early.confirm_within {
-                self.pending = None;
-                emit(DetectorOutput::Finish(Detection {
-                    kind: EventKind::SpindleDropped,
-                    ..pending
-                }));
-            }
-        }
     }
 
+    /// Log a finished event: a short one as dropped if it was committed (its
+    /// commit may have fired a stimulus), not at all otherwise.
     fn close(&self, mut detection: Detection, emit: &mut impl FnMut(DetectorOutput)) {
         if detection.end - detection.onset < self.min_duration {
+            if !detection.committed {
+                return;
+            }
             detection.kind = EventKind::SpindleDropped;
         }
         emit(DetectorOutput::Finish(detection));
@@ -344,12 +361,6 @@ impl SpindleDetector {
             detection.end = end;
             self.close(detection, &mut emit);
         }
-        if let Some(pending) = self.pending.take() {
-            emit(DetectorOutput::Finish(Detection {
-                kind: EventKind::SpindleDropped,
-                ..pending
-            }));
-        }
         self.state = State::Quiet;
     }
 }
@@ -360,15 +371,15 @@ mod tests {
     use crate::config::{DetectorConfig, Preset};
     use crate::sim::{simulate, Preset as SimPreset, SimSpec};
 
-    /// The preset's spindle config, and every output of the detector over a
-    /// simulated night (all channels).
-    fn run(early: bool) -> Vec<DetectorOutput> {
+    /// The preset's spindle config (with or without its commit rule), and
+    /// every output of the detector over a simulated night (all channels).
+    fn run(commit_rule: bool) -> Vec<DetectorOutput> {
         let DetectorConfig::Spindle(mut config) = Preset::SleepSpindle.config().detector else {
             panic!("sleep-spindle runs the spindle detector");
         };
-        assert!(config.early_commit.is_some(), "the preset commits early");
-        if !early {
-            config.early_commit = None;
+        assert!(config.commit.is_some(), "the preset has a commit rule");
+        if !commit_rule {
+            config.commit = None;
         }
         let rate = SampleRate::new(SimPreset::Sleep.default_rate_hz()).unwrap();
         let sim = simulate(&SimSpec::new(SimPreset::Sleep, 300.0, 3, rate)).unwrap();
@@ -398,9 +409,9 @@ mod tests {
     }
 
     #[test]
-    fn every_commit_is_finished_once_as_spindle_or_dropped() {
-        for early in [false, true] {
-            let outputs = run(early);
+    fn every_commit_is_finished_once_and_only_commits_are_committed() {
+        for commit_rule in [false, true] {
+            let outputs = run(commit_rule);
             let commits: Vec<u64> = outputs
                 .iter()
                 .filter_map(|o| match o {
@@ -411,39 +422,88 @@ mod tests {
             let mut finishes: Vec<u64> = outputs
                 .iter()
                 .filter_map(|o| match o {
-                    DetectorOutput::Finish(d) => Some(d.detected_at),
+                    DetectorOutput::Finish(d) if d.committed => Some(d.detected_at),
                     _ => None,
                 })
                 .collect();
             finishes.sort_unstable();
-            assert_eq!(commits, finishes, "early commit {early}");
-            assert!(!finished(&outputs, EventKind::Spindle).is_empty());
-            assert!(!finished(&outputs, EventKind::SpindleDropped).is_empty());
+            assert_eq!(commits, finishes, "commit rule {commit_rule}");
+            let spindles = finished(&outputs, EventKind::Spindle);
+            assert!(!spindles.is_empty());
+            assert!(spindles.iter().all(|d| d.committed != commit_rule));
+            let (dropped, locked) = (
+                finished(&outputs, EventKind::SpindleDropped),
+                finished(&outputs, EventKind::SpindleCommit),
+            );
+            assert_eq!(dropped.is_empty(), commit_rule, "commit rule {commit_rule}");
+            assert_eq!(locked.is_empty(), !commit_rule, "commit rule {commit_rule}");
         }
     }
 
     #[test]
-    fn early_commit_keeps_the_spindles_and_commits_them_sooner() {
-        let (late, early) = (run(false), run(true));
-        let (late, early) = (
-            finished(&late, EventKind::Spindle),
-            finished(&early, EventKind::Spindle),
-        );
-        let bounds = |ds: &[Detection]| ds.iter().map(|d| (d.onset, d.end)).collect::<Vec<_>>();
-        assert_eq!(bounds(&late), bounds(&early));
-        assert!(late
+    fn the_commit_rule_changes_no_spindle_and_commits_inside_them() {
+        let (alone, with_rule) = (run(false), run(true));
+        let bounds = |outputs: &[DetectorOutput]| {
+            finished(outputs, EventKind::Spindle)
+                .iter()
+                .map(|d| (d.onset, d.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bounds(&alone), bounds(&with_rule));
+        // Most spindle-locked commits fall inside a detected spindle.
+        let spindles = bounds(&with_rule);
+        let commits = finished(&with_rule, EventKind::SpindleCommit);
+        let inside = commits
             .iter()
-            .zip(&early)
-            .all(|(l, e)| e.detected_at <= l.detected_at));
-        let sooner = late
-            .iter()
-            .zip(&early)
-            .filter(|(l, e)| e.detected_at < l.detected_at)
+            .filter(|c| {
+                spindles
+                    .iter()
+                    .any(|&(a, b)| (a..b).contains(&c.detected_at))
+            })
             .count();
         assert!(
-            sooner * 4 >= late.len(),
-            "{sooner} of {} sooner",
-            late.len()
+            inside * 4 >= commits.len() * 3,
+            "{inside} of {} commits inside spindles",
+            commits.len()
         );
+    }
+
+    #[test]
+    fn commit_rule_holds_then_waits_to_rearm() {
+        let rate = SampleRate::new(100.0).unwrap();
+        let config = SpindleCommit {
+            filter_order: 1,
+            window_ms: 80.0,
+            z_threshold_sd: 1.0,
+            rel_threshold_sd: 0.6,
+            corr_threshold: 0.7,
+            hold_ms: 30.0,
+            rearm_ms: 50.0,
+        };
+        let mut rule = CommitRule::new(&config, rate);
+        let spindle_like = Features {
+            abs_z: 0.0,
+            rel_z: 1.0,
+            corr: 0.8,
+            fast_z: 2.0,
+        };
+        let weak_corr = Features {
+            corr: 0.5,
+            ..spindle_like
+        };
+        // Held 3 samples: commits at the third, then not again while it holds.
+        let mut due: Vec<bool> = (0..10).map(|_| rule.commits(&spindle_like)).collect();
+        assert_eq!(
+            due,
+            [false, false, true, false, false, false, false, false, false, false]
+        );
+        // Fails 4 samples (< 5 to rearm), holds again: no commit.
+        due = (0..4).map(|_| rule.commits(&weak_corr)).collect();
+        due.extend((0..5).map(|_| rule.commits(&spindle_like)));
+        assert!(due.iter().all(|d| !d));
+        // Fails 5 samples: rearmed, commits after 3 more.
+        due = (0..5).map(|_| rule.commits(&weak_corr)).collect();
+        due.extend((0..3).map(|_| rule.commits(&spindle_like)));
+        assert_eq!(due.iter().position(|&d| d), Some(7));
     }
 }

@@ -11,9 +11,9 @@ pub mod stats;
 
 pub use butterworth::{butterworth, Band, DesignError};
 pub use envelope::{Envelope, MovingMean};
-pub use phase::{HalfWaveDelay, Pll};
+pub use phase::{Echt, HalfWaveDelay, Pll};
 pub use sos::{Section, Sos, SosFilter, SosFrameBank};
-pub use stats::{Ewma, Moments, RobustBaseline};
+pub use stats::{Ewma, Moments, RecentValues, RobustBaseline};
 
 use crate::time::SampleRate;
 

@@ -180,6 +180,71 @@ impl RobustBaseline {
     }
 }
 
+/// The last `capacity` values of a series, for order statistics computed once
+/// per new value (O(capacity), into a preallocated scratch buffer).
+#[derive(Debug, Clone)]
+pub struct RecentValues {
+    ring: Vec<f64>,
+    next: usize,
+    filled: usize,
+    scratch: Vec<f64>,
+}
+
+impl RecentValues {
+    pub fn new(capacity: usize) -> Result<Self, DspError> {
+        if capacity == 0 {
+            return Err(DspError::OutOfRange {
+                name: "capacity",
+                value: 0.0,
+                allowed: "at least 1",
+            });
+        }
+        Ok(Self {
+            ring: vec![0.0; capacity],
+            next: 0,
+            filled: 0,
+            scratch: vec![0.0; capacity],
+        })
+    }
+
+    pub fn push(&mut self, x: f64) {
+        self.ring[self.next] = x;
+        self.next = (self.next + 1) % self.ring.len();
+        self.filled = (self.filled + 1).min(self.ring.len());
+    }
+
+    /// How many values are held (at most the capacity).
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    fn values(&mut self) -> &mut [f64] {
+        // Until the ring wraps, the values seen are exactly ring[..filled].
+        let values = &mut self.scratch[..self.filled];
+        values.copy_from_slice(&self.ring[..self.filled]);
+        values
+    }
+
+    /// Median of the values held (`None` before the first).
+    pub fn median(&mut self) -> Option<f64> {
+        (!self.is_empty()).then(|| median_in_place(self.values()))
+    }
+
+    /// The `q`-quantile (0–1, nearest rank) of the values held (`None` before the first).
+    pub fn quantile(&mut self, q: f64) -> Option<f64> {
+        if self.is_empty() {
+            return None;
+        }
+        let values = self.values();
+        let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+        Some(*values.select_nth_unstable_by(rank - 1, f64::total_cmp).1)
+    }
+}
+
 /// Median (mean of the two middle values for even lengths, as numpy); reorders `values`.
 pub(crate) fn median_in_place(values: &mut [f64]) -> f64 {
     let len = values.len();
@@ -198,6 +263,23 @@ mod tests {
 
     fn rate(hz: f64) -> SampleRate {
         SampleRate::new(hz).unwrap()
+    }
+
+    #[test]
+    fn recent_values_keep_the_last_ones_for_median_and_quantiles() {
+        let mut recent = RecentValues::new(4).unwrap();
+        assert_eq!((recent.median(), recent.quantile(0.5)), (None, None));
+        for x in [10.0, 1.0, 7.0, 3.0, 5.0] {
+            recent.push(x);
+        }
+        // Holds 1, 7, 3, 5 (10 left the ring).
+        assert_eq!(recent.len(), 4);
+        assert_eq!(recent.median(), Some(4.0));
+        assert_eq!(recent.quantile(0.25), Some(1.0));
+        assert_eq!(recent.quantile(0.5), Some(3.0));
+        assert_eq!(recent.quantile(1.0), Some(7.0));
+        assert_eq!(recent.quantile(0.0), Some(1.0));
+        assert!(RecentValues::new(0).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!   true ripple (one-to-one, earliest first); latency = detected_at − onset;
 //!   stim timing = stim onset − nearest true ripple peak;
 //! - spindles (and any interval event): one-to-one matching at IoU ≥ 0.2, best
-//!   overlap first; latency = detected_at − matched true onset.
+//!   overlap first; latency = detected_at − matched true onset;
+//! - spindle commits (the closed-loop score): every commit is a moment a
+//!   stimulus could fire; it hits inside a true spindle (one-to-one, earliest first).
 //!
 //! Parsing works on text, so this module does no I/O.
 
@@ -188,7 +190,7 @@ pub fn score_ripples(
 pub struct IntervalScore {
     pub detection: Detection3,
     pub min_iou: f64,
-    /// detected_at − matched true onset, in ms.
+    /// detected_at − matched true onset, in ms, of matches with a detected_at.
     pub latency_ms: Option<Spread>,
 }
 
@@ -206,17 +208,56 @@ pub fn score_intervals(truth: &[Interval], detections: &[EventRow], min_iou: f64
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut truth_taken = vec![false; truth.len()];
     let mut det_taken = vec![false; detections.len()];
-    let mut latencies = Vec::new();
+    let (mut hits, mut latencies) = (0, Vec::new());
     for (_, i, j) in pairs {
         if !truth_taken[i] && !det_taken[j] {
             truth_taken[i] = true;
             det_taken[j] = true;
-            latencies.push((detections[j].decision_time_s() - truth[i].onset_s) * 1000.0);
+            hits += 1;
+            // An event logged without a commit has no decision time.
+            if let Some(t) = detections[j].detected_at_s {
+                latencies.push((t - truth[i].onset_s) * 1000.0);
+            }
         }
     }
     IntervalScore {
-        detection: Detection3::from_counts(truth.len(), detections.len(), latencies.len()),
+        detection: Detection3::from_counts(truth.len(), detections.len(), hits),
         min_iou,
+        latency_ms: spread(&latencies),
+    }
+}
+
+/// The closed-loop score of commits (`EVALUATION.md`): each commit time is
+/// a moment a locked stimulus could fire; it hits when it falls inside a true
+/// interval not hit before (one-to-one, earliest first).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CommitScore {
+    /// truth = true intervals, detected = commits, hits = commits inside one.
+    pub commits: Detection3,
+    /// Commit time − true onset of hits, in ms.
+    pub latency_ms: Option<Spread>,
+}
+
+/// Score commit times (s) against true intervals.
+pub fn score_commits(truth: &[Interval], commits_s: &[f64]) -> CommitScore {
+    let mut truth: Vec<&Interval> = truth.iter().collect();
+    truth.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+    let mut commits = commits_s.to_vec();
+    commits.sort_by(f64::total_cmp);
+    let mut taken = vec![false; truth.len()];
+    let mut latencies = Vec::new();
+    for t in commits {
+        let hit = truth
+            .iter()
+            .enumerate()
+            .find(|(i, r)| !taken[*i] && r.onset_s <= t && t < r.end_s);
+        if let Some((i, r)) = hit {
+            taken[i] = true;
+            latencies.push((t - r.onset_s) * 1000.0);
+        }
+    }
+    CommitScore {
+        commits: Detection3::from_counts(truth.len(), commits_s.len(), latencies.len()),
         latency_ms: spread(&latencies),
     }
 }
@@ -287,6 +328,24 @@ mod tests {
         assert_eq!(s.detection.hits, 2);
         let below = score_intervals(&t, &[det(0.0, 0.1, 0.1)], 0.2);
         assert_eq!(below.detection.hits, 0, "IoU 0.1 must not match");
+    }
+
+    #[test]
+    fn commits_hit_once_inside_a_spindle_earliest_first() {
+        let iv = |onset_s, end_s| Interval { onset_s, end_s };
+        let truth = [iv(10.0, 11.0), iv(20.0, 21.0), iv(30.0, 31.0)];
+        // 10.3 hits the first spindle, 10.6 is a second commit on it (a false
+        // positive), 11.0 is at its end (outside), 20.2 hits the second, 25 is
+        // between spindles; the third spindle is missed. Given out of order.
+        let s = score_commits(&truth, &[20.2, 10.6, 25.0, 10.3, 11.0]);
+        assert_eq!(s.commits.hits, 2);
+        assert_eq!(s.commits.detected, 5);
+        assert!((s.commits.precision - 0.4).abs() < 1e-12);
+        assert!((s.commits.recall - 2.0 / 3.0).abs() < 1e-12);
+        let latency = s.latency_ms.unwrap();
+        assert_eq!(latency.n, 2);
+        assert!((latency.median - 250.0).abs() < 1e-6, "{latency:?}");
+        assert!(score_commits(&truth, &[]).latency_ms.is_none());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod openephys;
 pub mod pulsepal;
 pub mod raw;
 pub mod reader;
+pub mod recorder;
 pub mod session;
 pub mod wav;
 

@@ -191,7 +191,11 @@ impl SessionWriter {
                 d.onset,
                 self.label(d.channel),
                 self.seconds(d.peak),
-                self.seconds(d.detected_at),
+                if d.committed {
+                    self.seconds(d.detected_at)
+                } else {
+                    na()
+                },
                 phase(d.target_phase_deg),
             ),
             Event::Trigger(t) => format!(
@@ -336,6 +340,7 @@ mod tests {
             end: 1050,
             peak: 1020,
             detected_at: 1012,
+            committed: true,
             stim_target: None,
             target_phase_deg: None,
         };
@@ -376,6 +381,52 @@ mod tests {
         // A second session into the same folder is refused: nothing is overwritten.
         let again = SessionWriter::create(&out, rate, vec![], "");
         assert!(matches!(again, Err(SessionError::Exists { .. })));
+    }
+
+    /// If `summary.json` cannot be written, the folder must not look complete.
+    #[test]
+    fn no_events_tsv_without_its_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = SampleRate::new(1000.0).unwrap();
+        let mut w = SessionWriter::create(dir.path(), rate, vec!["a".into()], "").unwrap();
+        w.write_events(&events()).unwrap();
+        // A directory where the summary goes: the rename over it fails.
+        fs::create_dir(dir.path().join("summary.json")).unwrap();
+        fs::write(dir.path().join("summary.json").join("x"), "").unwrap();
+        assert!(w
+            .finish(&serde_json::json!({"status": "complete"}))
+            .is_err());
+        assert!(!dir.path().join("events.tsv").exists());
+        assert!(!dir.path().join(".events.tsv.pending").exists());
+        let partial = fs::read_to_string(dir.path().join("events.partial.tsv")).unwrap();
+        assert_eq!(partial.lines().count(), 3);
+    }
+
+    #[test]
+    fn labels_cannot_break_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = SampleRate::new(1000.0).unwrap();
+        let labels = vec!["a".into(), "C3\tA1\nx\\".into()];
+        let mut w = SessionWriter::create(dir.path(), rate, labels, "").unwrap();
+        w.write_events(&events()).unwrap();
+        w.flush().unwrap();
+        let partial = fs::read_to_string(dir.path().join("events.partial.tsv")).unwrap();
+        let rows: Vec<&str> = partial.lines().collect();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.split('\t').count() == 10));
+        assert_eq!(rows[1].split('\t').nth(4), Some("C3\\tA1\\nx\\\\"));
+    }
+
+    /// The header is on disk as soon as the session starts: a process killed
+    /// before its first event leaves a readable, empty log.
+    #[test]
+    fn the_header_is_written_at_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = SampleRate::new(1000.0).unwrap();
+        let _w = SessionWriter::create(dir.path(), rate, vec![], "").unwrap();
+        let partial = fs::read_to_string(dir.path().join("events.partial.tsv")).unwrap();
+        assert_eq!(partial, format!("{EVENTS_HEADER}\n"));
+        assert!(dir.path().join(".reserve").exists());
     }
 
     #[test]

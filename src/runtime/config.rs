@@ -80,6 +80,21 @@ fn default_stall_ms() -> f64 {
     500.0
 }
 
+/// The `[recording]` section: a live session records its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Write `recording.bdf`: every source channel as the detectors received
+    /// it, replayable bit for bit (`neuroloop replay SESSION_DIR`).
+    pub enabled: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
 /// A device that receives trigger commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]

@@ -44,6 +44,8 @@ pub(super) struct Journal {
     pub progress: Arc<Mutex<Progress>>,
     pub notices: UnboundedSender<Notice>,
     pub stop: Arc<AtomicBool>,
+    /// Logged events go on to the recorder, as annotations of the recording.
+    pub annotations: Option<(HeapProd<Event>, Thread)>,
 }
 
 impl Journal {
@@ -80,6 +82,16 @@ impl Journal {
             }
             for entry in &batch {
                 self.release(entry);
+            }
+            if let Some((ring, recorder)) = &mut self.annotations {
+                for entry in &batch {
+                    if ring.try_push(entry.event).is_err() {
+                        self.shared
+                            .annotation_ring_full
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                recorder.unpark();
             }
             let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             count(&mut progress, batch.iter().map(|e| &e.event));

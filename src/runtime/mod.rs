@@ -26,6 +26,7 @@ mod journal;
 pub mod latency;
 pub mod latency_test;
 mod processing;
+mod recorder;
 mod sinks;
 
 use std::io::Write;
@@ -45,6 +46,7 @@ use crate::event::TriggerDecision;
 use crate::io::audio;
 use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
 use crate::io::pulsepal;
+use crate::io::recorder::{DigitalScale, RecordingCounters, RecordingSpec, RecordingWriter};
 use crate::io::session::{SessionError, SessionWriter};
 use crate::recording::{Recording, SelectError, Signal};
 use crate::session::{summary_json, Progress, SummaryParts};
@@ -86,24 +88,66 @@ struct ChunkHeader {
     arrived: Instant,
 }
 
-/// The producer side of the acquisition ring.
+/// The producer side of the acquisition ring: what the source pushes goes to
+/// the processing thread and, when the session is recorded, to the recorder,
+/// both or neither (a full ring drops the chunk for both, so the recording
+/// always holds what was processed).
 pub struct RingWriter {
     samples: HeapProd<f64>,
     headers: HeapProd<ChunkHeader>,
     channels: usize,
     consumer: Thread,
     overrun_frames: Arc<AtomicU64>,
+    tee: Option<RecordTee>,
 }
 
-impl FrameSink for RingWriter {
-    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+/// The recorder's side of the acquisition ring. Samples pass through each
+/// channel's [`DigitalScale`]: the detectors get `decode(encode(x))` and the
+/// recorder the codes, so the file holds exactly what was processed.
+struct RecordTee {
+    scales: Vec<DigitalScale>,
+    codes: HeapProd<i32>,
+    chunks: HeapProd<recorder::RecordedChunk>,
+    coded: Vec<i32>,
+    quantized: Vec<f64>,
+    clipped: Arc<AtomicU64>,
+}
+
+impl RingWriter {
+    fn has_room(&self, len: usize) -> bool {
+        self.samples.vacant_len() >= len
+            && !self.headers.is_full()
+            && self
+                .tee
+                .as_ref()
+                .map_or(true, |t| t.codes.vacant_len() >= len && !t.chunks.is_full())
+    }
+
+    fn push_piece(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
         let frames = samples.len() / self.channels;
-        if self.samples.vacant_len() < samples.len() || self.headers.is_full() {
-            // Processing is behind: drop the chunk; the controller sees the gap.
+        if !self.has_room(samples.len()) {
+            // Processing (or the disk) is behind: drop the chunk; the
+            // controller sees the gap and the recording marks it.
             self.overrun_frames
                 .fetch_add(frames as u64, Ordering::Relaxed);
             return;
         }
+        let samples = match &mut self.tee {
+            None => samples,
+            Some(tee) => {
+                let coded = &mut tee.coded[..samples.len()];
+                let quantized = &mut tee.quantized[..samples.len()];
+                let clipped = DigitalScale::quantize_frames(&tee.scales, samples, coded, quantized);
+                if clipped > 0 {
+                    tee.clipped.fetch_add(clipped, Ordering::Relaxed);
+                }
+                tee.codes.push_slice(coded);
+                let _ = tee
+                    .chunks
+                    .try_push(recorder::RecordedChunk { start, frames });
+                quantized
+            }
+        };
         self.samples.push_slice(samples);
         let _ = self.headers.try_push(ChunkHeader {
             start,
@@ -111,6 +155,22 @@ impl FrameSink for RingWriter {
             arrived,
         });
         self.consumer.unpark();
+    }
+}
+
+impl FrameSink for RingWriter {
+    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+        // In pieces the tee's buffers hold (a source's chunks fit in one).
+        let piece = self
+            .tee
+            .as_ref()
+            .map_or(samples.len(), |t| t.coded.len())
+            .max(self.channels);
+        let piece = piece - piece % self.channels;
+        for (k, part) in samples.chunks(piece).enumerate() {
+            let offset = (k * piece / self.channels) as u64;
+            self.push_piece(start + offset, part, arrived);
+        }
     }
 }
 
@@ -249,6 +309,8 @@ pub struct Opened {
     pub description: String,
     /// Largest chunk (frames) the source pushes at once.
     pub max_chunk_frames: usize,
+    /// Each channel's range (±µV): the recording's scale.
+    pub full_scale_uv: Vec<f64>,
 }
 
 /// The source's counters, watched while the session runs and reported in
@@ -355,7 +417,12 @@ pub fn recording_source(
 ) -> Result<Opened, RuntimeError> {
     let signals = &recording.signals;
     let first = signals.first().ok_or(SelectError::Empty)?;
+    let full_scale_uv = signals
+        .iter()
+        .map(|s| headroom(s.samples.iter().fold(0.0, |m: f64, x| m.max(x.abs()))))
+        .collect();
     Ok(Opened {
+        full_scale_uv,
         rate: first.rate,
         labels: signals.iter().map(|s| s.label.trim().to_string()).collect(),
         description,
@@ -368,6 +435,18 @@ pub fn recording_source(
             speed,
         }),
     })
+}
+
+/// A recording range for a signal whose largest magnitude is `peak`: the next
+/// 1, 2, 5 × 10^k above it with 25 % to spare.
+fn headroom(peak: f64) -> f64 {
+    let wanted = (1.25 * peak).max(1.0);
+    let decade = 10f64.powf(wanted.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * decade)
+        .find(|&r| r >= wanted)
+        .unwrap_or(10.0 * decade)
 }
 
 /// Open a Cyton and set its mode and gains; the acquisition thread starts the stream.
@@ -395,6 +474,8 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
             c.gain
         ),
         max_chunk_frames: openbci::MAX_FRAMES_PER_READ,
+        // The ADS1299's input range: ±4.5 V / gain.
+        full_scale_uv: vec![4.5e6 / f64::from(c.gain); channels],
         source: Source::Cyton(CytonSource {
             port,
             framer,
@@ -429,6 +510,7 @@ pub fn open_audio(c: &config::AudioSourceConfig) -> Result<Opened, RuntimeError>
         labels: c.channels.iter().map(|k| format!("in{k}")).collect(),
         description,
         max_chunk_frames: c.period_frames as usize,
+        full_scale_uv: vec![c.volts_per_full_scale * 1e6; c.channels.len()],
         source: Source::Audio(AudioSource {
             input,
             channels: c.channels.iter().map(|&k| usize::from(k)).collect(),
@@ -728,6 +810,10 @@ pub(crate) struct Shared {
     suppressed_disarmed: AtomicU64,
     /// Delivered triggers never released because their row could not be logged.
     triggers_withheld: AtomicU64,
+    /// Samples beyond the recording's range (clipped for the detectors too).
+    clipped_samples: Arc<AtomicU64>,
+    /// Events not annotated in the recording (its queue was full).
+    annotation_ring_full: AtomicU64,
 }
 
 pub struct LiveSpec<'a> {
@@ -760,6 +846,9 @@ struct Flags {
     stop_processing: Arc<AtomicBool>,
     source_done: Arc<AtomicBool>,
     stop_journal: Arc<AtomicBool>,
+    stop_recorder: Arc<AtomicBool>,
+    /// Where the recording ends, set once processing has stopped.
+    recording_end: Arc<AtomicU64>,
 }
 
 /// The running threads of a session.
@@ -768,6 +857,7 @@ struct Threads {
     journal: JoinHandle<SessionWriter>,
     processing: JoinHandle<processing::ProcessingReport>,
     acquisition: JoinHandle<()>,
+    recorder: Option<JoinHandle<Result<RecordingCounters, String>>>,
 }
 
 /// What the threads handed back at shutdown.
@@ -775,6 +865,7 @@ struct Joined {
     sinks: Vec<sinks::SinkReport>,
     writer: SessionWriter,
     processed: processing::ProcessingReport,
+    recording: Option<Result<RecordingCounters, String>>,
 }
 
 /// Run a live session to its end and write its folder. `on_status` is called
@@ -888,6 +979,67 @@ fn start_threads(
         outputs.push((tx, handle.thread().clone()));
         sink_threads.push(handle);
     }
+    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
+    let max_chunk = spec.opened.max_chunk_frames;
+    let ring_samples = (ring_frames + max_chunk) * source_channels;
+    let (tee, recorder, annotations) = if spec.config.recording.enabled {
+        let scales = spec
+            .opened
+            .full_scale_uv
+            .iter()
+            .zip(&spec.opened.labels)
+            .map(|(&range, label)| {
+                DigitalScale::symmetric(range).ok_or_else(|| {
+                    SessionError::File(crate::io::FileError::CannotWrite {
+                        path: spec.out.join("recording.bdf"),
+                        problem: format!(
+                            "channel {label}: no recording scale for a range of ±{range} µV"
+                        ),
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = RecordingWriter::create(
+            &spec.out.join("recording.bdf"),
+            &RecordingSpec {
+                labels: spec.opened.labels.clone(),
+                scales: scales.clone(),
+                rate,
+                source: spec.opened.description.clone(),
+                start_unix_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            },
+        )
+        .map_err(SessionError::from)?;
+        let (codes_tx, codes_rx) = HeapRb::<i32>::new(ring_samples).split();
+        let (chunks_tx, chunks_rx) = HeapRb::<recorder::RecordedChunk>::new(ring_frames).split();
+        let (events_tx, events_rx) = HeapRb::<crate::event::Event>::new(EVENT_RING).split();
+        let recorder = recorder::Recorder {
+            writer,
+            chunks: chunks_rx,
+            codes: codes_rx,
+            events: events_rx,
+            channels: source_channels,
+            shared: shared.clone(),
+            end: flags.recording_end.clone(),
+            stop: flags.stop_recorder.clone(),
+            notices: notice_tx.clone(),
+        };
+        let handle = spawn("neuroloop-recorder", move || recorder.run())?;
+        let tee = RecordTee {
+            scales,
+            codes: codes_tx,
+            chunks: chunks_tx,
+            coded: vec![0; max_chunk * source_channels],
+            quantized: vec![0.0; max_chunk * source_channels],
+            clipped: shared.clipped_samples.clone(),
+        };
+        let annotations = (events_tx, handle.thread().clone());
+        (Some(tee), Some(handle), Some(annotations))
+    } else {
+        (None, None, None)
+    };
     let (entry_tx, entry_rx) = HeapRb::<journal::Entry>::new(EVENT_RING).split();
     let journal = {
         let journal = journal::Journal {
@@ -899,13 +1051,11 @@ fn start_threads(
             progress: progress.clone(),
             notices: notice_tx.clone(),
             stop: flags.stop_journal.clone(),
+            annotations,
         };
         spawn("neuroloop-journal", move || journal.run())?
     };
-    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
-    let max_chunk = spec.opened.max_chunk_frames;
-    let (sample_tx, sample_rx) =
-        HeapRb::<f64>::new((ring_frames + max_chunk) * source_channels).split();
+    let (sample_tx, sample_rx) = HeapRb::<f64>::new(ring_samples).split();
     let (header_tx, header_rx) = HeapRb::<ChunkHeader>::new(ring_frames).split();
     let processing = {
         let processing = processing::Processing {
@@ -932,6 +1082,7 @@ fn start_threads(
         channels: source_channels,
         consumer: processing.thread().clone(),
         overrun_frames: shared.overrun_frames.clone(),
+        tee,
     };
     let acquisition = spawn_acquisition(
         spec.opened.source,
@@ -945,6 +1096,7 @@ fn start_threads(
         journal,
         processing,
         acquisition,
+        recorder,
     })
 }
 
@@ -976,7 +1128,8 @@ fn spawn_acquisition(
 
 /// Stop every thread in the disarm-first order: (1) disarm and join every
 /// output, so none can fire again; (2) stop acquisition, then processing;
-/// (3) let the journal log what is still queued.
+/// (3) let the journal log what is still queued; (4) let the recorder write
+/// the frames processing processed, and end the recording there.
 fn shut_down(threads: Threads, flags: &Flags) -> Result<Joined, RuntimeError> {
     flags.armed.store(false, Ordering::SeqCst);
     flags.stop_sinks.store(true, Ordering::Release);
@@ -1002,10 +1155,20 @@ fn shut_down(threads: Threads, flags: &Flags) -> Result<Joined, RuntimeError> {
         .journal
         .join()
         .map_err(|_| thread_panicked("journal"))?;
+    let recording = match threads.recorder {
+        None => None,
+        Some(handle) => {
+            flags.recording_end.store(processed.end, Ordering::Release);
+            flags.stop_recorder.store(true, Ordering::Release);
+            handle.thread().unpark();
+            Some(handle.join().map_err(|_| thread_panicked("recorder"))?)
+        }
+    };
     Ok(Joined {
         sinks,
         writer,
         processed,
+        recording,
     })
 }
 
@@ -1035,6 +1198,7 @@ fn write_session(
         sinks,
         writer,
         processed,
+        recording,
     } = joined;
     let shared = facts.shared;
     let mut arrival_to_command = LatencyHistogram::new();
@@ -1073,6 +1237,21 @@ fn write_session(
         "event_ring_full": shared.event_ring_full.load(Ordering::Relaxed),
         "command_ring_full": shared.command_ring_full.load(Ordering::Relaxed),
     });
+    let mut unwritten = Vec::new();
+    if let Some(recording) = &recording {
+        summary["recording"] = match recording {
+            Ok(counters) => serde_json::json!({
+                "file": "recording.bdf",
+                "counters": counters,
+                "clipped_samples": shared.clipped_samples.load(Ordering::Relaxed),
+                "annotation_ring_full": shared.annotation_ring_full.load(Ordering::Relaxed),
+            }),
+            Err(e) => {
+                unwritten.push(format!("recording.bdf: {e}"));
+                serde_json::json!({ "file": "recording.bdf", "error": e })
+            }
+        };
+    }
     if let Some(source) = facts.monitor.report() {
         summary["source"] = source;
     }
@@ -1084,7 +1263,6 @@ fn write_session(
     let events_logged = writer.rows();
     // The reserve goes first: on a full disk it is what makes room for these files.
     writer.release_reserve();
-    let mut unwritten = Vec::new();
     if let Err(e) = write_latency_tsv(&dir, &records, facts.started) {
         unwritten.push(e.to_string());
     }

@@ -24,6 +24,9 @@ use crate::time::SampleIndex;
 pub(super) struct ProcessingReport {
     pub controller: Controller,
     pub block_processing: LatencyHistogram,
+    /// One past the last frame the controller looked at: after a fault, the
+    /// faulty frame is included (a replay must meet it too).
+    pub end: SampleIndex,
 }
 
 pub(super) struct Processing {
@@ -123,9 +126,11 @@ impl Processing {
             self.controller.finish(&mut outbox);
             self.queue(&outbox, Instant::now());
         }
+        let end = self.controller.next_sample() + u64::from(faulted);
         ProcessingReport {
             controller: self.controller,
             block_processing: hist,
+            end,
         }
     }
 

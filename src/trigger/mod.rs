@@ -247,6 +247,7 @@ mod tests {
             end: sample + 1,
             peak: sample,
             detected_at: sample,
+            committed: true,
             stim_target: None,
             target_phase_deg: None,
         }
