@@ -10,7 +10,7 @@ use crate::detect::slow_oscillation::SlowOscillationDetector;
 use crate::detect::spindle::SpindleDetector;
 use crate::detect::DetectorOutput;
 use crate::event::{Event, Outbox};
-use crate::time::{SampleIndex, SampleRate};
+use crate::time::{SampleIndex, SampleRate, MAX_CHANNEL_SAMPLES_PER_S, MAX_RATE_HZ};
 use crate::trigger::{TriggerCounters, TriggerPolicy};
 
 /// A block of interleaved frames (`channels` samples per frame) starting at sample `start`.
@@ -82,6 +82,29 @@ impl Controller {
             return Err(ConfigError::Invalid {
                 field: "input.channels",
                 message: "selects no channel".into(),
+            });
+        }
+        // Detector windows are sized by the rate: refuse before allocating them.
+        if rate.hz() > MAX_RATE_HZ {
+            let kind = match &config.detector {
+                DetectorConfig::Ripple(_) => "ripple",
+                DetectorConfig::Spindle(_) => "spindle",
+                DetectorConfig::SlowOscillation(_) => "slow-oscillation",
+                DetectorConfig::LatencyProbe(_) => "latency-probe",
+            };
+            return Err(ConfigError::Invalid {
+                field: "detector.kind",
+                message: format!(
+                    "the {kind} detector supports sample rates up to {MAX_RATE_HZ} Hz, got {rate}"
+                ),
+            });
+        }
+        if rate.hz() * channels as f64 > MAX_CHANNEL_SAMPLES_PER_S {
+            return Err(ConfigError::Invalid {
+                field: "input.channels",
+                message: format!(
+                    "{channels} channels at {rate} are more than the {MAX_CHANNEL_SAMPLES_PER_S} channel-samples a second a session processes"
+                ),
             });
         }
         let detector = match &config.detector {

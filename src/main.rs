@@ -396,28 +396,30 @@ fn replay(args: ReplayArgs) -> Result<()> {
         },
         wav_volts_per_full_scale: args.wav_volts_per_full_scale,
     };
-    let recording = io::read_recording(&args.input, &options)?;
-    let signals = recording
+    let mut source = io::open_reader(&args.input, &options)?;
+    let info = source.info().clone();
+    let signals = info
         .select(&selectors(&args.pipeline, &config))
         .with_context(|| format!("{}", args.input.display()))?;
+    source.select(&signals)?;
+    for notice in &info.notices {
+        eprintln!("warning: {notice}");
+    }
     let out = args.pipeline.out.clone().unwrap_or_else(|| {
         let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from("sessions").join(format!("replay-{stem}"))
     });
+    let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
-        Some(path) => {
-            let rate = recording.signals[signals[0]].rate;
-            Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem))
-        }
+        Some(path) => Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
         None => None,
     };
     let input = SessionInput {
-        recording: &recording,
-        signals,
+        source: source.as_mut(),
         description: args.input.display().to_string(),
         stim_allowed,
     };
-    let frames = input.recording.signals[input.signals[0]].samples.len() as u64;
+    let frames = info.signals[signals[0]].samples;
     let bar = if frames > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ProgressBar::new(frames)
     } else {
@@ -432,7 +434,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
         Pacing::AsFastAsPossible
     };
     let stop = stop_flag()?;
-    let report = run_session("replay", &input, &config, &out, pacing, &stop, |p| {
+    let report = run_session("replay", input, &config, &out, pacing, &stop, |p| {
         bar.set_position(p.frames_done);
     })?;
     bar.finish_and_clear();
@@ -830,8 +832,8 @@ fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
     let hypnogram = if is_edf {
-        let recording = io::read_recording(path, &FileOptions::default())?;
-        Hypnogram::from_annotations(&recording.annotations)
+        let reader = io::open_reader(path, &FileOptions::default())?;
+        Hypnogram::from_annotations(&reader.info().annotations)
     } else {
         Hypnogram::parse_dreams(&read_text(path)?, &path.display().to_string())?
     };

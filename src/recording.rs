@@ -1,6 +1,7 @@
-//! An in-memory multi-signal recording: what file readers return, what the
-//! simulator produces and what the EDF writer takes. Samples are physical
-//! values (µV for EEG/LFP) as `f64`.
+//! An in-memory multi-signal recording: what the simulator produces, what
+//! `io::read_recording` collects from a streaming reader and what the EDF
+//! writer takes; and channel selection, shared by files and live sources.
+//! Samples are physical values (µV for EEG/LFP) as `f64`.
 
 use crate::time::SampleRate;
 
@@ -62,6 +63,8 @@ impl std::fmt::Display for ChannelSelector {
 pub enum SelectError {
     #[error("no channel named {name:?}; the recording has: {available}")]
     UnknownLabel { name: String, available: String },
+    #[error("channel name {name:?} is ambiguous: signals {indices} all have it; select one by its 0-based index")]
+    AmbiguousLabel { name: String, indices: String },
     #[error("channel index {index} is out of range; the recording has {count} signal(s)")]
     IndexOutOfRange { index: usize, count: usize },
     #[error("selected channels have different sample rates ({first} and {other}); select channels that share one rate")]
@@ -69,10 +72,95 @@ pub enum SelectError {
         first: SampleRate,
         other: SampleRate,
     },
+    #[error("selected channels {first:?} and {other:?} come from different streams, whose samples are not aligned; select channels of one stream")]
+    MixedStreams { first: String, other: String },
     #[error("the recording has no signals")]
     Empty,
     #[error("channel {label:?} has a non-finite sample (NaN or infinity) at index {index}")]
     NonFinite { label: String, index: usize },
+}
+
+/// What channel selection needs to know of each signal.
+#[derive(Debug, Clone, Copy)]
+pub struct Selectable<'a> {
+    pub label: &'a str,
+    pub rate: SampleRate,
+    /// Signals of one stream are sampled together (one EDF rate, one Open Ephys
+    /// `continuous.dat`); a selection never mixes streams.
+    pub stream: usize,
+}
+
+/// Resolve selectors to signal indices of one stream and rate; no selectors
+/// select every signal of the first signal's stream. A label matches when it
+/// equals a signal's label ignoring case and surrounding spaces; a label that
+/// several signals share is refused (naming them) rather than resolved to one.
+pub fn select_signals(
+    signals: &[Selectable],
+    selectors: &[ChannelSelector],
+) -> Result<Vec<usize>, SelectError> {
+    let first = signals.first().ok_or(SelectError::Empty)?;
+    let indices: Vec<usize> = if selectors.is_empty() {
+        (0..signals.len())
+            .filter(|&i| signals[i].stream == first.stream)
+            .collect()
+    } else {
+        selectors
+            .iter()
+            .map(|selector| find_signal(signals, selector))
+            .collect::<Result<_, _>>()?
+    };
+    let chosen = &signals[indices[0]];
+    for &i in &indices {
+        let signal = &signals[i];
+        if signal.rate != chosen.rate {
+            return Err(SelectError::MixedRates {
+                first: chosen.rate,
+                other: signal.rate,
+            });
+        }
+        if signal.stream != chosen.stream {
+            return Err(SelectError::MixedStreams {
+                first: chosen.label.trim().to_string(),
+                other: signal.label.trim().to_string(),
+            });
+        }
+    }
+    Ok(indices)
+}
+
+/// Index of the one signal a selector names.
+fn find_signal(signals: &[Selectable], selector: &ChannelSelector) -> Result<usize, SelectError> {
+    match selector {
+        ChannelSelector::Index(i) if *i < signals.len() => Ok(*i),
+        ChannelSelector::Index(i) => Err(SelectError::IndexOutOfRange {
+            index: *i,
+            count: signals.len(),
+        }),
+        ChannelSelector::Label(name) => {
+            let matches: Vec<usize> = (0..signals.len())
+                .filter(|&i| signals[i].label.trim().eq_ignore_ascii_case(name.trim()))
+                .collect();
+            match matches[..] {
+                [index] => Ok(index),
+                [] => Err(SelectError::UnknownLabel {
+                    name: name.clone(),
+                    available: signals
+                        .iter()
+                        .map(|s| s.label)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+                _ => Err(SelectError::AmbiguousLabel {
+                    name: name.clone(),
+                    indices: matches
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            }
+        }
+    }
 }
 
 impl Recording {
@@ -92,52 +180,30 @@ impl Recording {
         data
     }
 
-    /// Index of the signal a selector names.
-    pub fn find(&self, selector: &ChannelSelector) -> Result<usize, SelectError> {
-        match selector {
-            ChannelSelector::Index(i) if *i < self.signals.len() => Ok(*i),
-            ChannelSelector::Index(i) => Err(SelectError::IndexOutOfRange {
-                index: *i,
-                count: self.signals.len(),
-            }),
-            ChannelSelector::Label(name) => self
-                .signals
-                .iter()
-                .position(|s| s.label.trim().eq_ignore_ascii_case(name.trim()))
-                .ok_or_else(|| SelectError::UnknownLabel {
-                    name: name.clone(),
-                    available: self.labels().join(", "),
-                }),
-        }
-    }
-
     pub fn labels(&self) -> Vec<String> {
         self.signals.iter().map(|s| s.label.clone()).collect()
     }
 
-    /// Resolve selectors (all signals of the first signal's rate if empty) to
-    /// signal indices that share one rate, and check every sample is finite.
+    /// Resolve selectors as [`select_signals`] does (signals of one rate form
+    /// one stream), and check every selected sample is finite.
     pub fn select(&self, selectors: &[ChannelSelector]) -> Result<Vec<usize>, SelectError> {
-        let first = self.signals.first().ok_or(SelectError::Empty)?;
-        let indices: Vec<usize> = if selectors.is_empty() {
-            (0..self.signals.len())
-                .filter(|&i| self.signals[i].rate == first.rate)
-                .collect()
-        } else {
-            selectors
-                .iter()
-                .map(|s| self.find(s))
-                .collect::<Result<_, _>>()?
-        };
-        let rate = self.signals[indices[0]].rate;
+        let selectable: Vec<Selectable> = self
+            .signals
+            .iter()
+            .map(|s| Selectable {
+                label: &s.label,
+                rate: s.rate,
+                // One stream per rate: the first signal at that rate numbers it.
+                stream: self
+                    .signals
+                    .iter()
+                    .position(|other| other.rate == s.rate)
+                    .unwrap_or(0),
+            })
+            .collect();
+        let indices = select_signals(&selectable, selectors)?;
         for &i in &indices {
             let signal = &self.signals[i];
-            if signal.rate != rate {
-                return Err(SelectError::MixedRates {
-                    first: rate,
-                    other: signal.rate,
-                });
-            }
             if let Some(index) = signal.samples.iter().position(|x| !x.is_finite()) {
                 return Err(SelectError::NonFinite {
                     label: signal.label.clone(),
@@ -204,6 +270,68 @@ mod tests {
         assert!(matches!(
             rec.select(&["0".parse().unwrap(), "1".parse().unwrap()]),
             Err(SelectError::MixedRates { .. })
+        ));
+    }
+
+    #[test]
+    fn a_label_shared_by_several_signals_is_refused_naming_them() {
+        let rate = SampleRate::new(100.0).unwrap();
+        let signals = [
+            Selectable {
+                label: "C3",
+                rate,
+                stream: 0,
+            },
+            Selectable {
+                label: "Cz",
+                rate,
+                stream: 0,
+            },
+            Selectable {
+                label: " c3 ",
+                rate,
+                stream: 0,
+            },
+        ];
+        let error = select_signals(&signals, &["C3".parse().unwrap()]).unwrap_err();
+        assert_eq!(
+            error,
+            SelectError::AmbiguousLabel {
+                name: "C3".into(),
+                indices: "0, 2".into()
+            }
+        );
+        assert!(error.to_string().contains("index"), "{error}");
+        assert_eq!(
+            select_signals(&signals, &["2".parse().unwrap()]).unwrap(),
+            [2]
+        );
+    }
+
+    #[test]
+    fn a_selection_stays_in_one_stream() {
+        let rate = SampleRate::new(30_000.0).unwrap();
+        let signals = [
+            Selectable {
+                label: "A1",
+                rate,
+                stream: 0,
+            },
+            Selectable {
+                label: "B1",
+                rate,
+                stream: 1,
+            },
+            Selectable {
+                label: "A2",
+                rate,
+                stream: 0,
+            },
+        ];
+        assert_eq!(select_signals(&signals, &[]).unwrap(), [0, 2]);
+        assert!(matches!(
+            select_signals(&signals, &["A1".parse().unwrap(), "B1".parse().unwrap()]),
+            Err(SelectError::MixedStreams { .. })
         ));
     }
 }

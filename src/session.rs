@@ -1,8 +1,10 @@
-//! Driving one session: a recording (a file, or the simulator's output) is cut
-//! into blocks, pushed through the [`Controller`] and its events written to a
-//! session folder. `replay` runs as fast as possible; `replay --realtime` paces
-//! blocks at the recording's rate, which is the only place the wall clock is
-//! read (to pace and to measure, never to decide). `run` goes through
+//! Driving one session: a streaming reader hands blocks of a recording (a
+//! file, or the simulator's output) as it reads them; each is pushed through
+//! the [`Controller`] at its own start sample and its events written to a
+//! session folder, so memory does not grow with the recording's length.
+//! `replay` runs as fast as possible; `replay --realtime` paces blocks at the
+//! recording's rate, which is the only place the wall clock is read (to pace
+//! and to measure, never to decide). `run` goes through
 //! [`crate::runtime::run_live`] instead and shares the summary and counts.
 
 use std::collections::BTreeMap;
@@ -14,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::controller::{Block, Controller, ControllerCounters, Fault};
 use crate::event::{Event, Outbox};
 use crate::io::session::{SessionError, SessionWriter};
-use crate::recording::Recording;
+use crate::io::{FileError, SignalReader};
 use crate::time::SampleRate;
 use crate::trigger::TriggerCounters;
 
@@ -25,17 +27,24 @@ pub(crate) const OUTBOX_CAPACITY: usize = 4096;
 pub enum SessionRunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The controller cannot run on this input (its rate, its channel count):
+    /// the message names the file, the signal and where its rate comes from.
+    #[error("{input}: {error}")]
+    Setup { input: String, error: ConfigError },
+    #[error(transparent)]
+    Input(#[from] FileError),
+    #[error("{error}; outputs disarmed, session stopped (partial events kept in {dir})")]
+    InputFailed { error: Box<FileError>, dir: String },
     #[error(transparent)]
     Output(#[from] SessionError),
     #[error("{fault}; outputs disarmed, session stopped (partial events kept in {dir})")]
     Fault { fault: Fault, dir: String },
 }
 
-/// Where a session's samples come from, for the summary.
+/// Where a session's samples come from.
 pub struct SessionInput<'a> {
-    pub recording: &'a Recording,
-    /// Signals to process (all at one rate), as from `Recording::select`.
-    pub signals: Vec<usize>,
+    /// The recording, with the signals to process selected.
+    pub source: &'a mut dyn SignalReader,
     /// Human-readable description of the source (a path, or the simulator spec).
     pub description: String,
     /// If set, stimuli only inside these `[start, end)` sample intervals (a hypnogram gate).
@@ -67,48 +76,62 @@ pub struct SessionReport {
 }
 
 /// Run a whole session and write its folder. `stop` ends it early (Ctrl-C);
-/// `on_progress` is called about every 0.25 s of input.
+/// `on_progress` is called about every 0.25 s of input. A read error part way
+/// ends the session like a fault: partial events kept, no `events.tsv`.
 pub fn run_session(
     command: &str,
-    input: &SessionInput,
+    input: SessionInput,
     config: &Config,
     out: &Path,
     pacing: Pacing,
     stop: &AtomicBool,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<SessionReport, SessionRunError> {
-    let signals: Vec<&crate::recording::Signal> = input
-        .signals
-        .iter()
-        .map(|&i| &input.recording.signals[i])
-        .collect();
-    let rate = signals[0].rate;
-    let channels = signals.len();
-    let frames_total = signals.iter().map(|s| s.samples.len()).min().unwrap_or(0) as u64;
-    let mut controller = Controller::new(config, rate, channels)?;
-    if let Some(allowed) = &input.stim_allowed {
-        controller.restrict_stimulation_to(allowed.clone());
+    let SessionInput {
+        source,
+        description,
+        stim_allowed,
+    } = input;
+    let info = source.info().clone();
+    let selection = source.selection().to_vec();
+    let Some(&first) = selection.first() else {
+        return Err(FileError::BadOption {
+            path: info.path.clone(),
+            problem: "no signal selected".into(),
+        }
+        .into());
+    };
+    let rate = info.signals[first].rate;
+    let channels = selection.len();
+    let mut controller =
+        Controller::new(config, rate, channels).map_err(|error| SessionRunError::Setup {
+            input: info.describe_rate(first),
+            error,
+        })?;
+    if let Some(allowed) = stim_allowed {
+        controller.restrict_stimulation_to(allowed);
     }
-    let labels: Vec<String> = signals.iter().map(|s| s.label.trim().to_string()).collect();
+    let labels: Vec<String> = selection
+        .iter()
+        .map(|&i| info.signals[i].label.trim().to_string())
+        .collect();
     let mut writer = SessionWriter::create(out, rate, labels.clone(), &config.to_toml())?;
 
-    let block_size = config.input.block_size;
-    let mut block = vec![0.0; block_size * channels];
+    let mut block = vec![0.0; config.input.block_size * channels];
     let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
     let mut progress = Progress::default();
     let progress_every = rate.samples_in_s(0.25).max(1);
     let mut next_progress = 0;
     let started = Instant::now();
     let mut interrupted = false;
-    let mut start = 0u64;
     let summary = |progress: &Progress,
                    status: &str,
                    error: Option<String>,
                    controller: &Controller,
                    wall_s: f64| {
-        summary_json(SummaryParts {
+        let mut summary = summary_json(SummaryParts {
             command,
-            input: &input.description,
+            input: &description,
             config,
             rate,
             labels: &labels,
@@ -119,43 +142,54 @@ pub fn run_session(
             trigger: controller.trigger_counters(),
             adjustments: controller.adjustments(),
             wall_s,
-        })
+        });
+        summary["input_notices"] = serde_json::json!(info.notices);
+        summary
     };
 
-    while start < frames_total {
+    // A failed session keeps its partial events and a summary saying why; returns the folder.
+    let abandon = |writer: SessionWriter,
+                   progress: &Progress,
+                   controller: &Controller,
+                   error: String|
+     -> Result<String, SessionError> {
+        let wall_s = started.elapsed().as_secs_f64();
+        writer.abandon(&summary(progress, "error", Some(error), controller, wall_s))?;
+        Ok(out.display().to_string())
+    };
+
+    loop {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
             break;
         }
-        let frames = (frames_total - start).min(block_size as u64) as usize;
-        for (f, frame) in block.chunks_exact_mut(channels).take(frames).enumerate() {
-            for (slot, signal) in frame.iter_mut().zip(&signals) {
-                *slot = signal.samples[start as usize + f];
+        let read = match source.read_block(&mut block) {
+            Ok(Some(read)) => read,
+            Ok(None) => break,
+            Err(error) => {
+                let dir = abandon(writer, &progress, &controller, error.to_string())?;
+                return Err(SessionRunError::InputFailed {
+                    error: Box::new(error),
+                    dir,
+                });
             }
-        }
+        };
+        let end = read.start + read.frames as u64;
         if pacing == Pacing::RealTime {
-            let due = Duration::from_secs_f64(rate.seconds(start + frames as u64));
+            let due = Duration::from_secs_f64(rate.seconds(end));
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
         outbox.clear();
         let data = Block {
-            start,
+            start: read.start,
             channels,
-            samples: &block[..frames * channels],
+            samples: &block[..read.frames * channels],
         };
         if let Err(fault) = controller.process_block(&data, &mut outbox) {
             writer.write_events(outbox.events())?;
-            let dir = out.display().to_string();
-            let s = summary(
-                &progress,
-                "error",
-                Some(fault.to_string()),
-                &controller,
-                started.elapsed().as_secs_f64(),
-            );
-            writer.abandon(&s)?;
+            let dir = abandon(writer, &progress, &controller, fault.to_string())?;
             return Err(SessionRunError::Fault { fault, dir });
         }
         count(&mut progress, outbox.events());
@@ -163,12 +197,11 @@ pub fn run_session(
         if pacing == Pacing::RealTime {
             writer.flush()?;
         }
-        start += frames as u64;
-        progress.frames_done = start;
-        progress.seconds_done = rate.seconds(start);
-        if start >= next_progress {
+        progress.frames_done = end;
+        progress.seconds_done = rate.seconds(end);
+        if end >= next_progress {
             on_progress(&progress);
-            next_progress = start + progress_every;
+            next_progress = end + progress_every;
         }
     }
     outbox.clear();

@@ -7,6 +7,16 @@ use std::fmt;
 /// Index of a sample (a frame, across channels) from the start of the session.
 pub type SampleIndex = u64;
 
+/// Highest sample rate a recording is read at and a detector runs at. No
+/// EEG/LFP acquisition samples faster; a higher value is a corrupt header or
+/// a typo, and it would size detector buffers by the gigabyte.
+pub const MAX_RATE_HZ: f64 = 1_000_000.0;
+
+/// Most channel-samples a second a session processes (3300 channels at
+/// 30 kHz): detector state grows with channels × rate, so a header claiming
+/// thousands of channels at a high rate is refused before it sizes anything.
+pub const MAX_CHANNEL_SAMPLES_PER_S: f64 = 1e8;
+
 /// A validated sample rate in Hz: finite and strictly positive.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct SampleRate(f64);

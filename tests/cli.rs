@@ -197,6 +197,152 @@ fn a_bad_file_is_refused_with_one_line_and_no_session() {
     assert!(!out.join("events.tsv").exists(), "complete-looking output");
 }
 
+/// excerpt1.edf with the ASCII header field at `offset` set to `value`.
+fn excerpt1_with(offset: usize, width: usize, value: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(shared_data("dreams/excerpt1.edf")).unwrap();
+    bytes[offset..offset + width].copy_from_slice(format!("{value:<width$}").as_bytes());
+    bytes
+}
+
+/// Untrusted headers: a 1e-300 s record panicked in detector setup, 1e-9 s
+/// aborted on a 480 GB allocation, 99999999 samples a record gave an error
+/// about `detector.sigma_high_hz` naming neither the file nor the field; two
+/// declared records of 1800 were processed as a complete 2-s session.
+#[test]
+fn corrupt_headers_are_refused_naming_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for (name, bytes, needles) in [
+        (
+            "tiny_record.edf",
+            excerpt1_with(244, 8, "1e-300"),
+            [
+                "tiny_record.edf",
+                "\"duration of a data record\" (1e-300 s)",
+            ],
+        ),
+        (
+            "nano_record.edf",
+            excerpt1_with(244, 8, "1e-9"),
+            ["nano_record.edf", "\"duration of a data record\" (1e-9 s)"],
+        ),
+        (
+            "fast.edf",
+            excerpt1_with(256 + 216, 8, "99999999"),
+            [
+                "fast.edf",
+                "\"number of samples in each data record\" (99999999)",
+            ],
+        ),
+        (
+            "two_records.edf",
+            excerpt1_with(236, 8, "2"),
+            ["two_records.edf", "holds 1800 complete record(s)"],
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        refused(
+            &neuroloop(&[
+                "replay",
+                p(&path),
+                "--preset",
+                "sleep-spindle",
+                "--out",
+                p(&out),
+            ]),
+            &needles,
+        );
+        assert!(
+            !out.exists(),
+            "{name}: a refused file must leave no session"
+        );
+    }
+}
+
+#[test]
+fn a_fifo_is_refused_instead_of_blocking_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("live.edf");
+    let name = std::ffi::CString::new(p(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
+        .args(["replay", p(&fifo), "--out", p(&dir.path().join("out"))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard, not a timing requirement: the old reader never returned.
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("replay of a FIFO hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    refused(&child.wait_with_output().unwrap(), &["live.edf", "a FIFO"]);
+}
+
+#[test]
+fn a_cut_final_record_is_reported_and_recorded_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Record count left open (-1) by a recorder that died mid-record.
+    let bytes = excerpt1_with(236, 8, "-1");
+    let path = dir.path().join("crashed.edf");
+    std::fs::write(&path, &bytes[..bytes.len() - 50]).unwrap();
+    let out = dir.path().join("out");
+    let output = neuroloop(&[
+        "replay",
+        p(&path),
+        "--preset",
+        "sleep-spindle",
+        "--out",
+        p(&out),
+    ]);
+    ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("crashed.edf")
+            && stderr.contains("incomplete (150 of 200 bytes)"),
+        "{stderr}"
+    );
+    let summary = read_summary(&out);
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(summary["samples"], 1799 * 100);
+    let notices = summary["input_notices"].as_array().unwrap();
+    assert!(
+        notices.len() == 1 && notices[0].as_str().unwrap().contains("incomplete"),
+        "{notices:?}"
+    );
+}
+
+#[test]
+fn a_label_two_signals_share_is_refused_at_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // edfio_short_psg.edf: signal 1's label (at 256 + 16) made equal to signal 0's.
+    let mut bytes = std::fs::read(shared_data("formats/edfio_short_psg.edf")).unwrap();
+    bytes[256 + 16..256 + 32].copy_from_slice(b"EEG Fpz-Cz      ");
+    let path = dir.path().join("twins.edf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = dir.path().join("out");
+    refused(
+        &neuroloop(&[
+            "replay",
+            p(&path),
+            "--preset",
+            "sleep-spindle",
+            "--channel",
+            "EEG Fpz-Cz",
+            "--out",
+            p(&out),
+        ]),
+        &["twins.edf", "ambiguous", "0, 1"],
+    );
+    assert!(!out.exists());
+}
+
 /// A folder holding the user's own files is refused, not overwritten; an OS
 /// error is reported once, not repeated by each layer that passed it on.
 #[test]
@@ -342,7 +488,13 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
             "--out",
             p(&out),
         ]),
-        &["detector.kind", "at least 1000 Hz", "50 Hz"],
+        &[
+            "detector.kind",
+            "at least 1000 Hz",
+            "50 Hz",
+            "excerpt3.edf: signal 0 (\"C3-A1\")",
+            "\"duration of a data record\" (1 s)",
+        ],
     );
     assert!(
         !out.exists(),
@@ -353,6 +505,44 @@ fn ripple_preset_refuses_rates_below_1000_hz() {
     let rate = |hz| SampleRate::new(hz).unwrap();
     assert!(Controller::new(&config, rate(999.0), 4).is_err());
     assert!(Controller::new(&config, rate(1000.0), 4).is_ok());
+}
+
+/// Detector setup sizes its windows by the rate: an absurd rate (any source,
+/// live ones too) is refused before anything is allocated.
+#[test]
+fn detectors_refuse_rates_above_one_megahertz_and_absurd_channel_counts() {
+    let rate = |hz| SampleRate::new(hz).unwrap();
+    for (preset, kind) in [
+        (Preset::RodentRipple, "ripple"),
+        (Preset::SleepSpindle, "spindle"),
+        (Preset::SleepClas, "slow-oscillation"),
+    ] {
+        let config = preset.config();
+        assert!(Controller::new(&config, rate(1e6), 2).is_ok(), "{kind}");
+        // Channels × rate is capped too: a header's channel count cannot size the detector.
+        assert!(
+            Controller::new(&config, rate(30_000.0), 3333).is_ok(),
+            "{kind}"
+        );
+        let message = Controller::new(&config, rate(30_000.0), 3334)
+            .expect_err("too many channel-samples")
+            .to_string();
+        assert!(
+            message.contains("input.channels") && message.contains("3334 channels"),
+            "{message}"
+        );
+        for hz in [1.000001e6, 1e11, 1e302] {
+            let message = Controller::new(&config, rate(hz), 2)
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                message.contains(&format!(
+                    "the {kind} detector supports sample rates up to 1000000 Hz"
+                )),
+                "{message}"
+            );
+        }
+    }
 }
 
 #[test]

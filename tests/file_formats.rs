@@ -9,8 +9,8 @@ use neuroloop::io::edf::{read_edf, write_edf};
 use neuroloop::io::openephys::read_oebin;
 use neuroloop::io::raw::{read_raw_int16, RawLayout};
 use neuroloop::io::wav::read_wav;
-use neuroloop::io::{read_recording, FileError, FileOptions};
-use neuroloop::recording::{Recording, Signal};
+use neuroloop::io::{open_reader, read_recording, BlockMeta, FileError, FileOptions};
+use neuroloop::recording::{Recording, SelectError, Signal};
 use neuroloop::time::SampleRate;
 use serde_json::Value;
 
@@ -422,6 +422,259 @@ fn degenerate_digital_range_and_impossible_rates_are_rejected() {
     );
 }
 
+/// Open `bytes` saved as `name` through the reader the extension picks and
+/// return the error and its message, which must be one line naming the file.
+fn open_error(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> (FileError, String) {
+    let path = write_temp(dir, name, bytes);
+    let error = match open_reader(&path, &FileOptions::default()) {
+        Ok(_) => panic!("{name}: bad input must be rejected"),
+        Err(error) => error,
+    };
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    (error, message)
+}
+
+/// The notices a reader gives for `bytes` saved as `name`.
+fn notices(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> Vec<String> {
+    let path = write_temp(dir, name, bytes);
+    let reader = open_reader(&path, &FileOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    reader.info().notices.clone()
+}
+
+#[test]
+fn absurd_record_durations_and_rates_are_refused_naming_the_fields() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 100 samples per record over 1e-300 s panicked (capacity overflow) in the
+    // spindle detector's setup; over 1e-9 s it aborted on a 480 GB allocation.
+    for duration in ["1e-300", "1e-9"] {
+        let bytes = patched(&excerpt1_bytes(), 244, 8, duration);
+        let (error, message) = open_error(&dir, "tiny_record.edf", &bytes);
+        assert!(
+            matches!(error, FileError::RateTooHigh { signal: 0, .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("\"C3-A1\"")
+                && message.contains(&format!("\"duration of a data record\" ({duration} s)"))
+                && message.contains("1000000 Hz"),
+            "{message}"
+        );
+    }
+    let bytes = patched(&excerpt1_bytes(), 256 + 216, 8, "99999999");
+    let (error, message) = open_error(&dir, "many_samples.edf", &bytes);
+    assert!(matches!(error, FileError::RateTooHigh { .. }), "{message}");
+    assert!(
+        message.contains("sample rate 99999999 Hz")
+            && message.contains("\"number of samples in each data record\" (99999999)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_record_count_that_disagrees_with_the_file_size_is_refused_or_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Two records declared, 1800 held: processing 2 s and calling it complete is wrong.
+    let bytes = patched(&excerpt1_bytes(), 236, 8, "2");
+    let (error, message) = open_error(&dir, "two_records.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::RecordCountMismatch {
+                declared: 2,
+                complete: 1800,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"number of data records\"") && message.contains("-1"),
+        "{message}"
+    );
+
+    // Bytes after the last declared record are reported, the records read as they are.
+    let mut trailing = excerpt1_bytes();
+    trailing.extend_from_slice(&[0; 37]);
+    let found = notices(&dir, "trailing.edf", &trailing);
+    assert!(
+        found.len() == 1 && found[0].contains("37 byte(s) after the last of the 1800"),
+        "{found:?}"
+    );
+    let path = dir.path().join("trailing.edf");
+    assert_eq!(
+        read_edf(&path).expect("trailing bytes"),
+        read_edf(&shared_data("dreams/excerpt1.edf")).expect("excerpt1")
+    );
+
+    // A recording cut mid-record with the count left open (-1): the cut record is reported.
+    let cut = patched(&excerpt1_bytes(), 236, 8, "-1");
+    let cut = &cut[..cut.len() - 50];
+    let found = notices(&dir, "cut.edf", cut);
+    assert!(
+        found.len() == 1
+            && found[0].contains("cut.edf")
+            && found[0].contains("incomplete (150 of 200 bytes)"),
+        "{found:?}"
+    );
+    let recording = read_edf(&dir.path().join("cut.edf")).expect("cut");
+    assert_eq!(recording.signals[0].samples.len(), 1799 * 100);
+}
+
+#[test]
+fn digital_ranges_beyond_the_sample_width_and_empty_scalings_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = patched(&excerpt1_bytes(), 256 + 120, 8, "-40000");
+    let (error, message) = open_error(&dir, "wide.edf", &bytes);
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "digital minimum",
+                ..
+            }
+        ) && message.contains("16-bit"),
+        "{message}"
+    );
+    // pyedflib_test_generator.bdf has 6 signals: signal 0's digital maximum is at 256 + 128 * 6.
+    let bdf = std::fs::read(shared_data("formats/pyedflib_test_generator.bdf")).expect("bdf");
+    let (error, message) = open_error(
+        &dir,
+        "wide.bdf",
+        &patched(&bdf, 256 + 128 * 6, 8, "8388608"),
+    );
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "digital maximum",
+                ..
+            }
+        ) && message.contains("24-bit")
+            && message.contains("signal 0"),
+        "{message}"
+    );
+    // Physical maximum equal to the physical minimum: every sample would read the same.
+    let original = excerpt1_bytes();
+    let minimum = String::from_utf8_lossy(&original[256 + 104..256 + 112]).into_owned();
+    let (error, message) = open_error(
+        &dir,
+        "flat.edf",
+        &patched(&original, 256 + 112, 8, minimum.trim()),
+    );
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "physical maximum",
+                ..
+            }
+        ),
+        "{message}"
+    );
+    let (error, message) = open_error(&dir, "no_signals.edf", &patched(&original, 252, 4, "0"));
+    assert!(
+        matches!(
+            error,
+            FileError::BadField {
+                field: "number of signals",
+                ..
+            }
+        ),
+        "{message}"
+    );
+}
+
+/// Found by the fuzzer: reading a second stream of a one-record file reused
+/// the first stream's buffered record span and read past it.
+#[test]
+fn every_stream_of_a_one_record_file_is_read_right() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // edfio_short_psg.edf: 7 signals (3 at 100 Hz, 4 at 1 Hz) in 30-s records of 18240 bytes.
+    let bytes = std::fs::read(shared_data("formats/edfio_short_psg.edf")).expect("psg");
+    let header_bytes = 256 * 8;
+    let one = patched(&bytes[..header_bytes + 18_240], 236, 8, "1");
+    let path = write_temp(&dir, "one_record.edf", &one);
+    let first = read_edf(&path).expect("one record");
+    let whole = read_edf(&shared_data("formats/edfio_short_psg.edf")).expect("psg");
+    for (short, long) in first.signals.iter().zip(&whole.signals) {
+        let n = short.samples.len();
+        assert_eq!(n as f64, 30.0 * long.rate.hz(), "{}", short.label);
+        assert_eq!(short.samples, long.samples[..n], "{}", short.label);
+    }
+}
+
+#[test]
+fn a_label_two_signals_share_is_refused_naming_both() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // edfio_short_psg.edf: 7 signals; signal 1's label sits at 256 + 16.
+    let bytes = std::fs::read(shared_data("formats/edfio_short_psg.edf")).expect("psg");
+    let path = write_temp(
+        &dir,
+        "twins.edf",
+        &patched(&bytes, 256 + 16, 16, "EEG Fpz-Cz"),
+    );
+    let reader = open_reader(&path, &FileOptions::default()).expect("twins");
+    let error = reader
+        .info()
+        .select(&["eeg fpz-cz".parse().unwrap()])
+        .expect_err("ambiguous");
+    assert!(
+        matches!(&error, SelectError::AmbiguousLabel { indices, .. } if indices == "0, 1"),
+        "{error}"
+    );
+    assert_eq!(reader.info().select(&["1".parse().unwrap()]).unwrap(), [1]);
+}
+
+/// Runs `open` on a thread and fails the test if it has not returned after a
+/// minute: the old readers blocked forever on a FIFO (a hang guard, not a
+/// timing requirement).
+fn without_hanging<T: Send + 'static>(open: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(open()));
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the reader hung")
+}
+
+#[test]
+fn pipes_devices_and_folders_are_refused_before_reading() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("stream.edf");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+    let folder = dir.path().join("folder.wav");
+    std::fs::create_dir(&folder).unwrap();
+    // Read as raw int16, /dev/zero never ends: the old reader read until memory ran out.
+    let zero = dir.path().join("zero.dat");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let raw = FileOptions {
+        raw: Some(RawLayout {
+            channels: 1,
+            rate_hz: 1000.0,
+            uv_per_bit: 1.0,
+        }),
+        ..FileOptions::default()
+    };
+    for (path, kind) in [
+        (fifo, "a FIFO"),
+        (zero, "a character device"),
+        (folder, "a directory"),
+    ] {
+        let options = raw.clone();
+        let error = without_hanging(move || match open_reader(&path, &options) {
+            Ok(_) => panic!("{} accepted", path.display()),
+            Err(error) => error,
+        });
+        let message = error.to_string();
+        assert!(
+            matches!(error, FileError::NotRegular { .. }) && message.contains(kind),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn unknown_record_count_is_taken_from_the_file_length() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -443,12 +696,29 @@ fn subsecond_record_tal_offset(bytes: &[u8], record: usize) -> usize {
     let header_bytes = 768;
     let record_bytes = (128 + 20) * 2;
     let offset = header_bytes + record * record_bytes + 128 * 2;
-    assert_eq!(&bytes[offset..offset + 3], format!("+{record}.").as_bytes());
+    let prefix = format!("+{record}.");
+    assert_eq!(&bytes[offset..offset + prefix.len()], prefix.as_bytes());
     offset
 }
 
+/// Every block of a reader's default selection, as (start, frames) and values.
+fn read_blocks(path: &Path, frames_per_block: usize) -> (Vec<BlockMeta>, Vec<f64>) {
+    let mut reader = open_reader(path, &FileOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let channels = reader.selection().len();
+    let mut buf = vec![0.0; frames_per_block * channels];
+    let (mut blocks, mut values) = (Vec::new(), Vec::new());
+    while let Some(block) = reader
+        .read_block(&mut buf)
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        blocks.push(block);
+        values.extend_from_slice(&buf[..block.frames * channels]);
+    }
+    (blocks, values)
+}
+
 #[test]
-fn edf_plus_d_is_read_when_contiguous_and_refused_with_a_gap() {
+fn edf_plus_d_gaps_become_blocks_that_start_after_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let original = std::fs::read(shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
     let expected = read_edf(&shared_data("formats/edfio_test_subsecond.edf")).expect("sample");
@@ -456,12 +726,56 @@ fn edf_plus_d_is_read_when_contiguous_and_refused_with_a_gap() {
     let path = write_temp(&dir, "contiguous_d.edf", &discontinuous);
     assert_eq!(read_edf(&path).expect("contiguous EDF+D"), expected);
 
+    // The last of 698 one-second records of 128 samples moves 2 s later: a gap.
     let mut gap = discontinuous.clone();
-    let offset = subsecond_record_tal_offset(&gap, 2);
-    gap[offset + 1] = b'7'; // record 2 now starts at 7.39 s instead of 2.39 s
+    let offset = subsecond_record_tal_offset(&gap, 697);
+    gap[offset..offset + 12].copy_from_slice(b"+699.3945312");
+    let path = write_temp(&dir, "gap_d.edf", &gap);
+    let (blocks, values) = read_blocks(&path, 1000);
+    let last = blocks.last().expect("blocks");
+    assert_eq!((last.start, last.frames), (699 * 128, 128));
+    let before = &blocks[blocks.len() - 2];
+    assert_eq!(before.start + before.frames as u64, 697 * 128, "{blocks:?}");
+    assert_eq!(
+        values, expected.signals[0].samples,
+        "same samples, later start"
+    );
+    let reader = open_reader(&path, &FileOptions::default()).expect("gap");
+    assert!(
+        reader.info().notices[0].contains("1 gap(s)") && reader.info().notices[0].contains("2 s"),
+        "{:?}",
+        reader.info().notices
+    );
+    // A whole-file Recording cannot hold the gap.
     let (error, message) = read_error(&dir, "gap_d.edf", &gap);
     assert!(
+        matches!(
+            error,
+            FileError::Gap {
+                expected: 89_216,
+                resumes: 89_472,
+                ..
+            }
+        ),
+        "{message}"
+    );
+
+    // Record 2 starting inside record 1, and a record between two samples, are refused.
+    let mut overlap = discontinuous.clone();
+    let offset = subsecond_record_tal_offset(&overlap, 2);
+    overlap[offset + 1] = b'1';
+    let (error, message) = read_error(&dir, "overlap_d.edf", &overlap);
+    assert!(
         matches!(error, FileError::Discontinuous { record: 2, .. }),
+        "{message}"
+    );
+    let mut off_grid = discontinuous;
+    let offset = subsecond_record_tal_offset(&off_grid, 697);
+    off_grid[offset..offset + 12].copy_from_slice(b"+699.4000000");
+    let (error, message) = read_error(&dir, "off_grid_d.edf", &off_grid);
+    assert!(
+        matches!(error, FileError::BadAnnotation { record: 697, .. })
+            && message.contains("sample grid"),
         "{message}"
     );
 }
@@ -789,6 +1103,124 @@ fn bad_wav_files_and_scales_are_rejected_by_name() {
     }
 }
 
+/// A 2-channel 16-bit 1 kHz WAV of 1000 frames as hound writes it: a 44-byte
+/// header (fmt fields from byte 20, data size at 40) then the samples.
+fn canonical_wav(dir: &tempfile::TempDir) -> Vec<u8> {
+    let path = dir.path().join("canonical.wav");
+    let frames: Vec<[i16; 2]> = (0..1000).map(|i| [i as i16, -(i as i16)]).collect();
+    write_wav::<i16>(&path, wav_spec(16, hound::SampleFormat::Int), &frames);
+    let bytes = std::fs::read(&path).expect("wav");
+    assert_eq!((&bytes[36..40], bytes.len()), (&b"data"[..], 44 + 4000));
+    bytes
+}
+
+fn with_u32(bytes: &[u8], offset: usize, value: u32) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+fn with_u16(bytes: &[u8], offset: usize, value: u16) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+#[test]
+fn wav_headers_are_checked_against_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = canonical_wav(&dir);
+    for (name, bytes, needle) in [
+        (
+            "cut.wav",
+            wav[..wav.len() - 10].to_vec(),
+            "cut short (997 whole frames)",
+        ),
+        ("align.wav", with_u16(&wav, 32, 3), "\"block align\" is 3"),
+        ("mono0.wav", with_u16(&wav, 22, 0), "\"channels\" is 0"),
+        (
+            "rate0.wav",
+            with_u32(&wav, 24, 0),
+            "\"sample rate\" is 0 Hz",
+        ),
+        (
+            "fast.wav",
+            with_u32(&wav, 24, 2_000_000),
+            "\"sample rate\" is 2000000 Hz",
+        ),
+        (
+            "nofmt.wav",
+            patched(&wav, 12, 4, "junk"),
+            "before any fmt chunk",
+        ),
+        ("tiny.wav", wav[..30].to_vec(), "file ends before them"),
+        ("nodata.wav", wav[..36].to_vec(), "no data chunk"),
+        ("short.wav", wav[..8].to_vec(), "shorter than a RIFF header"),
+    ] {
+        let (error, message) = open_error(&dir, name, &bytes);
+        assert!(
+            matches!(error, FileError::BadWav { .. }) && message.contains(needle),
+            "{name}: {message}"
+        );
+    }
+    // A data size its writer never filled in: the file's length gives it, and that is said.
+    let found = notices(&dir, "unset.wav", &with_u32(&wav, 40, u32::MAX));
+    assert!(
+        found.len() == 1 && found[0].contains("left unset"),
+        "{found:?}"
+    );
+    let unset = read_wav(&dir.path().join("unset.wav"), 1.0).expect("unset size");
+    assert_eq!(unset.signals[1].samples.len(), 1000);
+    // A partial last frame is reported and not read.
+    let mut partial = with_u32(&wav, 40, 4002);
+    partial.extend_from_slice(&[7, 7]);
+    let found = notices(&dir, "partial.wav", &partial);
+    assert!(
+        found.len() == 1 && found[0].contains("incomplete (2 of 4 bytes)"),
+        "{found:?}"
+    );
+    let read = read_wav(&dir.path().join("partial.wav"), 1.0).expect("partial");
+    assert_eq!(
+        read,
+        read_wav(&dir.path().join("canonical.wav"), 1.0).unwrap()
+    );
+}
+
+#[test]
+fn raw_layouts_beyond_the_limits_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_temp(&dir, "data.dat", &[0; 64]);
+    let layout = RawLayout {
+        channels: 2,
+        rate_hz: 1000.0,
+        uv_per_bit: 1.0,
+    };
+    for (bad, needle) in [
+        (
+            RawLayout {
+                channels: 1 << 40,
+                ..layout.clone()
+            },
+            "channels",
+        ),
+        (
+            RawLayout {
+                rate_hz: 2e6,
+                ..layout.clone()
+            },
+            "1000000 Hz",
+        ),
+    ] {
+        let message = read_raw_int16(&path, &bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.contains("data.dat") && message.contains(needle),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn raw_int16_interleaved_frames_scale_to_microvolts() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -973,6 +1405,80 @@ fn open_ephys_recording_reads_its_continuous_dat_with_per_channel_scales() {
         message.contains("broken.oebin")
             && message.contains("not valid JSON")
             && !message.contains('\n'),
+        "{message}"
+    );
+}
+
+#[test]
+fn open_ephys_streams_are_selected_one_at_a_time_and_sidecars_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(shared_data(OEBIN)).expect("oebin");
+    let root: Value = serde_json::from_str(&text).expect("JSON");
+    let mut probe = root["continuous"][0].clone();
+    probe["folder_name"] = "probe-B/".into();
+    probe["channels"][0]["channel_name"] = "'B1'".into();
+    let mut two = root.clone();
+    two["continuous"].as_array_mut().unwrap().push(probe);
+    let oebin = write_temp(&dir, "structure.oebin", two.to_string().as_bytes());
+    for folder in ["openephys-100.0", "probe-B"] {
+        let stream = dir.path().join("continuous").join(folder);
+        std::fs::create_dir_all(&stream).expect("folder");
+        let counts: Vec<u8> = (0..30i16).flat_map(|c| c.to_le_bytes()).collect();
+        std::fs::write(stream.join("continuous.dat"), counts).expect("dat");
+    }
+    let reader = open_reader(&oebin, &FileOptions::default()).expect("two streams");
+    let info = reader.info();
+    assert_eq!(info.signals.len(), 6);
+    assert_eq!(info.select(&[]).unwrap(), [0, 1, 2], "the first stream");
+    assert_eq!(reader.selection(), [0, 1, 2]);
+    assert_eq!(info.select(&["B1".parse().unwrap()]).unwrap(), [3]);
+    let error = info
+        .select(&["CH1".parse().unwrap(), "B1".parse().unwrap()])
+        .expect_err("two streams are not aligned");
+    assert!(matches!(error, SelectError::MixedStreams { .. }), "{error}");
+    let recording = read_recording(&oebin, &FileOptions::default()).expect("both streams");
+    assert_eq!(
+        recording.signals[3].samples,
+        [
+            0.0,
+            3.0 * 0.195,
+            6.0 * 0.195,
+            9.0 * 0.195,
+            12.0 * 0.195,
+            15.0 * 0.195,
+            18.0 * 0.195,
+            21.0 * 0.195,
+            24.0 * 0.195,
+            27.0 * 0.195
+        ]
+    );
+
+    let mut float = root.clone();
+    float["continuous"][0]["dtype"] = "float32".into();
+    let mut escape = root.clone();
+    escape["continuous"][0]["folder_name"] = "../../elsewhere/".into();
+    let mut fast = root;
+    fast["continuous"][0]["sample_rate"] = 5e6.into();
+    for (sidecar, needle) in [
+        (float, "\"dtype\" is \"float32\""),
+        (escape, "leaves the recording's continuous/ folder"),
+        (fast, "1000000 Hz"),
+    ] {
+        let path = write_temp(&dir, "bad.oebin", sidecar.to_string().as_bytes());
+        let message = read_oebin(&path).expect_err("refused").to_string();
+        assert!(
+            message.contains("bad.oebin") && message.contains(needle),
+            "{message}"
+        );
+    }
+    // A sidecar far larger than any real one is not read into memory.
+    let huge = dir.path().join("huge.oebin");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse file");
+    let message = read_oebin(&huge).expect_err("too large").to_string();
+    assert!(
+        message.contains("huge.oebin") && message.contains("1073741824 bytes"),
         "{message}"
     );
 }

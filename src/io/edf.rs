@@ -1,23 +1,30 @@
 //! EDF, EDF+, BDF (24-bit) and BDF+ reader, and a 16-bit EDF writer.
 //!
-//! The reader takes the whole file in one read and decodes it with plain
-//! loops. "EDF Annotations"/"BDF Annotations" signals are parsed as TALs into
-//! [`Recording::annotations`] and not returned as signals. Onsets are seconds
-//! from the first sample, so the subsecond start offset that EDF+ keeps in the
-//! first record's time-keeping TAL is subtracted (as pyedflib and edfio do).
+//! [`EdfReader::open`] reads the header, checks every field and the file size
+//! against it, and reads the annotation signals ("EDF Annotations"/"BDF
+//! Annotations", TALs) of every record in one streaming pass into
+//! [`SourceInfo::annotations`]; the data are then read record by record as
+//! the pipeline asks for blocks. Onsets are seconds from the first sample, so
+//! the subsecond start offset that EDF+ keeps in the first record's
+//! time-keeping TAL is subtracted (as pyedflib and edfio do).
 //!
-//! EDF+D (discontinuous) files are read when their records are in fact
-//! contiguous (each record's time-keeping onset equals the end of the record
-//! before it); a real gap is refused with [`FileError::Discontinuous`], since a
-//! [`Recording`] holds gap-free sample streams.
+//! EDF+D (discontinuous) records start where their time-keeping TAL says:
+//! a gap between records becomes a block that starts after it (the controller
+//! counts the skipped frames). A record that overlaps the one before, or
+//! starts between two samples, is refused.
 //!
 //! The writer produces plain 16-bit EDF (not EDF+): annotations are not written.
 
+use std::fs::File;
 use std::path::Path;
 
-use super::{read_whole_file, write_atomically, FileError};
-use crate::recording::{Annotation, Recording, Signal};
-use crate::time::SampleRate;
+use super::reader::{
+    check_selection, collect_recording, default_selection, frames_that_fit, open_regular,
+    read_exact_at, BlockMeta, SignalInfo, SignalReader, SourceInfo, MAX_RATE_HZ,
+};
+use super::{write_atomically_with, FileError};
+use crate::recording::{Annotation, Recording};
+use crate::time::{SampleIndex, SampleRate};
 
 /// Bytes of the fixed part of the header, and of each signal's header part.
 const HEADER_BLOCK_BYTES: usize = 256;
@@ -67,13 +74,27 @@ const SAMPLES_PER_RECORD: SignalField = SignalField {
     block_offset: 216,
 };
 
+/// File-level header fields: name, byte offset, width.
+const RECORD_COUNT: (&str, usize, usize) = ("number of data records", 236, 8);
+const RECORD_DURATION: (&str, usize, usize) = ("duration of a data record", 244, 8);
+
 /// TAL separators (EDF+ spec section 2.2.2).
 const TAL_ONSET_DURATION: u8 = 0x15;
 const TAL_TEXT: u8 = 0x14;
 
-/// Largest gap or overlap (s) between EDF+D records still taken as contiguous:
-/// TAL onsets carry at most 100 ns resolution in practice.
-const CONTIGUITY_TOLERANCE_S: f64 = 1e-6;
+/// An EDF+D record must start within this many samples of a sample instant
+/// (TAL onsets carry at most 100 ns resolution in practice).
+const GRID_TOLERANCE_SAMPLES: f64 = 0.1;
+
+/// Largest annotation signal (bytes per record) read: far above what EDF+
+/// writers use (tens to hundreds of bytes), and what a corrupt header can make
+/// the reader allocate.
+const MAX_ANNOTATION_BYTES: u64 = 1 << 20;
+
+/// Records up to this size are read whole; of larger ones, each selected
+/// signal is read in chunks of this many bytes in all, so a header cannot
+/// size the reader's buffers.
+const WINDOW_BYTES: u64 = 1 << 20;
 
 /// Sample width of the file's data records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +112,36 @@ impl SampleWidth {
             SampleWidth::Bits24 => 3,
         }
     }
+
+    /// The digital values a sample can hold.
+    fn digital_range(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            SampleWidth::Bits16 => -32_768..=32_767,
+            SampleWidth::Bits24 => -8_388_608..=8_388_607,
+        }
+    }
+
+    fn range_problem(self) -> &'static str {
+        match self {
+            SampleWidth::Bits16 => {
+                "outside the range of a 16-bit EDF sample (-32768 to 32767): no sample can reach it"
+            }
+            SampleWidth::Bits24 => {
+                "outside the range of a 24-bit BDF sample (-8388608 to 8388607): no sample can reach it"
+            }
+        }
+    }
+
+    #[inline]
+    fn decode(self, bytes: &[u8]) -> f64 {
+        match self {
+            SampleWidth::Bits16 => f64::from(i16::from_le_bytes([bytes[0], bytes[1]])),
+            // Place the 24 bits in the top of an i32 and shift back to sign-extend.
+            SampleWidth::Bits24 => {
+                f64::from(i32::from_le_bytes([0, bytes[0], bytes[1], bytes[2]]) >> 8)
+            }
+        }
+    }
 }
 
 /// One signal's header, validated.
@@ -102,139 +153,465 @@ struct SignalHeader {
     digital_min: i64,
     digital_max: i64,
     samples_per_record: usize,
+    /// Byte offset of the signal's samples within a data record.
+    offset_in_record: u64,
     is_annotation: bool,
     /// `None` for an annotation signal.
     rate: Option<SampleRate>,
 }
 
+impl SignalHeader {
+    /// Physical units per digital step.
+    fn gain(&self) -> f64 {
+        (self.physical_max - self.physical_min) / (self.digital_max - self.digital_min) as f64
+    }
+}
+
 /// The whole header, validated against the file length.
 struct Header {
     width: SampleWidth,
+    /// EDF+ or BDF+ (the reserved field says so).
+    plus: bool,
     discontinuous: bool,
-    header_bytes: usize,
+    header_bytes: u64,
     record_count: u64,
-    record_duration_s: f64,
+    record_bytes: u64,
+    /// The record duration field as written (for messages).
+    duration_text: String,
     signals: Vec<SignalHeader>,
 }
 
-/// Read an EDF, EDF+, BDF or BDF+ file into physical values.
-pub fn read_edf(path: &Path) -> Result<Recording, FileError> {
-    let bytes = read_whole_file(path)?;
-    let header = parse_header(path, &bytes)?;
-    let record_bytes = record_bytes(&header);
-    let mut recording = Recording::default();
-    for signal in &header.signals {
-        if let Some(rate) = signal.rate {
-            recording.signals.push(Signal {
-                label: signal.label.clone(),
-                unit: signal.unit.clone(),
-                rate,
-                samples: Vec::with_capacity(
-                    signal.samples_per_record * header.record_count as usize,
-                ),
-            });
+impl Header {
+    fn record_offset(&self, record: u64) -> u64 {
+        self.header_bytes + record * self.record_bytes
+    }
+
+    fn format(&self) -> &'static str {
+        match (self.width, self.plus) {
+            (SampleWidth::Bits16, false) => "EDF",
+            (SampleWidth::Bits16, true) => "EDF+",
+            (SampleWidth::Bits24, false) => "BDF",
+            (SampleWidth::Bits24, true) => "BDF+",
         }
     }
-    let mut first_record_onset_s = None;
-    for record in 0..header.record_count as usize {
-        let mut offset = header.header_bytes + record * record_bytes;
-        let mut output = recording.signals.iter_mut();
-        let mut record_onset_s = None;
-        for signal in &header.signals {
-            let length = signal.samples_per_record * header.width.bytes();
-            let data = &bytes[offset..offset + length];
-            if signal.is_annotation {
-                let onset = parse_tal_block(
-                    path,
-                    record as u64,
-                    offset as u64,
-                    data,
-                    &mut recording.annotations,
-                )?;
-                record_onset_s = record_onset_s.or(onset);
-            } else if let Some(out) = output.next() {
-                decode_samples(signal, header.width, data, &mut out.samples);
-            }
-            offset += length;
+
+    /// The first annotation signal: its first TAL in each record keeps the record's time.
+    fn time_keeping(&self) -> Option<&SignalHeader> {
+        self.signals.iter().find(|s| s.is_annotation)
+    }
+
+    fn annotation_bytes(&self, signal: &SignalHeader) -> usize {
+        signal.samples_per_record * self.width.bytes()
+    }
+}
+
+/// Read an EDF, EDF+, BDF or BDF+ file whole into memory.
+pub fn read_edf(path: &Path) -> Result<Recording, FileError> {
+    collect_recording(Box::new(EdfReader::open(path)?))
+}
+
+/// A streaming EDF/BDF reader (see the module documentation).
+pub struct EdfReader {
+    info: SourceInfo,
+    file: File,
+    header: Header,
+    /// Header index of each entry of `info.signals` (the data signals).
+    data_signals: Vec<usize>,
+    selection: Vec<usize>,
+    /// Header indices of the selection.
+    columns: Vec<usize>,
+    samples_per_record: usize,
+    /// Onset (s, from the header's start time) of the first record.
+    first_onset_s: f64,
+    /// Next frame to read: record and frame within it.
+    record: u64,
+    frame_in_record: usize,
+    /// Sample index of `record`'s first frame, once computed.
+    record_start: Option<SampleIndex>,
+    /// Records of at most [`WINDOW_BYTES`] are read whole into `window`;
+    /// otherwise `window` holds a chunk of each selected signal, one after
+    /// the other, `chunk_samples` each.
+    whole_records: bool,
+    chunk_samples: usize,
+    window: Vec<u8>,
+    /// What `window` holds: record, first frame, frames.
+    window_at: Option<(u64, usize, usize)>,
+    /// One record's time-keeping TAL block (EDF+D).
+    tal: Vec<u8>,
+}
+
+impl EdfReader {
+    /// Open a file, check its header and read its annotations.
+    pub fn open(path: &Path) -> Result<Self, FileError> {
+        let (file, file_bytes) = open_regular(path)?;
+        let (header, mut notices) = read_header(path, &file, file_bytes)?;
+        let timing = scan_annotations(path, &file, &header)?;
+        if timing.gaps > 0 {
+            notices.push(format!(
+                "{}: EDF+D with {} gap(s) between records ({} s in all); blocks resume after each gap and the pipeline counts the skipped frames as dropped",
+                path.display(),
+                timing.gaps,
+                timing.gap_s
+            ));
         }
-        let first_onset_s = *first_record_onset_s.get_or_insert(record_onset_s.unwrap_or(0.0));
-        if header.discontinuous {
-            check_contiguous(path, &header, record, first_onset_s, record_onset_s)?;
+        let data_signals: Vec<usize> = (0..header.signals.len())
+            .filter(|&i| !header.signals[i].is_annotation)
+            .collect();
+        let signals = data_signals
+            .iter()
+            .map(|&i| {
+                let signal = &header.signals[i];
+                let rate = signal.rate.expect("data signals have a rate");
+                SignalInfo {
+                    label: signal.label.clone(),
+                    unit: signal.unit.clone(),
+                    rate,
+                    rate_origin: rate_origin(signal.samples_per_record, &header.duration_text),
+                    scale: signal.gain(),
+                    samples: signal.samples_per_record as u64 * header.record_count,
+                    // One stream per rate, numbered by its first signal.
+                    stream: data_signals
+                        .iter()
+                        .position(|&j| header.signals[j].rate == Some(rate))
+                        .unwrap_or(0),
+                }
+            })
+            .collect();
+        let info = SourceInfo {
+            path: path.to_path_buf(),
+            format: header.format(),
+            signals,
+            annotations: timing.annotations,
+            notices,
+        };
+        let whole_records = header.record_bytes <= WINDOW_BYTES;
+        let tal_bytes = header
+            .time_keeping()
+            .map_or(0, |s| header.annotation_bytes(s));
+        let mut reader = Self {
+            info,
+            file,
+            data_signals,
+            selection: Vec::new(),
+            columns: Vec::new(),
+            samples_per_record: 0,
+            first_onset_s: timing.first_onset_s,
+            record: 0,
+            frame_in_record: 0,
+            record_start: None,
+            whole_records,
+            chunk_samples: 0,
+            window: vec![
+                0;
+                if whole_records {
+                    header.record_bytes as usize
+                } else {
+                    0
+                }
+            ],
+            window_at: None,
+            tal: vec![0; tal_bytes],
+            header,
+        };
+        let selection = default_selection(&reader.info);
+        if !selection.is_empty() {
+            reader.select(&selection)?;
+        }
+        Ok(reader)
+    }
+
+    /// Sample index (at the selection's rate) of `record`'s first frame.
+    fn start_of(&mut self, record: u64) -> Result<SampleIndex, FileError> {
+        let per_record = self.samples_per_record as u64;
+        if !self.header.discontinuous {
+            return Ok(record * per_record);
+        }
+        let signal = self
+            .header
+            .time_keeping()
+            .expect("EDF+D has a time-keeping signal");
+        let offset = self.header.record_offset(record) + signal.offset_in_record;
+        read_exact_at(&self.file, &self.info.path, &mut self.tal, offset)?;
+        let onset_s = parse_tal_block(&self.info.path, record, offset, &self.tal, None)?;
+        let rate = self.info.signals[self.selection[0]].rate;
+        record_start(
+            &self.info.path,
+            record,
+            offset,
+            onset_s,
+            self.first_onset_s,
+            rate,
+        )
+    }
+
+    /// Make `window` hold the current frame; returns how many frames from it on it holds.
+    fn fill_window(&mut self) -> Result<usize, FileError> {
+        let (record, frame) = (self.record, self.frame_in_record);
+        if let Some((at, first, frames)) = self.window_at {
+            if at == record && (first..first + frames).contains(&frame) {
+                return Ok(first + frames - frame);
+            }
+        }
+        let record_offset = self.header.record_offset(record);
+        let (first, frames) = if self.whole_records {
+            read_exact_at(&self.file, &self.info.path, &mut self.window, record_offset)?;
+            (0, self.samples_per_record)
+        } else {
+            let width = self.header.width.bytes();
+            let frames = self.chunk_samples.min(self.samples_per_record - frame);
+            let chunks = self.window.chunks_exact_mut(self.chunk_samples * width);
+            for (chunk, &index) in chunks.zip(&self.columns) {
+                let signal = &self.header.signals[index];
+                let offset = record_offset + signal.offset_in_record + (frame * width) as u64;
+                read_exact_at(
+                    &self.file,
+                    &self.info.path,
+                    &mut chunk[..frames * width],
+                    offset,
+                )?;
+            }
+            (frame, frames)
+        };
+        self.window_at = Some((record, first, frames));
+        Ok(first + frames - frame)
+    }
+
+    /// Decode `frames` frames of the selection, held by `window` from the
+    /// current position on, into `out`.
+    fn decode(&self, frames: usize, out: &mut [f64]) {
+        let width = self.header.width;
+        let bytes = width.bytes();
+        let channels = self.columns.len();
+        let (_, first, _) = self.window_at.expect("the window was filled");
+        for (column, &index) in self.columns.iter().enumerate() {
+            let signal = &self.header.signals[index];
+            let start = if self.whole_records {
+                signal.offset_in_record as usize + self.frame_in_record * bytes
+            } else {
+                (column * self.chunk_samples + self.frame_in_record - first) * bytes
+            };
+            let data = &self.window[start..start + frames * bytes];
+            // phys = pmin + (dig - dmin) * (pmax - pmin) / (dmax - dmin)
+            let gain = signal.gain();
+            let digital_min = signal.digital_min as f64;
+            let slots = out[column..].iter_mut().step_by(channels);
+            for (sample, slot) in data.chunks_exact(bytes).zip(slots) {
+                *slot = signal.physical_min + (width.decode(sample) - digital_min) * gain;
+            }
+        }
+    }
+}
+
+impl SignalReader for EdfReader {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn select(&mut self, signals: &[usize]) -> Result<(), FileError> {
+        check_selection(&self.info, signals)?;
+        self.selection = signals.to_vec();
+        self.columns = signals.iter().map(|&i| self.data_signals[i]).collect();
+        self.samples_per_record = self.header.signals[self.columns[0]].samples_per_record;
+        if !self.whole_records {
+            let width = self.header.width.bytes();
+            self.chunk_samples =
+                (WINDOW_BYTES as usize / (signals.len() * width)).clamp(1, self.samples_per_record);
+            self.window = vec![0; self.chunk_samples * signals.len() * width];
+        }
+        // The window's span is counted in the old selection's frames.
+        self.window_at = None;
+        self.record = 0;
+        self.frame_in_record = 0;
+        self.record_start = None;
+        Ok(())
+    }
+
+    fn selection(&self) -> &[usize] {
+        &self.selection
+    }
+
+    fn read_block(&mut self, buf: &mut [f64]) -> Result<Option<BlockMeta>, FileError> {
+        let channels = self.columns.len();
+        let capacity = frames_that_fit(&self.info, buf, channels)?;
+        let mut filled = 0;
+        let mut block_start = None;
+        while filled < capacity && self.record < self.header.record_count {
+            let record_start = match self.record_start {
+                Some(start) => start,
+                None => {
+                    let start = self.start_of(self.record)?;
+                    self.record_start = Some(start);
+                    start
+                }
+            };
+            let here = record_start + self.frame_in_record as u64;
+            match block_start {
+                None => block_start = Some(here),
+                Some(start) if start + filled as u64 != here => break, // a gap ends the block
+                Some(_) => {}
+            }
+            let frames = (capacity - filled).min(self.fill_window()?);
+            self.decode(frames, &mut buf[filled * channels..]);
+            filled += frames;
+            self.frame_in_record += frames;
+            if self.frame_in_record == self.samples_per_record {
+                self.record += 1;
+                self.frame_in_record = 0;
+                self.record_start = None;
+            }
+        }
+        Ok(block_start.map(|start| BlockMeta {
+            start,
+            frames: filled,
+        }))
+    }
+}
+
+/// Where a signal's rate comes from: `samples per record / record duration`.
+fn rate_origin(samples_per_record: usize, duration_text: &str) -> String {
+    format!(
+        "header fields \"{}\" ({samples_per_record}) and \"{}\" ({duration_text} s)",
+        SAMPLES_PER_RECORD.name, RECORD_DURATION.0
+    )
+}
+
+/// What the annotation pass found.
+struct Timing {
+    /// Onset (s, from the header's start time) of the first record.
+    first_onset_s: f64,
+    /// Every annotation, onsets from the first sample.
+    annotations: Vec<Annotation>,
+    /// EDF+D gaps between records, and their total length (s, at the first rate).
+    gaps: u64,
+    gap_s: f64,
+}
+
+/// Read the annotation signals of every record (one read per signal and
+/// record), and for EDF+D check that every record starts on the sample grid
+/// of every rate without overlapping the one before.
+fn scan_annotations(path: &Path, file: &File, header: &Header) -> Result<Timing, FileError> {
+    let mut timing = Timing {
+        first_onset_s: 0.0,
+        annotations: Vec::new(),
+        gaps: 0,
+        gap_s: 0.0,
+    };
+    let annotation_signals: Vec<&SignalHeader> =
+        header.signals.iter().filter(|s| s.is_annotation).collect();
+    let Some(largest) = annotation_signals
+        .iter()
+        .map(|s| header.annotation_bytes(s))
+        .max()
+    else {
+        return Ok(timing);
+    };
+    // Each data rate, its samples per record, and the sample its records reached.
+    let mut rates: Vec<(SampleRate, u64, u64)> = Vec::new();
+    for signal in &header.signals {
+        if let Some(rate) = signal.rate {
+            if !rates.iter().any(|(r, _, _)| *r == rate) {
+                rates.push((rate, signal.samples_per_record as u64, 0));
+            }
+        }
+    }
+    let mut block = vec![0; largest];
+    for record in 0..header.record_count {
+        let mut record_onset_s = None;
+        for signal in &annotation_signals {
+            let offset = header.record_offset(record) + signal.offset_in_record;
+            let bytes = &mut block[..header.annotation_bytes(signal)];
+            read_exact_at(file, path, bytes, offset)?;
+            let onset_s =
+                parse_tal_block(path, record, offset, bytes, Some(&mut timing.annotations))?;
+            record_onset_s = record_onset_s.or(onset_s);
+        }
+        if record == 0 {
+            timing.first_onset_s = record_onset_s.unwrap_or(0.0);
+        }
+        if !header.discontinuous {
+            continue;
+        }
+        let offset = header.record_offset(record);
+        for (index, (rate, per_record, reached)) in rates.iter_mut().enumerate() {
+            let start = record_start(
+                path,
+                record,
+                offset,
+                record_onset_s,
+                timing.first_onset_s,
+                *rate,
+            )?;
+            if start < *reached {
+                return Err(FileError::Discontinuous {
+                    path: path.to_path_buf(),
+                    record,
+                    onset_s: record_onset_s.unwrap_or_default(),
+                    expected_s: timing.first_onset_s + rate.seconds(*reached),
+                });
+            }
+            if index == 0 && start > *reached {
+                timing.gaps += 1;
+                timing.gap_s += rate.seconds(start - *reached);
+            }
+            *reached = start + *per_record;
         }
     }
     // Onsets are relative to the header start time; shift them to the first sample.
-    let start_offset_s = first_record_onset_s.unwrap_or(0.0);
-    for annotation in &mut recording.annotations {
-        annotation.onset_s -= start_offset_s;
+    for annotation in &mut timing.annotations {
+        annotation.onset_s -= timing.first_onset_s;
     }
-    Ok(recording)
+    Ok(timing)
 }
 
-fn record_bytes(header: &Header) -> usize {
-    header
-        .signals
-        .iter()
-        .map(|s| s.samples_per_record)
-        .sum::<usize>()
-        * header.width.bytes()
-}
-
-/// Physical value of each digital sample:
-/// `phys = pmin + (dig - dmin) * (pmax - pmin) / (dmax - dmin)`.
-fn decode_samples(signal: &SignalHeader, width: SampleWidth, data: &[u8], out: &mut Vec<f64>) {
-    let gain = (signal.physical_max - signal.physical_min)
-        / (signal.digital_max - signal.digital_min) as f64;
-    let digital_min = signal.digital_min as f64;
-    let physical_min = signal.physical_min;
-    let scale = |digital: f64| physical_min + (digital - digital_min) * gain;
-    match width {
-        SampleWidth::Bits16 => out.extend(
-            data.chunks_exact(2)
-                .map(|pair| scale(f64::from(i16::from_le_bytes([pair[0], pair[1]])))),
-        ),
-        // Place the 24 bits in the top of an i32 and shift back to sign-extend.
-        SampleWidth::Bits24 => out.extend(data.chunks_exact(3).map(|triple| {
-            scale(f64::from(
-                i32::from_le_bytes([0, triple[0], triple[1], triple[2]]) >> 8,
-            ))
-        })),
-    }
-}
-
-fn check_contiguous(
+/// Sample index at `rate` of an EDF+D record that starts at `onset_s` (s from
+/// the header start time), the first record starting at `first_onset_s`.
+fn record_start(
     path: &Path,
-    header: &Header,
-    record: usize,
+    record: u64,
+    offset: u64,
+    onset_s: Option<f64>,
     first_onset_s: f64,
-    record_onset_s: Option<f64>,
-) -> Result<(), FileError> {
-    let expected_s = first_onset_s + record as f64 * header.record_duration_s;
-    let onset_s = record_onset_s.ok_or_else(|| FileError::BadAnnotation {
+    rate: SampleRate,
+) -> Result<SampleIndex, FileError> {
+    let onset_s = onset_s.ok_or_else(|| FileError::BadAnnotation {
         path: path.to_path_buf(),
-        record: record as u64,
-        offset: (header.header_bytes + record * record_bytes(header)) as u64,
+        record,
+        offset,
         problem: "EDF+D data record has no time-keeping TAL".into(),
     })?;
-    if (onset_s - expected_s).abs() > CONTIGUITY_TOLERANCE_S {
+    let position = (onset_s - first_onset_s) * rate.hz();
+    let start = position.round();
+    if start < 0.0 {
         return Err(FileError::Discontinuous {
             path: path.to_path_buf(),
-            record: record as u64,
+            record,
             onset_s,
-            expected_s,
+            expected_s: first_onset_s,
         });
     }
-    Ok(())
+    if (position - start).abs() > GRID_TOLERANCE_SAMPLES {
+        return Err(FileError::BadAnnotation {
+            path: path.to_path_buf(),
+            record,
+            offset,
+            problem: format!(
+                "EDF+D record starts at {onset_s} s, between two samples of the {rate} signal(s); records must start on the sample grid"
+            ),
+        });
+    }
+    Ok(start as SampleIndex)
 }
 
 /// Parse the TALs of one annotation signal in one data record, appending every
-/// non-empty text as an annotation (onsets relative to the header start time).
-/// Returns the onset of the first TAL: the record's time-keeping onset.
+/// non-empty text to `annotations` (onsets relative to the header start time;
+/// with `None`, only the first TAL is parsed). Returns the onset of the first
+/// TAL: the record's time-keeping onset.
 fn parse_tal_block(
     path: &Path,
     record: u64,
     block_offset: u64,
     block: &[u8],
-    annotations: &mut Vec<Annotation>,
+    mut annotations: Option<&mut Vec<Annotation>>,
 ) -> Result<Option<f64>, FileError> {
     let mut first_onset = None;
     let mut position = 0;
@@ -258,8 +635,11 @@ fn parse_tal_block(
         let timing = parts.next().unwrap_or_default();
         let (onset_s, duration_s) = parse_tal_timing(timing).map_err(error)?;
         first_onset.get_or_insert(onset_s);
+        let Some(list) = annotations.as_deref_mut() else {
+            break;
+        };
         for text in parts.filter(|t| !t.is_empty()) {
-            annotations.push(Annotation {
+            list.push(Annotation {
                 onset_s,
                 duration_s,
                 text: String::from_utf8_lossy(text).into_owned(),
@@ -344,14 +724,37 @@ impl HeaderFields<'_> {
         }
     }
 
-    fn integer(&self, field: &'static str, offset: usize, width: usize) -> Result<i64, FileError> {
+    fn bad_signal_field(
+        &self,
+        field: &SignalField,
+        signal: usize,
+        label: &str,
+        problem: &'static str,
+    ) -> FileError {
+        let offset = self.signal_offset(field, signal);
+        self.bad_field(
+            field.name,
+            Some((signal, label)),
+            offset,
+            self.text(offset, field.width),
+            problem,
+        )
+    }
+
+    fn integer(
+        &self,
+        (field, offset, width): (&'static str, usize, usize),
+    ) -> Result<i64, FileError> {
         let value = self.text(offset, width);
         value
             .parse::<i64>()
             .map_err(|_| self.bad_field(field, None, offset, value, "not an integer"))
     }
 
-    fn number(&self, field: &'static str, offset: usize, width: usize) -> Result<f64, FileError> {
+    fn number(
+        &self,
+        (field, offset, width): (&'static str, usize, usize),
+    ) -> Result<f64, FileError> {
         let value = self.text(offset, width);
         parse_finite(&value)
             .ok_or_else(|| self.bad_field(field, None, offset, value, "not a number"))
@@ -363,17 +766,10 @@ impl HeaderFields<'_> {
         signal: usize,
         label: &str,
     ) -> Result<i64, FileError> {
-        let offset = self.signal_offset(field, signal);
-        let value = self.text(offset, field.width);
-        value.parse::<i64>().map_err(|_| {
-            self.bad_field(
-                field.name,
-                Some((signal, label)),
-                offset,
-                value,
-                "not an integer",
-            )
-        })
+        let value = self.signal_text(field, signal);
+        value
+            .parse::<i64>()
+            .map_err(|_| self.bad_signal_field(field, signal, label, "not an integer"))
     }
 
     fn signal_number(
@@ -382,26 +778,28 @@ impl HeaderFields<'_> {
         signal: usize,
         label: &str,
     ) -> Result<f64, FileError> {
-        let offset = self.signal_offset(field, signal);
-        let value = self.text(offset, field.width);
-        parse_finite(&value).ok_or_else(|| {
-            self.bad_field(
-                field.name,
-                Some((signal, label)),
-                offset,
-                value,
-                "not a number",
-            )
-        })
+        parse_finite(&self.signal_text(field, signal))
+            .ok_or_else(|| self.bad_signal_field(field, signal, label, "not a number"))
     }
 }
 
-fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
-    if bytes.is_empty() {
+const SIGNAL_COUNT: (&str, usize, usize) = ("number of signals", 252, 4);
+const HEADER_SIZE: (&str, usize, usize) = ("number of bytes in header record", 184, 8);
+
+/// Read and check the header (reading only the header's bytes), and say
+/// what the file size tells about its data records.
+fn read_header(
+    path: &Path,
+    file: &File,
+    file_bytes: u64,
+) -> Result<(Header, Vec<String>), FileError> {
+    if file_bytes == 0 {
         return Err(FileError::Empty {
             path: path.to_path_buf(),
         });
     }
+    let mut bytes = vec![0; file_bytes.min(HEADER_BLOCK_BYTES as u64) as usize];
+    read_exact_at(file, path, &mut bytes, 0)?;
     let version = &bytes[..bytes.len().min(8)];
     let width = match version {
         b"0       " => SampleWidth::Bits16,
@@ -413,7 +811,6 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
             })
         }
     };
-    let file_bytes = bytes.len() as u64;
     if bytes.len() < HEADER_BLOCK_BYTES {
         return Err(FileError::TruncatedHeader {
             path: path.to_path_buf(),
@@ -421,23 +818,31 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
             needed_bytes: HEADER_BLOCK_BYTES as u64,
         });
     }
-    let mut fields = HeaderFields {
+    let fields = HeaderFields {
         path,
-        bytes,
+        bytes: &bytes,
         signal_count: 0,
     };
-    let signal_count = fields.integer("number of signals", 252, 4)?;
+    let signal_count = fields.integer(SIGNAL_COUNT)?;
     let signal_count = usize::try_from(signal_count).map_err(|_| {
         fields.bad_field(
-            "number of signals",
+            SIGNAL_COUNT.0,
             None,
-            252,
+            SIGNAL_COUNT.1,
             signal_count.to_string(),
             "negative",
         )
     })?;
-    fields.signal_count = signal_count;
-    let header_bytes = fields.integer("number of bytes in header record", 184, 8)?;
+    if signal_count == 0 {
+        return Err(fields.bad_field(
+            SIGNAL_COUNT.0,
+            None,
+            SIGNAL_COUNT.1,
+            "0".into(),
+            "the file has no signals",
+        ));
+    }
+    let header_bytes = fields.integer(HEADER_SIZE)?;
     let expected_header_bytes = (HEADER_BLOCK_BYTES * (signal_count + 1)) as u64;
     if header_bytes != expected_header_bytes as i64 {
         return Err(FileError::HeaderSizeMismatch {
@@ -447,41 +852,50 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
             expected_bytes: expected_header_bytes,
         });
     }
-    let header_bytes = expected_header_bytes as usize;
-    if bytes.len() < header_bytes {
+    if file_bytes < expected_header_bytes {
         return Err(FileError::TruncatedHeader {
             path: path.to_path_buf(),
             file_bytes,
             needed_bytes: expected_header_bytes,
         });
     }
+    bytes.resize(expected_header_bytes as usize, 0);
+    read_exact_at(
+        file,
+        path,
+        &mut bytes[HEADER_BLOCK_BYTES..],
+        HEADER_BLOCK_BYTES as u64,
+    )?;
+    let fields = HeaderFields {
+        path,
+        bytes: &bytes,
+        signal_count,
+    };
     let reserved = fields.text(192, 44);
+    let plus = ["EDF+C", "EDF+D", "BDF+C", "BDF+D"]
+        .iter()
+        .any(|p| reserved.starts_with(p));
     let discontinuous = reserved.starts_with("EDF+D") || reserved.starts_with("BDF+D");
-    let record_duration_s = fields.number("duration of a data record", 244, 8)?;
+    let record_duration_s = fields.number(RECORD_DURATION)?;
+    let duration_text = fields.text(RECORD_DURATION.1, RECORD_DURATION.2);
     if record_duration_s < 0.0 {
         return Err(fields.bad_field(
-            "duration of a data record",
+            RECORD_DURATION.0,
             None,
-            244,
-            fields.text(244, 8),
+            RECORD_DURATION.1,
+            duration_text,
             "a record duration cannot be negative",
         ));
     }
 
     let mut signals = Vec::with_capacity(signal_count);
+    let mut record_bytes = 0u64;
     for index in 0..signal_count {
         let label = fields.signal_text(&LABEL, index);
         let is_annotation = label == "EDF Annotations" || label == "BDF Annotations";
         let samples_per_record = fields.signal_integer(&SAMPLES_PER_RECORD, index, &label)?;
-        let samples_per_record = usize::try_from(samples_per_record).map_err(|_| {
-            fields.bad_field(
-                SAMPLES_PER_RECORD.name,
-                Some((index, &label)),
-                fields.signal_offset(&SAMPLES_PER_RECORD, index),
-                samples_per_record.to_string(),
-                "negative",
-            )
-        })?;
+        let samples_per_record = usize::try_from(samples_per_record)
+            .map_err(|_| fields.bad_signal_field(&SAMPLES_PER_RECORD, index, &label, "negative"))?;
         let mut signal = SignalHeader {
             unit: fields.signal_text(&UNIT, index),
             physical_min: fields.signal_number(&PHYSICAL_MIN, index, &label)?,
@@ -489,79 +903,198 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, FileError> {
             digital_min: fields.signal_integer(&DIGITAL_MIN, index, &label)?,
             digital_max: fields.signal_integer(&DIGITAL_MAX, index, &label)?,
             samples_per_record,
+            offset_in_record: record_bytes,
             is_annotation,
             rate: None,
             label,
         };
-        if !signal.is_annotation {
-            if signal.digital_min == signal.digital_max {
-                return Err(FileError::DegenerateDigitalRange {
-                    path: path.to_path_buf(),
-                    signal: index,
-                    label: signal.label,
-                    digital: signal.digital_min,
-                });
+        record_bytes += (samples_per_record * width.bytes()) as u64;
+        if signal.is_annotation {
+            if (samples_per_record * width.bytes()) as u64 > MAX_ANNOTATION_BYTES {
+                return Err(fields.bad_signal_field(
+                    &SAMPLES_PER_RECORD,
+                    index,
+                    &signal.label,
+                    "an annotation signal of more than 1 MiB per record is not read",
+                ));
             }
-            let rate_hz = signal.samples_per_record as f64 / record_duration_s;
-            match SampleRate::new(rate_hz) {
-                Ok(rate) => signal.rate = Some(rate),
-                Err(_) => {
-                    return Err(FileError::BadSampleRate {
-                        path: path.to_path_buf(),
-                        signal: index,
-                        label: signal.label,
-                        samples_per_record: signal.samples_per_record as u64,
-                        record_duration_s,
-                    })
-                }
-            }
+        } else {
+            check_scaling(&fields, index, &signal, width)?;
+            signal.rate = Some(signal_rate(
+                &fields,
+                index,
+                &signal,
+                record_duration_s,
+                &duration_text,
+            )?);
         }
         signals.push(signal);
     }
+    if record_bytes == 0 {
+        return Err(fields.bad_signal_field(
+            &SAMPLES_PER_RECORD,
+            0,
+            &signals[0].label,
+            "no signal has samples in a data record",
+        ));
+    }
 
-    let mut header = Header {
-        width,
-        discontinuous,
-        header_bytes,
-        record_count: 0,
-        record_duration_s,
-        signals,
-    };
-    let record_bytes = record_bytes(&header) as u64;
     let data_bytes = file_bytes - expected_header_bytes;
-    let records_complete = data_bytes.checked_div(record_bytes).unwrap_or(0);
-    let record_count = fields.integer("number of data records", 236, 8)?;
-    header.record_count = match record_count {
+    let records_complete = data_bytes / record_bytes;
+    let leftover = data_bytes % record_bytes;
+    let mut notices = Vec::new();
+    let record_count = match fields.integer(RECORD_COUNT)? {
         // -1: the recorder did not finish the header; the file length tells.
-        -1 => records_complete,
+        -1 => {
+            if leftover > 0 {
+                notices.push(format!(
+                    "{}: the header leaves the number of data records open (-1) and the last record is incomplete ({leftover} of {record_bytes} bytes): its samples are not read",
+                    path.display()
+                ));
+            }
+            records_complete
+        }
         n if n >= 0 => {
-            let records_promised = n as u64;
-            let expected_bytes = records_promised.saturating_mul(record_bytes);
-            if data_bytes < expected_bytes {
+            let declared = n as u64;
+            if declared > records_complete {
                 return Err(FileError::TruncatedData {
                     path: path.to_path_buf(),
-                    records_promised,
+                    records_promised: declared,
                     records_complete,
-                    expected_bytes: expected_header_bytes.saturating_add(expected_bytes),
+                    expected_bytes: expected_header_bytes
+                        .saturating_add(declared.saturating_mul(record_bytes)),
                     file_bytes,
                 });
             }
-            records_promised
+            if declared < records_complete {
+                return Err(FileError::RecordCountMismatch {
+                    path: path.to_path_buf(),
+                    declared,
+                    complete: records_complete,
+                    record_bytes,
+                });
+            }
+            if leftover > 0 {
+                notices.push(format!(
+                    "{}: {leftover} byte(s) after the last of the {declared} data record(s) belong to no record and are not read",
+                    path.display()
+                ));
+            }
+            declared
         }
         n => {
             return Err(fields.bad_field(
-                "number of data records",
+                RECORD_COUNT.0,
                 None,
-                236,
+                RECORD_COUNT.1,
                 n.to_string(),
                 "negative (only -1, unknown, is allowed)",
             ))
         }
     };
-    Ok(header)
+    let header = Header {
+        width,
+        plus,
+        discontinuous,
+        header_bytes: expected_header_bytes,
+        record_count,
+        record_bytes,
+        duration_text,
+        signals,
+    };
+    if header.discontinuous && header.time_keeping().is_none() {
+        return Err(fields.bad_field(
+            "reserved",
+            None,
+            192,
+            reserved,
+            "EDF+D/BDF+D needs an annotation signal to say when each record starts",
+        ));
+    }
+    Ok((header, notices))
 }
 
-/// Digital range of the 16-bit EDF the writer produces.
+/// The digital range must fit the sample width and not be empty, and the
+/// physical range must be a finite, non-empty span.
+fn check_scaling(
+    fields: &HeaderFields,
+    index: usize,
+    signal: &SignalHeader,
+    width: SampleWidth,
+) -> Result<(), FileError> {
+    for (field, value) in [
+        (&DIGITAL_MIN, signal.digital_min),
+        (&DIGITAL_MAX, signal.digital_max),
+    ] {
+        if !width.digital_range().contains(&value) {
+            return Err(fields.bad_signal_field(
+                field,
+                index,
+                &signal.label,
+                width.range_problem(),
+            ));
+        }
+    }
+    if signal.digital_min == signal.digital_max {
+        return Err(FileError::DegenerateDigitalRange {
+            path: fields.path.to_path_buf(),
+            signal: index,
+            label: signal.label.clone(),
+            digital: signal.digital_min,
+        });
+    }
+    if signal.physical_min == signal.physical_max {
+        return Err(fields.bad_signal_field(
+            &PHYSICAL_MAX,
+            index,
+            &signal.label,
+            "equals the physical minimum, so every sample would read the same value",
+        ));
+    }
+    // Linear: finite at both ends of the sample width means finite for every sample.
+    let digital_min = signal.digital_min as f64;
+    let finite_everywhere = [*width.digital_range().start(), *width.digital_range().end()]
+        .iter()
+        .all(|&d| (signal.physical_min + (d as f64 - digital_min) * signal.gain()).is_finite());
+    if !finite_everywhere {
+        return Err(fields.bad_signal_field(
+            &PHYSICAL_MAX,
+            index,
+            &signal.label,
+            "is so far from the physical minimum that the scaling overflows",
+        ));
+    }
+    Ok(())
+}
+
+/// `samples per record / record duration`, finite, positive and at most [`MAX_RATE_HZ`].
+fn signal_rate(
+    fields: &HeaderFields,
+    index: usize,
+    signal: &SignalHeader,
+    record_duration_s: f64,
+    duration_text: &str,
+) -> Result<SampleRate, FileError> {
+    let rate_hz = signal.samples_per_record as f64 / record_duration_s;
+    let rate = SampleRate::new(rate_hz).map_err(|_| FileError::BadSampleRate {
+        path: fields.path.to_path_buf(),
+        signal: index,
+        label: signal.label.clone(),
+        samples_per_record: signal.samples_per_record as u64,
+        record_duration_s,
+    })?;
+    if rate_hz > MAX_RATE_HZ {
+        return Err(FileError::RateTooHigh {
+            path: fields.path.to_path_buf(),
+            signal: index,
+            label: signal.label.clone(),
+            rate_hz,
+            origin: rate_origin(signal.samples_per_record, duration_text),
+        });
+    }
+    Ok(rate)
+}
+
 const WRITE_DIGITAL_MIN: i32 = -32768;
 const WRITE_DIGITAL_MAX: i32 = 32767;
 
@@ -631,8 +1164,19 @@ pub fn write_edf(path: &Path, recording: &Recording) -> Result<(), FileError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let bytes = encode_edf(recording, &layout, &ranges);
-    write_atomically(path, &bytes)
+    let header = encode_header(recording, &layout, &ranges);
+    let record_samples: usize = layout.samples_per_record.iter().sum();
+    // Record by record: memory beyond the recording itself is one record.
+    let mut record = Vec::with_capacity(2 * record_samples);
+    write_atomically_with(path, |out| {
+        out.write_all(&header)?;
+        for index in 0..layout.record_count {
+            record.clear();
+            encode_record(recording, &layout, &ranges, index, &mut record);
+            out.write_all(&record)?;
+        }
+        Ok(())
+    })
 }
 
 fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
@@ -746,11 +1290,14 @@ pub(crate) fn format_bound(value: f64, rounding: Rounding, width: usize) -> Opti
     None
 }
 
-fn encode_edf(recording: &Recording, layout: &RecordLayout, ranges: &[PhysicalRange]) -> Vec<u8> {
+fn encode_header(
+    recording: &Recording,
+    layout: &RecordLayout,
+    ranges: &[PhysicalRange],
+) -> Vec<u8> {
     let signal_count = recording.signals.len();
     let header_bytes = HEADER_BLOCK_BYTES * (signal_count + 1);
-    let total_samples: usize = recording.signals.iter().map(|s| s.samples.len()).sum();
-    let mut bytes = Vec::with_capacity(header_bytes + 2 * total_samples);
+    let mut bytes = Vec::with_capacity(header_bytes);
     let mut field = |text: &str, width: usize| push_ascii_field(&mut bytes, text, width);
     field("0", 8);
     field("X", 80); // patient: the recording does not say
@@ -780,22 +1327,32 @@ fn encode_edf(recording: &Recording, layout: &RecordLayout, ranges: &[PhysicalRa
         .iter()
         .for_each(|n| field(&n.to_string(), 8));
     signals.iter().for_each(|_| field("", 32));
+    bytes
+}
 
+/// Append data record `record` (every signal's samples as 16-bit digital values).
+fn encode_record(
+    recording: &Recording,
+    layout: &RecordLayout,
+    ranges: &[PhysicalRange],
+    record: usize,
+    bytes: &mut Vec<u8>,
+) {
     let digital_span = f64::from(WRITE_DIGITAL_MAX - WRITE_DIGITAL_MIN);
-    for record in 0..layout.record_count {
-        for ((signal, range), &per_record) in
-            signals.iter().zip(ranges).zip(&layout.samples_per_record)
-        {
-            let steps_per_unit = digital_span / (range.max - range.min);
-            for &value in &signal.samples[record * per_record..(record + 1) * per_record] {
-                let digital = (f64::from(WRITE_DIGITAL_MIN) + (value - range.min) * steps_per_unit)
-                    .round()
-                    .clamp(f64::from(WRITE_DIGITAL_MIN), f64::from(WRITE_DIGITAL_MAX));
-                bytes.extend_from_slice(&(digital as i16).to_le_bytes());
-            }
+    for ((signal, range), &per_record) in recording
+        .signals
+        .iter()
+        .zip(ranges)
+        .zip(&layout.samples_per_record)
+    {
+        let steps_per_unit = digital_span / (range.max - range.min);
+        for &value in &signal.samples[record * per_record..(record + 1) * per_record] {
+            let digital = (f64::from(WRITE_DIGITAL_MIN) + (value - range.min) * steps_per_unit)
+                .round()
+                .clamp(f64::from(WRITE_DIGITAL_MIN), f64::from(WRITE_DIGITAL_MAX));
+            bytes.extend_from_slice(&(digital as i16).to_le_bytes());
         }
     }
-    bytes
 }
 
 /// Append `text` as a header field: printable ASCII, cut to `width`, space-padded.

@@ -1,8 +1,9 @@
 //! Everything that touches the operating system: file formats, session output,
 //! serial devices (OpenBCI Cyton, Pulse Pal) and their emulators.
 //!
-//! File readers return a [`Recording`] in physical units (f64); the EDF writer
-//! takes one. [`read_recording`] picks the reader from the file extension.
+//! [`open_reader`] picks a streaming reader ([`reader::SignalReader`]) from the
+//! file extension; [`read_recording`] reads a whole file into a [`Recording`]
+//! (physical units, f64), which is also what the EDF writer takes.
 
 pub mod audio;
 pub mod edf;
@@ -11,15 +12,16 @@ pub mod openbci;
 pub mod openephys;
 pub mod pulsepal;
 pub mod raw;
+pub mod reader;
 pub mod recorder;
 pub mod session;
 pub mod wav;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::recording::Recording;
 pub use raw::RawLayout;
+pub use reader::{BlockMeta, SignalInfo, SignalReader, SourceInfo};
 
 /// Why a recording file could not be read or written. Every message is one
 /// line that names the file and the problem (and the field, signal or byte
@@ -35,6 +37,8 @@ pub enum FileError {
     },
     #[error("{}: the file is empty", .path.display())]
     Empty { path: PathBuf },
+    #[error("{}: is {kind}, not a regular file; recordings are read from files", .path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{}: not an EDF/BDF file: version field is {found:?} (expected \"0\" for EDF or \"\\xffBIOSEMI\" for BDF)", .path.display())]
     NotEdf { path: PathBuf, found: String },
     #[error("{}: header is cut short: the file has {file_bytes} bytes but the header needs {needed_bytes}", .path.display())]
@@ -83,6 +87,21 @@ pub enum FileError {
         samples_per_record: u64,
         record_duration_s: f64,
     },
+    #[error("{}: signal {signal} ({label:?}) sample rate {rate_hz} Hz (from {origin}) is above the {max_hz} Hz any recording is read at; the header is likely corrupt", .path.display(), max_hz = reader::MAX_RATE_HZ)]
+    RateTooHigh {
+        path: PathBuf,
+        signal: usize,
+        label: String,
+        rate_hz: f64,
+        origin: String,
+    },
+    #[error("{}: header field \"number of data records\" (byte offset 236) says {declared} but the file holds {complete} complete record(s) of {record_bytes} bytes; if the recording went on after the header was written, set the field to -1 to read to the end of the file", .path.display())]
+    RecordCountMismatch {
+        path: PathBuf,
+        declared: u64,
+        complete: u64,
+        record_bytes: u64,
+    },
     #[error("{}: annotation in data record {record} (byte offset {offset}): {problem}", .path.display())]
     BadAnnotation {
         path: PathBuf,
@@ -90,15 +109,29 @@ pub enum FileError {
         offset: u64,
         problem: String,
     },
-    #[error("{}: EDF+D record {record} starts at {onset_s} s but the records before it end at {expected_s} s; discontinuous recordings with gaps are not supported", .path.display())]
+    #[error("{}: EDF+D record {record} starts at {onset_s} s, before the records before it end ({expected_s} s); records must not overlap or go back in time", .path.display())]
     Discontinuous {
         path: PathBuf,
         record: u64,
         onset_s: f64,
         expected_s: f64,
     },
+    #[error("{}: has a gap: samples resume at index {resumes} after {expected}; read it block by block (replay does) to keep the gap", .path.display())]
+    Gap {
+        path: PathBuf,
+        expected: u64,
+        resumes: u64,
+    },
+    #[error("{}: channel {channel} at frame {frame} is not a finite number (NaN or infinity)", .path.display())]
+    NonFinite {
+        path: PathBuf,
+        channel: usize,
+        frame: u64,
+    },
     #[error("{}: WAV: {source}", .path.display())]
     Wav { path: PathBuf, source: hound::Error },
+    #[error("{}: WAV: {problem}", .path.display())]
+    BadWav { path: PathBuf, problem: String },
     #[error("{}: WAV: unsupported sample format {bits}-bit {format} (supported: 8/16/24/32-bit integer, 32-bit float)", .path.display())]
     UnsupportedWav {
         path: PathBuf,
@@ -141,46 +174,56 @@ impl Default for FileOptions {
     }
 }
 
-/// Read a recording, choosing the format from the extension (any case):
-/// .edf/.bdf → [`edf::read_edf`], .wav → [`wav::read_wav`],
-/// .dat/.bin/.raw → [`raw::read_raw_int16`] (needs `options.raw`),
-/// .oebin → [`openephys::read_open_ephys`] (an Open Ephys binary `structure.oebin`).
-pub fn read_recording(path: &Path, options: &FileOptions) -> Result<Recording, FileError> {
+/// Open a streaming reader, choosing the format from the extension (any case):
+/// .edf/.bdf → [`edf::EdfReader`], .wav → [`wav::open_wav`],
+/// .dat/.bin/.raw → [`raw::open_raw`] (needs `options.raw`),
+/// .oebin → [`openephys::open_open_ephys`] (an Open Ephys binary `structure.oebin`).
+pub fn open_reader(path: &Path, options: &FileOptions) -> Result<Box<dyn SignalReader>, FileError> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("edf" | "bdf") => edf::read_edf(path),
-        Some("wav") => wav::read_wav(path, options.wav_volts_per_full_scale),
-        Some("dat" | "bin" | "raw") => match &options.raw {
-            Some(layout) => raw::read_raw_int16(path, layout),
-            None => Err(FileError::BadOption {
+    Ok(match extension.as_deref() {
+        Some("edf" | "bdf") => Box::new(edf::EdfReader::open(path)?),
+        Some("wav") => Box::new(wav::open_wav(path, options.wav_volts_per_full_scale)?),
+        Some("dat" | "bin" | "raw") => {
+            match &options.raw {
+                Some(layout) => Box::new(raw::open_raw(path, layout)?),
+                None => return Err(FileError::BadOption {
+                    path: path.to_path_buf(),
+                    problem:
+                        "a headerless raw file needs its layout (channel count, rate, µV per bit)"
+                            .into(),
+                }),
+            }
+        }
+        Some("oebin") => Box::new(openephys::open_open_ephys(path)?),
+        _ => {
+            return Err(FileError::UnknownExtension {
                 path: path.to_path_buf(),
-                problem: "a headerless raw file needs its layout (channel count, rate, µV per bit)"
-                    .into(),
-            }),
-        },
-        Some("oebin") => openephys::read_open_ephys(path),
-        _ => Err(FileError::UnknownExtension {
-            path: path.to_path_buf(),
-        }),
-    }
+            })
+        }
+    })
 }
 
-/// Read a whole file into memory, mapping the error to [`FileError::Io`].
-fn read_whole_file(path: &Path) -> Result<Vec<u8>, FileError> {
-    std::fs::read(path).map_err(|source| FileError::Io {
-        path: path.to_path_buf(),
-        action: "read",
-        source,
-    })
+/// Read a whole recording into memory (see [`reader::collect_recording`]).
+pub fn read_recording(path: &Path, options: &FileOptions) -> Result<Recording, FileError> {
+    reader::collect_recording(open_reader(path, options)?)
 }
 
 /// Write `bytes` to `path` through a hidden temporary file beside it, synced
 /// before the rename: `path` holds either its old contents or all of `bytes`,
 /// and a failed write leaves no temporary behind.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomically_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomically`] with the contents produced by `write` into a buffered
+/// writer, so that they need not be in memory at once.
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), FileError> {
     let io_error = |action: &'static str| {
         move |source| FileError::Io {
             path: path.to_path_buf(),
@@ -199,9 +242,13 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileErro
     temporary_name.push(format!(".partial-{}", std::process::id()));
     let temporary = path.with_file_name(temporary_name);
     let result = (|| {
-        let mut file =
+        let file =
             std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
-        file.write_all(bytes).map_err(io_error("write"))?;
+        let mut out = std::io::BufWriter::new(file);
+        write(&mut out).map_err(io_error("write"))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io_error("write")(e.into_error()))?;
         file.sync_all().map_err(io_error("write"))?;
         std::fs::rename(&temporary, path)
             .map_err(io_error("rename the temporary file to the final name"))

@@ -3,9 +3,17 @@
 
 use std::path::Path;
 
-use super::{read_whole_file, FileError};
-use crate::recording::{Recording, Signal};
+use super::reader::{
+    collect_recording, open_regular, InterleavedFrames, InterleavedReader, SampleCoding,
+    SignalInfo, SourceInfo, MAX_RATE_HZ,
+};
+use super::FileError;
+use crate::recording::Recording;
 use crate::time::SampleRate;
+
+/// Most interleaved channels a headerless or sidecar-described file may have
+/// (WAV's limit; far above any acquisition system's).
+pub const MAX_CHANNELS: usize = 65_535;
 
 /// What a headerless int16 file does not say about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,25 +25,37 @@ pub struct RawLayout {
     pub uv_per_bit: f64,
 }
 
-/// Read a headerless interleaved little-endian int16 file; signals are labelled
-/// `ch0`, `ch1`, ... in µV (`count * uv_per_bit`).
+/// Read a headerless file whole into memory (see [`open_raw`]).
 pub fn read_raw_int16(path: &Path, layout: &RawLayout) -> Result<Recording, FileError> {
+    collect_recording(Box::new(open_raw(path, layout)?))
+}
+
+/// Open a headerless interleaved little-endian int16 file; signals are labelled
+/// `ch0`, `ch1`, ... in µV (`count * uv_per_bit`).
+pub fn open_raw(path: &Path, layout: &RawLayout) -> Result<InterleavedReader, FileError> {
     let bad_option = |problem: String| FileError::BadOption {
         path: path.to_path_buf(),
         problem,
     };
-    if layout.channels == 0 {
-        return Err(bad_option("raw layout has zero channels".into()));
+    if layout.channels == 0 || layout.channels > MAX_CHANNELS {
+        return Err(bad_option(format!(
+            "raw layout has {} channels; 1 to {MAX_CHANNELS} are allowed",
+            layout.channels
+        )));
     }
     let rate =
         SampleRate::new(layout.rate_hz).map_err(|e| bad_option(format!("raw layout: {e}")))?;
+    if rate.hz() > MAX_RATE_HZ {
+        return Err(bad_option(format!(
+            "raw layout: sample rate {rate} is above the {MAX_RATE_HZ} Hz any recording is read at"
+        )));
+    }
     if !(layout.uv_per_bit.is_finite() && layout.uv_per_bit != 0.0) {
         return Err(bad_option(format!(
             "raw layout: µV per bit must be finite and non-zero, got {}",
             layout.uv_per_bit
         )));
     }
-    let bytes = read_whole_file(path)?;
     let channels = (0..layout.channels)
         .map(|channel| Int16Channel {
             label: format!("ch{channel}"),
@@ -43,10 +63,21 @@ pub fn read_raw_int16(path: &Path, layout: &RawLayout) -> Result<Recording, File
             per_count: layout.uv_per_bit,
         })
         .collect();
-    Ok(Recording {
-        signals: decode_interleaved_int16(path, &bytes, channels, rate)?,
+    let stream = Int16Stream {
+        rate,
+        rate_origin: "the raw layout's sample rate (--raw-rate-hz)".into(),
+        channels,
+    };
+    let (frames, signals) = open_int16_stream(path, stream, 0)?;
+    let places = (0..signals.len()).map(|column| (0, column)).collect();
+    let info = SourceInfo {
+        path: path.to_path_buf(),
+        format: "raw int16",
+        signals,
         annotations: Vec::new(),
-    })
+        notices: Vec::new(),
+    };
+    InterleavedReader::new(info, vec![frames], places)
 }
 
 /// One channel of an interleaved int16 stream: its label, unit and the
@@ -57,41 +88,55 @@ pub(crate) struct Int16Channel {
     pub per_count: f64,
 }
 
-/// Split interleaved little-endian int16 frames into one signal per channel.
-/// `channels` must not be empty.
-pub(crate) fn decode_interleaved_int16(
+/// An interleaved int16 stream as its sidecar (or the options) describe it.
+pub(crate) struct Int16Stream {
+    pub rate: SampleRate,
+    pub rate_origin: String,
+    /// At least one.
+    pub channels: Vec<Int16Channel>,
+}
+
+/// Open the data file of an interleaved little-endian int16 stream, checking
+/// that it holds whole frames; returns its frames and its signals (as stream
+/// number `stream`).
+pub(crate) fn open_int16_stream(
     path: &Path,
-    bytes: &[u8],
-    channels: Vec<Int16Channel>,
-    rate: SampleRate,
-) -> Result<Vec<Signal>, FileError> {
-    let frame_bytes = 2 * channels.len();
-    if bytes.len() % frame_bytes != 0 {
+    description: Int16Stream,
+    stream: usize,
+) -> Result<(InterleavedFrames, Vec<SignalInfo>), FileError> {
+    let (file, length) = open_regular(path)?;
+    let channels = description.channels.len();
+    let frame_bytes = 2 * channels as u64;
+    if length % frame_bytes != 0 {
         return Err(FileError::PartialFrame {
             path: path.to_path_buf(),
-            length: bytes.len() as u64,
-            frame_bytes: frame_bytes as u64,
-            channels: channels.len(),
+            length,
+            frame_bytes,
+            channels,
         });
     }
-    let frames = bytes.len() / frame_bytes;
-    let scales: Vec<f64> = channels.iter().map(|c| c.per_count).collect();
-    let mut signals: Vec<Signal> = channels
+    let frames = length / frame_bytes;
+    let scales = description.channels.iter().map(|c| c.per_count).collect();
+    let signals = description
+        .channels
         .into_iter()
-        .map(|channel| Signal {
+        .map(|channel| SignalInfo {
             label: channel.label,
             unit: channel.unit,
-            rate,
-            samples: Vec::with_capacity(frames),
+            rate: description.rate,
+            rate_origin: description.rate_origin.clone(),
+            scale: channel.per_count,
+            samples: frames,
+            stream,
         })
         .collect();
-    for frame in bytes.chunks_exact(frame_bytes) {
-        for ((signal, sample), per_count) in
-            signals.iter_mut().zip(frame.chunks_exact(2)).zip(&scales)
-        {
-            let count = i16::from_le_bytes([sample[0], sample[1]]);
-            signal.samples.push(f64::from(count) * per_count);
-        }
-    }
-    Ok(signals)
+    let frames = InterleavedFrames::new(
+        path.to_path_buf(),
+        file,
+        0,
+        frames,
+        SampleCoding::I16,
+        scales,
+    );
+    Ok((frames, signals))
 }
