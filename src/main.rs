@@ -191,7 +191,8 @@ struct PipelineArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, or an Open Ephys structure.oebin.
+    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, an Open Ephys structure.oebin,
+    /// or a session folder `neuroloop run` recorded (replayed with its own config and compared).
     input: PathBuf,
     #[command(flatten)]
     pipeline: PipelineArgs,
@@ -383,6 +384,9 @@ fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
+    if args.input.is_dir() {
+        return replay_session(args);
+    }
     let config = load_config(&args.pipeline, Preset::RodentRipple)?;
     let options = FileOptions {
         raw: match (args.raw_channels, args.raw_rate_hz) {
@@ -396,7 +400,78 @@ fn replay(args: ReplayArgs) -> Result<()> {
         },
         wav_volts_per_full_scale: args.wav_volts_per_full_scale,
     };
-    let mut source = io::open_reader(&args.input, &options)?;
+    let source = io::open_reader(&args.input, &options)?;
+    let out = args.pipeline.out.clone().unwrap_or_else(|| {
+        let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
+        PathBuf::from("sessions").join(format!("replay-{stem}"))
+    });
+    replay_source(&args, source, &config, &out)?;
+    Ok(())
+}
+
+/// `replay SESSION_DIR`: the session's own config (unless `--config` or
+/// `--preset` says otherwise) on its own recording, into `SESSION_DIR/replay`
+/// by default; then its decisions compared with the live session's.
+fn replay_session(args: ReplayArgs) -> Result<()> {
+    let dir = &args.input;
+    let recording = dir.join("recording.bdf");
+    if !recording.exists() {
+        bail!(
+            "{}: not a recorded session (no recording.bdf; a folder to replay is one `neuroloop run` wrote with [recording] enabled)",
+            dir.display()
+        );
+    }
+    let own_config = args.pipeline.config.is_none() && args.pipeline.preset.is_none();
+    let config = if own_config {
+        Config::load(&dir.join("config.toml"))?
+    } else {
+        load_config(&args.pipeline, Preset::RodentRipple)?
+    };
+    let source = io::recorder::RecordingReader::open(&recording)?;
+    let complete = source.is_complete();
+    let out = args
+        .pipeline
+        .out
+        .clone()
+        .unwrap_or_else(|| dir.join("replay"));
+    replay_source(&args, Box::new(source), &config, &out)?;
+    if !complete {
+        println!("the session was cut: its recording ends without an end mark, so the end of the live log may not be reproduced");
+    }
+    let (Some(live), Some(replayed)) = (io::session::event_log(dir), io::session::event_log(&out))
+    else {
+        return Ok(());
+    };
+    let c = io::session::compare_decisions(&live, &replayed)?;
+    if !own_config {
+        println!(
+            "decisions with this config vs the live session: {} of {} live rows identical ({} rows now)",
+            c.identical, c.live_rows, c.replay_rows
+        );
+    } else if c.first_difference.is_none() {
+        println!(
+            "replay reproduces the live session: all {} rows identical (device_time aside)",
+            c.live_rows
+        );
+    } else if let Some((live_row, replay_row)) = &c.first_difference {
+        println!(
+            "replay differs from the live session after {} identical rows ({} live, {} replayed):\n  live:   {live_row}\n  replay: {replay_row}",
+            c.identical, c.live_rows, c.replay_rows
+        );
+        if complete {
+            bail!("the replay of a complete session must reproduce it exactly");
+        }
+    }
+    Ok(())
+}
+
+/// Run the pipeline over a reader into session folder `out`.
+fn replay_source(
+    args: &ReplayArgs,
+    mut source: Box<dyn io::reader::SignalReader>,
+    config: &Config,
+    out: &Path,
+) -> Result<()> {
     let info = source.info().clone();
     let signals = info
         .select(&selectors(&args.pipeline, &config))
@@ -405,10 +480,6 @@ fn replay(args: ReplayArgs) -> Result<()> {
     for notice in &info.notices {
         eprintln!("warning: {notice}");
     }
-    let out = args.pipeline.out.clone().unwrap_or_else(|| {
-        let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
-        PathBuf::from("sessions").join(format!("replay-{stem}"))
-    });
     let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
         Some(path) => Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
@@ -434,12 +505,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
         Pacing::AsFastAsPossible
     };
     let stop = stop_flag()?;
-    let report = run_session("replay", input, &config, &out, pacing, &stop, |p| {
+    let report = run_session("replay", input, config, out, pacing, &stop, |p| {
         bar.set_position(p.frames_done);
     })?;
     bar.finish_and_clear();
     warn_adjustments(&report.adjustments);
-    print_summary(&out, &report.progress, report.interrupted, report.wall_s);
+    print_summary(out, &report.progress, report.interrupted, report.wall_s);
     Ok(())
 }
 

@@ -418,6 +418,7 @@ fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveRepor
     .unwrap()
 }
 
+mod replay;
 mod summary;
 use summary::read_summary;
 
@@ -456,6 +457,7 @@ fn a_live_session_from_the_audio_source_decides_exactly_as_offline() {
     assert!(
         s["latency"]["block_processing"]["count"].as_u64().unwrap() >= (frames / PERIOD) as u64
     );
+    replay::assert_replay_reproduces(&dir.path().join("s"));
 }
 
 #[test]

@@ -654,3 +654,75 @@ fn stop_signals_end_a_live_run_with_a_complete_interrupted_session() {
         assert!(out.join("events.tsv").exists());
     }
 }
+
+/// `kill -9` mid-session: the event log's rows are whole, the recording is
+/// readable up to its last record (at most the last second of signal lost),
+/// and `replay` of the folder works, says the session was cut, and
+/// reproduces the live decisions made before the recording's end.
+#[test]
+fn a_killed_session_leaves_a_readable_record_that_replays() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
+        .args(["run", "--duration-s", "60", "--out", p(&out)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Status lines: "t=  12.0 s  …", once a second of signal (past the 5-s warm-up).
+    let processed_s = loop {
+        let line = lines.next().expect("run ended early").unwrap();
+        let Some(t) = line.strip_prefix("t=") else {
+            continue;
+        };
+        let t: f64 = t.trim_start().split(' ').next().unwrap().parse().unwrap();
+        if t >= 12.0 {
+            break t;
+        }
+    };
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+
+    let log = std::fs::read_to_string(out.join("events.partial.tsv")).unwrap();
+    assert!(log.ends_with('\n'));
+    assert!(log.lines().all(|l| l.split('\t').count() == 10), "{log}");
+    assert!(!out.join("summary.json").exists() && !out.join("events.tsv").exists());
+    let header = std::fs::read(out.join("recording.bdf")).unwrap();
+    assert_eq!(
+        &header[236..244],
+        b"-1      ",
+        "record count of a recording in progress"
+    );
+    let reader =
+        neuroloop::io::recorder::RecordingReader::open(&out.join("recording.bdf")).unwrap();
+    assert!(!reader.is_complete());
+    let recorded_s = {
+        use neuroloop::io::reader::SignalReader;
+        let signal = &reader.info().signals[0];
+        signal.samples as f64 / signal.rate.hz()
+    };
+    assert!(
+        recorded_s >= processed_s - 1.0,
+        "{recorded_s} s recorded, {processed_s} s processed before the kill"
+    );
+
+    let replayed = ok(&neuroloop(&["replay", p(&out)]));
+    assert!(replayed.contains("the session was cut"), "{replayed}");
+    let c = neuroloop::io::session::compare_decisions(
+        &out.join("events.partial.tsv"),
+        &out.join("replay/events.tsv"),
+    )
+    .unwrap();
+    // Live rows settled before the last second of the recording are reproduced.
+    let settled = log
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let onset: f64 = l.split('\t').next().unwrap().parse().unwrap();
+            onset < recorded_s - 1.0
+        })
+        .count();
+    assert!(settled >= 3 && c.identical >= settled, "{c:?}, {settled} settled rows");
+}

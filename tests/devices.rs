@@ -5,6 +5,7 @@
 //! stops accepting, Ctrl-C) is detected, counted, disarms the outputs and
 //! leaves a complete, readable session folder.
 
+mod replay;
 mod summary;
 
 use std::path::Path;
@@ -218,6 +219,8 @@ fn emulated_cyton_to_emulated_pulse_pal_scores_against_truth() {
     assert_eq!(latency.lines().count(), logged.len() + 1);
     assert!(s["latency"]["arrival_to_command"]["count"].as_u64() == Some(logged.len() as u64));
     assert!(s["latency"]["block_processing"]["p99_us"].as_f64().unwrap() > 0.0);
+    // The Cyton's 24-bit samples were recorded as received: the replay decides the same.
+    replay::assert_replay_reproduces(&out);
 }
 
 /// Just under what the spindle detector reaches on this seed with a 150-ms
@@ -350,6 +353,9 @@ fn dropped_packets_are_counted_and_left_as_gaps() {
     let counted = s["source"]["dropped_packets"].as_u64().unwrap();
     assert!(counted >= 20, "{counted}");
     assert_eq!(s["samples"], 5000);
+    // The recording marks the 20 gaps; its replay skips them as the live session did.
+    assert_eq!(s["recording"]["counters"]["gaps"], 20, "{s}");
+    replay::assert_replay_reproduces(&dir.path().join("s"));
 }
 
 /// A sink whose device stops accepting data after `ok` triggers, the way a

@@ -2,6 +2,7 @@
 //! delivered that is not in its event log (tested on a disk that fills up
 //! mid-session), and losing an output is noticed even when no stim is due.
 
+mod replay;
 mod summary;
 
 use std::path::{Path, PathBuf};

@@ -241,6 +241,13 @@ pub struct EdfReader {
 }
 
 impl EdfReader {
+    /// The lowest value a sample of data signal `signal` (an index into
+    /// `info().signals`) can decode to: the physical minimum. A code below the
+    /// digital minimum decodes lower still (the session recording's "no value").
+    pub fn physical_min(&self, signal: usize) -> f64 {
+        self.header.signals[self.data_signals[signal]].physical_min
+    }
+
     /// Open a file, check its header and read its annotations.
     pub fn open(path: &Path) -> Result<Self, FileError> {
         let (file, file_bytes) = open_regular(path)?;

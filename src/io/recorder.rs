@@ -23,7 +23,8 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::edf::{format_bound, push_ascii_field, Rounding};
+use super::edf::{format_bound, push_ascii_field, EdfReader, Rounding};
+use super::reader::{BlockMeta, SignalReader, SourceInfo};
 use super::FileError;
 use crate::time::{SampleIndex, SampleRate};
 
@@ -394,6 +395,171 @@ impl RecordingWriter {
         self.counters.records += 1;
         self.filled = 0;
         Ok(())
+    }
+}
+
+/// A session recording read back for replay: the blocks the live session
+/// processed, at their session sample indices. Frames inside a `gap` are
+/// skipped (the next block starts after the gap, as the live one did), a
+/// `NO_VALUE` sample reads as NaN (the live session met a non-finite sample
+/// there, and the replay must meet it too), and reading stops at the `end`
+/// mark. A recording without one was cut (the process was killed): it is
+/// read up to its last whole record, and a notice says so.
+pub struct RecordingReader {
+    inner: EdfReader,
+    info: SourceInfo,
+    /// `[start, end)` sample intervals the source skipped.
+    gaps: Vec<(SampleIndex, SampleIndex)>,
+    end: Option<SampleIndex>,
+    /// Per selected signal: values below it are "no value".
+    lowest: Vec<f64>,
+    /// Frames read from the file and not yet handed out.
+    held: Vec<f64>,
+    held_start: SampleIndex,
+    held_frames: usize,
+    held_used: usize,
+}
+
+/// Frames read from the file at a time.
+const READ_FRAMES: usize = 4096;
+
+impl RecordingReader {
+    pub fn open(path: &Path) -> Result<Self, FileError> {
+        let inner = EdfReader::open(path)?;
+        let mut info = inner.info().clone();
+        let rate = info
+            .signals
+            .first()
+            .map(|s| s.rate)
+            .ok_or_else(|| FileError::CannotWrite {
+                path: path.to_path_buf(),
+                problem: "the recording holds no signal".into(),
+            })?;
+        let sample = |seconds: f64| rate.samples_in_s(seconds);
+        let gaps = info
+            .annotations
+            .iter()
+            .filter(|a| a.text == "gap")
+            .map(|a| {
+                let start = sample(a.onset_s);
+                (start, start + sample(a.duration_s.unwrap_or(0.0)))
+            })
+            .collect();
+        let end = info
+            .annotations
+            .iter()
+            .find(|a| a.text == "end")
+            .map(|a| sample(a.onset_s));
+        if end.is_none() {
+            info.notices.push(format!(
+                "{}: the session was cut (no end mark: the process was killed or the machine stopped); replaying what it recorded, {:.1} s",
+                path.display(),
+                rate.seconds(info.signals[0].samples)
+            ));
+        }
+        info.format = "neuroloop session recording (BDF+)";
+        let mut reader = Self {
+            inner,
+            info,
+            gaps,
+            end,
+            lowest: Vec::new(),
+            held: Vec::new(),
+            held_start: 0,
+            held_frames: 0,
+            held_used: 0,
+        };
+        let all: Vec<usize> = (0..reader.info.signals.len()).collect();
+        reader.select(&all)?;
+        Ok(reader)
+    }
+
+    /// Whether the recording ends with the session's end mark.
+    pub fn is_complete(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// Where the next stop is after `sample`: the start of a gap, or the end.
+    fn next_boundary(&self, sample: SampleIndex) -> SampleIndex {
+        let gap = self
+            .gaps
+            .iter()
+            .map(|&(start, _)| start)
+            .filter(|&start| start > sample)
+            .min();
+        gap.into_iter()
+            .chain(self.end)
+            .min()
+            .unwrap_or(SampleIndex::MAX)
+    }
+}
+
+impl SignalReader for RecordingReader {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn select(&mut self, signals: &[usize]) -> Result<(), FileError> {
+        self.inner.select(signals)?;
+        self.lowest = signals
+            .iter()
+            .map(|&i| self.inner.physical_min(i))
+            .collect();
+        self.held = vec![0.0; READ_FRAMES * signals.len()];
+        (self.held_start, self.held_frames, self.held_used) = (0, 0, 0);
+        Ok(())
+    }
+
+    fn selection(&self) -> &[usize] {
+        self.inner.selection()
+    }
+
+    fn read_block(&mut self, buf: &mut [f64]) -> Result<Option<BlockMeta>, FileError> {
+        let channels = self.lowest.len();
+        loop {
+            if self.held_used == self.held_frames {
+                match self.inner.read_block(&mut self.held)? {
+                    None => return Ok(None),
+                    Some(block) => {
+                        (self.held_start, self.held_frames, self.held_used) =
+                            (block.start, block.frames, 0);
+                    }
+                }
+            }
+            let next = self.held_start + self.held_used as u64;
+            if self.end.is_some_and(|end| next >= end) {
+                return Ok(None);
+            }
+            if let Some(&(_, gap_end)) = self.gaps.iter().find(|&&(s, e)| s <= next && next < e) {
+                let skip = (gap_end - next).min((self.held_frames - self.held_used) as u64);
+                self.held_used += skip as usize;
+                continue;
+            }
+            let until = self.next_boundary(next);
+            let frames = (self.held_frames - self.held_used)
+                .min((until - next) as usize)
+                .min(buf.len() / channels.max(1));
+            if frames == 0 {
+                return Err(FileError::BadOption {
+                    path: self.info.path.clone(),
+                    problem: "the buffer does not hold one frame".into(),
+                });
+            }
+            let from = &self.held[self.held_used * channels..(self.held_used + frames) * channels];
+            for (frame_out, frame_in) in buf
+                .chunks_exact_mut(channels)
+                .zip(from.chunks_exact(channels))
+            {
+                for ((out, &x), &lowest) in frame_out.iter_mut().zip(frame_in).zip(&self.lowest) {
+                    *out = if x < lowest { f64::NAN } else { x };
+                }
+            }
+            self.held_used += frames;
+            return Ok(Some(BlockMeta {
+                start: next,
+                frames,
+            }));
+        }
     }
 }
 

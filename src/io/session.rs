@@ -327,6 +327,67 @@ impl SessionWriter {
     }
 }
 
+/// How a replay's decisions compare with the session it replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionComparison {
+    pub live_rows: usize,
+    pub replay_rows: usize,
+    /// Rows equal from the first, in onset order.
+    pub identical: usize,
+    /// The first rows that differ (live, replay), `None` if all agree.
+    pub first_difference: Option<(String, String)>,
+}
+
+/// Compare two event logs (`events.tsv`, or `events.partial.tsv` of a
+/// session that failed) on every column but `device_time`, which only the
+/// live session knows. A partial log is in decision order: both logs are put
+/// in onset order the way `finish` does (a stable sort on the sample column).
+pub fn compare_decisions(live: &Path, replay: &Path) -> Result<DecisionComparison, SessionError> {
+    let rows = |path: &Path| -> Result<Vec<String>, SessionError> {
+        let text = fs::read_to_string(path).map_err(write_err(path))?;
+        let mut rows: Vec<(u64, String)> = text
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let sample = fields
+                    .get(3)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u64::MAX);
+                let decisions = fields.get(..9).unwrap_or(&fields).join("\t");
+                (sample, decisions)
+            })
+            .collect();
+        rows.sort_by_key(|(sample, _)| *sample);
+        Ok(rows.into_iter().map(|(_, row)| row).collect())
+    };
+    let (live, replay) = (rows(live)?, rows(replay)?);
+    let identical = live.iter().zip(&replay).take_while(|(a, b)| a == b).count();
+    let first_difference = (identical < live.len().max(replay.len())).then(|| {
+        let at = |rows: &[String]| {
+            rows.get(identical)
+                .cloned()
+                .unwrap_or_else(|| "(none)".into())
+        };
+        (at(&live), at(&replay))
+    });
+    Ok(DecisionComparison {
+        live_rows: live.len(),
+        replay_rows: replay.len(),
+        identical,
+        first_difference,
+    })
+}
+
+/// The event log a session folder holds: `events.tsv`, or the partial log of
+/// a session that failed or was cut.
+pub fn event_log(dir: &Path) -> Option<PathBuf> {
+    ["events.tsv", "events.partial.tsv"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.exists())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
