@@ -474,7 +474,7 @@ fn replay_source(
 ) -> Result<()> {
     let info = source.info().clone();
     let signals = info
-        .select(&selectors(&args.pipeline, &config))
+        .select(&selectors(&args.pipeline, config))
         .with_context(|| format!("{}", args.input.display()))?;
     source.select(&signals)?;
     for notice in &info.notices {

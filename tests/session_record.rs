@@ -253,4 +253,5 @@ fn a_live_session_records_its_input_and_events() {
         .find(|a| a.text == "end")
         .unwrap();
     assert_eq!(end.onset_s, samples as f64 / 1250.0);
+    replay::assert_replay_reproduces(&out);
 }
