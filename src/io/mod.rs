@@ -237,25 +237,28 @@ pub(crate) fn write_atomically_with(
             "the path has no file name",
         ))
     })?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".partial-{}", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let result = (|| {
-        let file =
-            std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
-        let mut out = std::io::BufWriter::new(file);
-        write(&mut out).map_err(io_error("write"))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("write")(e.into_error()))?;
-        file.sync_all().map_err(io_error("write"))?;
-        std::fs::rename(&temporary, path)
-            .map_err(io_error("rename the temporary file to the final name"))
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Dropped on any error before `persist`: the temporary is removed.
+    let temporary = tempfile::Builder::new()
+        .prefix(&{
+            let mut prefix = std::ffi::OsString::from(".");
+            prefix.push(file_name);
+            prefix
+        })
+        .suffix(".partial")
+        .tempfile_in(folder)
+        .map_err(io_error("create a temporary file"))?;
+    let mut out = std::io::BufWriter::new(temporary);
+    write(&mut out).map_err(io_error("write"))?;
+    let temporary = out
+        .into_inner()
+        .map_err(|e| io_error("write")(e.into_error()))?;
+    temporary.as_file().sync_all().map_err(io_error("write"))?;
+    temporary
+        .persist(path)
+        .map(|_| ())
+        .map_err(|e| io_error("rename the temporary file to the final name")(e.error))
 }

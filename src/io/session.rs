@@ -278,7 +278,7 @@ impl SessionWriter {
     /// and the partial log removed, so a folder with `events.tsv` always has
     /// the summary that says it is complete. If anything fails, the session
     /// is left as an abandoned one (partial log, no `events.tsv`).
-    pub fn finish(mut self, summary: &serde_json::Value) -> Result<PathBuf, SessionError> {
+    pub fn finish(mut self, summary: &impl serde::Serialize) -> Result<PathBuf, SessionError> {
         self.release_reserve();
         self.flush()?;
         self.rows.sort_by_key(|r| r.onset);
@@ -306,7 +306,7 @@ impl SessionWriter {
 
     /// A failed session: keep `events.partial.tsv`, write the summary (whose
     /// status says `error`), write no `events.tsv`.
-    pub fn abandon(mut self, summary: &serde_json::Value) -> Result<PathBuf, SessionError> {
+    pub fn abandon(mut self, summary: &impl serde::Serialize) -> Result<PathBuf, SessionError> {
         self.release_reserve();
         // The log may be what failed; the summary is still worth writing.
         let flushed = if self.failed.is_some() {
@@ -318,8 +318,8 @@ impl SessionWriter {
         flushed.map(|()| self.dir)
     }
 
-    fn write_summary(&self, summary: &serde_json::Value) -> Result<(), SessionError> {
-        let text = serde_json::to_string_pretty(summary).expect("JSON value serialises");
+    fn write_summary(&self, summary: &impl serde::Serialize) -> Result<(), SessionError> {
+        let text = serde_json::to_string_pretty(summary).expect("the summary serialises");
         Ok(write_atomically(
             &self.dir.join("summary.json"),
             text.as_bytes(),

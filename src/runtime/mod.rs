@@ -49,7 +49,7 @@ use crate::io::pulsepal;
 use crate::io::recorder::{DigitalScale, RecordingCounters, RecordingSpec, RecordingWriter};
 use crate::io::session::{SessionError, SessionWriter};
 use crate::recording::{Recording, SelectError, Signal};
-use crate::session::{summary_json, Progress, SummaryParts};
+use crate::session::{Progress, Summary, SummaryParts};
 use crate::time::{SampleIndex, SampleRate};
 pub use control::stop_on_signals;
 use control::Notice;
@@ -780,6 +780,45 @@ impl Ending {
     }
 }
 
+/// A live session's sections of `summary.json`.
+#[derive(Debug, serde::Serialize)]
+struct LiveSummary<'a> {
+    latency: &'a LatencyReport,
+    runtime: RuntimeCounters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<RecordingSummary>,
+    /// The source's own counters (a Cyton's packets, a sound card's xruns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<serde_json::Value>,
+    /// Each output device's own counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outputs: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RuntimeCounters {
+    outputs_disarmed_before_flush: bool,
+    triggers_written: usize,
+    triggers_suppressed_after_disarm: u64,
+    triggers_withheld_unlogged: u64,
+    acquisition_overrun_frames: u64,
+    event_ring_full: u64,
+    command_ring_full: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RecordingSummary {
+    file: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counters: Option<RecordingCounters>,
+    /// Samples beyond the recording's range, clipped for the detectors too.
+    clipped_samples: u64,
+    /// Events not annotated in the recording (its queue was full).
+    annotation_ring_full: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LatencyReport {
     pub block_processing: Option<LatencySummary>,
@@ -1216,52 +1255,59 @@ fn write_session(
     };
     progress.frames_done = processed.controller.next_sample();
     progress.seconds_done = facts.rate.seconds(progress.frames_done);
-    let mut summary = summary_json(SummaryParts {
-        command: facts.command,
-        input: facts.description,
-        config: facts.config,
-        rate: facts.rate,
-        labels: facts.labels,
-        progress: &progress,
-        status: ending.status(),
-        error: ending.error(),
-        controller: processed.controller.counters(),
-        trigger: processed.controller.trigger_counters(),
-        adjustments: processed.controller.adjustments(),
-        wall_s: facts.wall_s,
-    });
-    summary["latency"] = serde_json::to_value(&latency).expect("serialises");
-    summary["runtime"] = serde_json::json!({
-        "outputs_disarmed_before_flush": true,
-        "triggers_written": records.len(),
-        "triggers_suppressed_after_disarm": shared.suppressed_disarmed.load(Ordering::Relaxed),
-        "triggers_withheld_unlogged": shared.triggers_withheld.load(Ordering::Relaxed),
-        "acquisition_overrun_frames": shared.overrun_frames.load(Ordering::Relaxed),
-        "event_ring_full": shared.event_ring_full.load(Ordering::Relaxed),
-        "command_ring_full": shared.command_ring_full.load(Ordering::Relaxed),
-    });
     let mut unwritten = Vec::new();
-    if let Some(recording) = &recording {
-        summary["recording"] = match recording {
-            Ok(counters) => serde_json::json!({
-                "file": "recording.bdf",
-                "counters": counters,
-                "clipped_samples": shared.clipped_samples.load(Ordering::Relaxed),
-                "annotation_ring_full": shared.annotation_ring_full.load(Ordering::Relaxed),
-            }),
-            Err(e) => {
-                unwritten.push(format!("recording.bdf: {e}"));
-                serde_json::json!({ "file": "recording.bdf", "error": e })
+    let recording = recording.map(|r| match r {
+        Ok(counters) => RecordingSummary {
+            file: "recording.bdf",
+            counters: Some(counters),
+            clipped_samples: shared.clipped_samples.load(Ordering::Relaxed),
+            annotation_ring_full: shared.annotation_ring_full.load(Ordering::Relaxed),
+            error: None,
+        },
+        Err(e) => {
+            unwritten.push(format!("recording.bdf: {e}"));
+            RecordingSummary {
+                file: "recording.bdf",
+                counters: None,
+                clipped_samples: shared.clipped_samples.load(Ordering::Relaxed),
+                annotation_ring_full: shared.annotation_ring_full.load(Ordering::Relaxed),
+                error: Some(e),
             }
-        };
-    }
-    if let Some(source) = facts.monitor.report() {
-        summary["source"] = source;
-    }
-    let devices: Vec<_> = sinks.iter().filter_map(|r| r.device.clone()).collect();
-    if !devices.is_empty() {
-        summary["outputs"] = serde_json::Value::Array(devices);
-    }
+        }
+    });
+    let live = LiveSummary {
+        latency: &latency,
+        runtime: RuntimeCounters {
+            outputs_disarmed_before_flush: true,
+            triggers_written: records.len(),
+            triggers_suppressed_after_disarm: shared.suppressed_disarmed.load(Ordering::Relaxed),
+            triggers_withheld_unlogged: shared.triggers_withheld.load(Ordering::Relaxed),
+            acquisition_overrun_frames: shared.overrun_frames.load(Ordering::Relaxed),
+            event_ring_full: shared.event_ring_full.load(Ordering::Relaxed),
+            command_ring_full: shared.command_ring_full.load(Ordering::Relaxed),
+        },
+        recording,
+        source: facts.monitor.report(),
+        outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
+    };
+    let summary = Summary::new(
+        SummaryParts {
+            command: facts.command,
+            input: facts.description,
+            config: facts.config,
+            rate: facts.rate,
+            labels: facts.labels,
+            progress: &progress,
+            status: ending.status(),
+            error: ending.error(),
+            controller: processed.controller.counters(),
+            trigger: processed.controller.trigger_counters(),
+            adjustments: processed.controller.adjustments(),
+            wall_s: facts.wall_s,
+        },
+        &[],
+        live,
+    );
     let dir = writer.dir().to_path_buf();
     let events_logged = writer.rows();
     // The reserve goes first: on a full disk it is what makes room for these files.
