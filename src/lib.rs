@@ -25,6 +25,7 @@
 //! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
 //! * [`click`]: the pink-noise click of auditory sleep stimulation (pure rendering).
 //! * [`config`]: the TOML schema, presets and up-front validation.
+//! * [`logging`]: `tracing` to the terminal and to each session's `log.txt`.
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
@@ -37,6 +38,7 @@ pub mod dsp;
 pub mod eval;
 pub mod event;
 pub mod io;
+pub mod logging;
 pub mod recording;
 pub mod rng;
 pub mod runtime;

@@ -30,6 +30,12 @@ use neuroloop::time::SampleRate;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More diagnostics (-v debug, -vv trace); `RUST_LOG` overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Fewer diagnostics (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
 }
 
 #[derive(Subcommand)]
@@ -268,6 +274,8 @@ struct EvalArgs {
 
 fn main() {
     let cli = Cli::parse();
+    let verbosity = i8::try_from(i16::from(cli.verbose) - i16::from(cli.quiet)).unwrap_or(0);
+    let logging = neuroloop::logging::init(verbosity);
     let result = match cli.command {
         Command::Simulate(a) => simulate(a),
         Command::Replay(a) => replay(a),
@@ -279,7 +287,8 @@ fn main() {
         Command::Devices => devices(),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", error_text(&e));
+        tracing::error!("{}", error_text(&e));
+        drop(logging); // flushes log.txt before exiting
         std::process::exit(1);
     }
 }
@@ -478,7 +487,7 @@ fn replay_source(
         .with_context(|| format!("{}", args.input.display()))?;
     source.select(&signals)?;
     for notice in &info.notices {
-        eprintln!("warning: {notice}");
+        tracing::warn!("{notice}");
     }
     let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
@@ -552,12 +561,7 @@ fn run(args: RunArgs) -> Result<()> {
                 &simulation.recording,
                 config.input.block_size,
                 1.0,
-                format!(
-                    "simulator {} seed {} at {} Hz",
-                    sim_config.preset,
-                    sim_config.seed,
-                    rate.hz()
-                ),
+                format!("simulator {} seed {}", sim_config.preset, sim_config.seed),
             )?
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
@@ -627,7 +631,7 @@ fn format_latency(s: &Option<LatencySummary>) -> String {
 /// Settings the detector could not apply as configured (also in summary.json).
 fn warn_adjustments(adjustments: &[String]) {
     for a in adjustments {
-        eprintln!("warning: {a}");
+        tracing::warn!("{a}");
     }
 }
 

@@ -27,13 +27,14 @@ pub const EVENTS_HEADER: &str =
 
 /// Files a session writes; a folder holding any of them is refused, so nothing
 /// (a session's record, or the user's own `config.toml`) is ever overwritten.
-pub const SESSION_FILES: [&str; 6] = [
+pub const SESSION_FILES: [&str; 7] = [
     "config.toml",
     "events.tsv",
     "events.partial.tsv",
     "summary.json",
     "latency.tsv",
     "recording.bdf",
+    crate::logging::LOG_FILE,
 ];
 
 /// Space kept free for the last files of a session (`summary.json`,
@@ -138,6 +139,7 @@ impl SessionWriter {
                     error,
                 }
             })?;
+        crate::logging::attach_session_log(dir).map_err(write_err(dir))?;
         write_atomically(&dir.join("config.toml"), config_toml.as_bytes())?;
         let partial_path = dir.join("events.partial.tsv");
         let mut partial = File::create(&partial_path).map_err(write_err(&partial_path))?;

@@ -929,6 +929,13 @@ pub fn run_live(
     let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
     let monitor = SourceMonitor::of(&spec.opened.source);
     let description = spec.opened.description.clone();
+    tracing::debug!(
+        "neuroloop {} {command}: {description}, {} Hz, channels {labels:?}, {} output(s), folder {}",
+        env!("CARGO_PKG_VERSION"),
+        rate.hz(),
+        spec.outputs.len(),
+        spec.out.display()
+    );
 
     let flags = Flags::default();
     flags.armed.store(true, Ordering::SeqCst);
@@ -950,7 +957,12 @@ pub fn run_live(
             on_status(&p);
         },
     )?;
+    tracing::debug!(
+        "session ending ({}): disarming outputs first",
+        ending.status()
+    );
     let joined = shut_down(threads, &flags)?;
+    tracing::debug!("outputs disarmed, threads joined");
     let wall_s = started.elapsed().as_secs_f64();
     let progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(write_session(
