@@ -321,24 +321,55 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     }
     spec.artifacts = !args.no_artifacts;
     spec.event_snr = args.event_snr;
-    let simulation = sim::simulate(&spec)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let truth_path = args.out.join("truth.tsv");
-    std::fs::write(&truth_path, sim::truth::truth_to_tsv(&simulation.truth))
-        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     let edf_path = args.out.join("recording.edf");
-    io::edf::write_edf(&edf_path, &simulation.recording)?;
+    let truth = write_simulated_edf(&spec, &edf_path)?;
+    let truth_path = args.out.join("truth.tsv");
+    std::fs::write(&truth_path, sim::truth::truth_to_tsv(&truth))
+        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     println!(
         "wrote {} ({} channels, {} Hz, {} min) and {} ({} truth events)",
         edf_path.display(),
-        simulation.recording.signals.len(),
+        spec.channels,
         rate.hz(),
         args.minutes,
         truth_path.display(),
-        simulation.truth.len()
+        truth.len()
     );
     Ok(())
+}
+
+/// Simulate `spec` into an EDF file block by block, in two passes (the header
+/// states each signal's range before any sample), and return the truth.
+/// Memory does not grow with the length; the file equals
+/// `write_edf(simulate(spec))`.
+fn write_simulated_edf(spec: &SimSpec, path: &Path) -> Result<Vec<sim::TruthEvent>> {
+    const BLOCK_FRAMES: usize = 1 << 16;
+    let mut stream = sim::SimStream::new(spec)?;
+    let mut ranges = vec![io::edf::DataRange::default(); spec.channels];
+    let mut block = Vec::new();
+    while stream.render_next(BLOCK_FRAMES, &mut block) > 0 {
+        for (range, channel) in ranges.iter_mut().zip(&block) {
+            range.extend(channel);
+        }
+    }
+    let mut stream = sim::SimStream::new(spec)?;
+    let signals: Vec<io::edf::SignalToWrite> = stream
+        .labels()
+        .into_iter()
+        .map(|label| io::edf::SignalToWrite {
+            label,
+            unit: sim::UNIT.to_string(),
+            rate: spec.rate,
+            samples: stream.samples(),
+        })
+        .collect();
+    // One rate: every signal has the same number of samples per record.
+    io::edf::write_edf_streamed(path, &signals, &ranges, |samples_per_record, record| {
+        stream.render_next(samples_per_record[0], record);
+    })?;
+    Ok(stream.truth().to_vec())
 }
 
 fn load_config(args: &PipelineArgs, default: Preset) -> Result<Config> {
