@@ -442,7 +442,10 @@ fn markers_as_annotations(
     if marker_count == 0 {
         return Vec::new();
     }
-    let Some(reference) = streams.iter().find(|s| s.signal_stream.is_some()) else {
+    let Some(reference) = streams
+        .iter()
+        .find(|s| s.signal_stream.is_some() && s.first_stamp.is_some())
+    else {
         notices.push(format!(
             "{}: {marker_count} marker(s) but no signal stream to place them on: not read",
             path.display()
