@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::reader::{
     check_selection, default_selection, frames_that_fit, open_regular, BlockMeta, SequentialReader,
-    SignalInfo, SignalReader, SourceInfo, StreamInfo, CHUNK_BYTES, MAX_RATE_HZ,
+    SignalInfo, SignalReader, SourceInfo, StreamInfo, CHUNK_BYTES, MAX_RATE_HZ, MIN_WINDOW_BYTES,
 };
 use super::FileError;
 use crate::time::{SampleIndex, SampleRate};
@@ -304,7 +304,7 @@ impl SignalReader for OpenBciTextReader {
                     path: self.info.path.clone(),
                     format: FORMAT,
                     problem: format!(
-                        "data line {} is longer than {CHUNK_BYTES} bytes",
+                        "data line {} is longer than {MIN_WINDOW_BYTES} bytes",
                         self.next_line + 1
                     ),
                 });

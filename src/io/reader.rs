@@ -24,6 +24,8 @@ pub use crate::time::MAX_RATE_HZ;
 
 /// Bytes an interleaved reader reads at once (at least one frame).
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+/// The shortest window [`SequentialReader::window_at`] gives before the end of the file.
+pub(crate) const MIN_WINDOW_BYTES: usize = CHUNK_BYTES / 2;
 
 /// One signal as the file describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -601,9 +603,16 @@ impl SequentialReader {
         Ok(&self.buf[from..from + count])
     }
 
-    /// Up to [`CHUNK_BYTES`] bytes from `offset` to the end of the file
-    /// (empty at the end), for scanning text.
+    /// At least [`MIN_WINDOW_BYTES`] (or up to the end of the file) and at
+    /// most [`CHUNK_BYTES`] bytes from `offset`, for scanning text: served
+    /// from the buffer while it holds that much, so that scanning line by line
+    /// reads each byte once.
     pub(crate) fn window_at(&mut self, offset: u64) -> Result<&[u8], FileError> {
+        let end = self.buf_start + self.buf_len as u64;
+        let held = offset >= self.buf_start && offset <= end;
+        if held && (end - offset >= MIN_WINDOW_BYTES as u64 || end >= self.length) {
+            return Ok(&self.buf[(offset - self.buf_start) as usize..self.buf_len]);
+        }
         let count = (self.length.saturating_sub(offset)).min(CHUNK_BYTES as u64) as usize;
         self.bytes_at(offset, count)
     }
