@@ -105,10 +105,16 @@ fn assert_matches(what: &str, values: &[f64], golden: &Value) {
     close("std", std, as_f64(&golden["std"]));
 }
 
+/// A file, the streams read as signals, and the streams refused and why.
+type StreamsOf = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
 #[test]
 fn xdf_streams_match_pyxdf() {
-    // (file, streams read as signals, streams refused and why).
-    let expected: [(&str, &[&str], &[(&str, &str)]); 3] = [
+    let expected: [StreamsOf; 3] = [
         (
             "xdf_minimal.xdf",
             &["SendDataC"],
