@@ -59,6 +59,56 @@ enum Command {
     Emulate(EmulateArgs),
     /// List serial ports (with USB vendor/product ids) and audio devices (ALSA PCM names).
     Devices,
+    /// Print what the reader sees in a recording: format, streams, channels
+    /// (index, label, unit, rate, length), annotations and notices, to pick
+    /// `--stream` and `--channel` for `replay`.
+    Info(InfoArgs),
+}
+
+/// How to read a recording file (the formats that need to be told).
+#[derive(Args)]
+struct FileArgs {
+    /// Channels in a headerless .dat file.
+    #[arg(long)]
+    raw_channels: Option<usize>,
+    /// Sample rate of a headerless .dat file.
+    #[arg(long)]
+    raw_rate_hz: Option<f64>,
+    /// Scale of a headerless .dat file.
+    #[arg(long, default_value_t = 1.0)]
+    raw_uv_per_bit: f64,
+    /// Volts at digital full scale, for .wav input.
+    #[arg(long, default_value_t = 1.0)]
+    wav_volts_per_full_scale: f64,
+}
+
+impl FileArgs {
+    fn options(&self) -> Result<FileOptions> {
+        Ok(FileOptions {
+            raw: match (self.raw_channels, self.raw_rate_hz) {
+                (Some(channels), Some(rate_hz)) => Some(RawLayout {
+                    channels,
+                    rate_hz,
+                    uv_per_bit: self.raw_uv_per_bit,
+                }),
+                (None, None) => None,
+                _ => bail!("--raw-channels and --raw-rate-hz go together"),
+            },
+            wav_volts_per_full_scale: self.wav_volts_per_full_scale,
+        })
+    }
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A recording in any format `replay` reads.
+    input: PathBuf,
+    /// Also read every sample of every stream: checks the whole file and
+    /// prints each signal's range and the read throughput.
+    #[arg(long)]
+    read: bool,
+    #[command(flatten)]
+    file: FileArgs,
 }
 
 #[derive(Args)]
@@ -197,9 +247,15 @@ struct PipelineArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, an Open Ephys structure.oebin,
-    /// or a session folder `neuroloop run` recorded (replayed with its own config and compared).
+    /// Recording: .edf/.bdf, .wav, NeuroScope .dat/.lfp with its .xml, Intan amplifier.dat with
+    /// info.rhd, legacy Open Ephys .continuous (a file or a folder of them), an Open Ephys
+    /// structure.oebin, OpenBCI GUI .txt, .xdf, headerless int16 .dat/.bin/.raw, or a session
+    /// folder `neuroloop run` recorded (replayed with its own config and compared).
     input: PathBuf,
+    /// The stream to replay, by name, in a file that has several (XDF, Open Ephys binary,
+    /// OpenBCI GUI text): `--channel` then picks within it. `neuroloop info FILE` lists them.
+    #[arg(long)]
+    stream: Option<String>,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Pace the replay at the recording's rate instead of as fast as possible.
@@ -208,18 +264,8 @@ struct ReplayArgs {
     /// Stimulate only in N2/N3 epochs of this hypnogram (DREAMS .txt or EDF+ .edf).
     #[arg(long)]
     hypnogram: Option<PathBuf>,
-    /// Channels in a headerless .dat file.
-    #[arg(long)]
-    raw_channels: Option<usize>,
-    /// Sample rate of a headerless .dat file.
-    #[arg(long)]
-    raw_rate_hz: Option<f64>,
-    /// Scale of a headerless .dat file.
-    #[arg(long, default_value_t = 1.0)]
-    raw_uv_per_bit: f64,
-    /// Volts at digital full scale, for .wav input.
-    #[arg(long, default_value_t = 1.0)]
-    wav_volts_per_full_scale: f64,
+    #[command(flatten)]
+    file: FileArgs,
 }
 
 #[derive(Args)]
@@ -285,6 +331,7 @@ fn main() {
         Command::Click(a) => click(a),
         Command::Emulate(a) => emulate(a),
         Command::Devices => devices(),
+        Command::Info(a) => info(a),
     };
     if let Err(e) = result {
         tracing::error!("{}", error_text(&e));
@@ -423,24 +470,124 @@ fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64
     println!("session written to {}", dir.display());
 }
 
+/// `neuroloop info FILE`.
+fn info(args: InfoArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut reader = io::open_reader(&args.input, &args.file.options()?)?;
+    print!("{}", describe_source(reader.info()));
+    if args.read {
+        read_everything(reader.as_mut(), started)?;
+    }
+    Ok(())
+}
+
+/// `info --read`: every stream read to its end in blocks of up to 64 Ki
+/// values; per signal its sample count and range, then the throughput.
+fn read_everything(
+    reader: &mut dyn io::reader::SignalReader,
+    started: std::time::Instant,
+) -> Result<()> {
+    let info = reader.info().clone();
+    let mut streams: Vec<usize> = info.signals.iter().map(|s| s.stream).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut values = 0u64;
+    println!("read:");
+    for stream in streams {
+        let members: Vec<usize> = (0..info.signals.len())
+            .filter(|&i| info.signals[i].stream == stream)
+            .collect();
+        reader.select(&members)?;
+        let mut buf = vec![0.0; ((1 << 16) / members.len()).max(1) * members.len()];
+        let mut ranges = vec![(f64::INFINITY, f64::NEG_INFINITY); members.len()];
+        let mut frames = 0u64;
+        while let Some(block) = reader.read_block(&mut buf)? {
+            for frame in buf[..block.frames * members.len()].chunks_exact(members.len()) {
+                for (range, &v) in ranges.iter_mut().zip(frame) {
+                    *range = (range.0.min(v), range.1.max(v));
+                }
+            }
+            frames += block.frames as u64;
+        }
+        values += frames * members.len() as u64;
+        for (&signal, (low, high)) in members.iter().zip(ranges) {
+            println!(
+                "  {signal:>3}  {:<24} {frames} samples, {low} to {high} {}",
+                format!("{:?}", info.signals[signal].label),
+                info.signals[signal].unit
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "opened and read {values} values in {seconds:.3} s ({:.1} M values/s)",
+        values as f64 / seconds.max(1e-9) / 1e6
+    );
+    Ok(())
+}
+
+/// What `neuroloop info` prints: one line per stream, signal, annotation
+/// (the first [`LISTED_ANNOTATIONS`]) and notice.
+fn describe_source(info: &io::SourceInfo) -> String {
+    const LISTED_ANNOTATIONS: usize = 20;
+    let mut out = format!("{}: {}\n", info.path.display(), info.format);
+    if !info.streams.is_empty() {
+        out += &format!(
+            "streams ({}; pick one with --stream NAME):\n",
+            info.streams.len()
+        );
+        for stream in &info.streams {
+            out += &format!("  {:?}: {}\n", stream.name, stream.description);
+        }
+    }
+    out += &format!(
+        "signals ({}; pick with --channel LABEL or --channel INDEX):\n",
+        info.signals.len()
+    );
+    for (index, signal) in info.signals.iter().enumerate() {
+        let stream = info
+            .streams
+            .iter()
+            .find(|s| s.id == Some(signal.stream))
+            .map(|s| format!(", stream {:?}", s.name))
+            .unwrap_or_default();
+        out += &format!(
+            "  {index:>3}  {:<24} {:<6} {} Hz, {} samples ({:.3} s){stream}\n",
+            format!("{:?}", signal.label),
+            if signal.unit.is_empty() {
+                "-"
+            } else {
+                &signal.unit
+            },
+            signal.rate.hz(),
+            signal.samples,
+            signal.samples as f64 / signal.rate.hz(),
+        );
+    }
+    if !info.annotations.is_empty() {
+        out += &format!("annotations ({}):\n", info.annotations.len());
+        for a in info.annotations.iter().take(LISTED_ANNOTATIONS) {
+            out += &format!("  {:>10.3} s  {:?}\n", a.onset_s, a.text);
+        }
+        if info.annotations.len() > LISTED_ANNOTATIONS {
+            out += &format!(
+                "  ... and {} more\n",
+                info.annotations.len() - LISTED_ANNOTATIONS
+            );
+        }
+    }
+    for notice in &info.notices {
+        out += &format!("notice: {notice}\n");
+    }
+    out
+}
+
 fn replay(args: ReplayArgs) -> Result<()> {
-    if args.input.is_dir() {
+    if args.input.is_dir() && args.input.join("recording.bdf").exists() {
         return replay_session(args);
     }
     let config = load_config(&args.pipeline, Preset::RodentRipple)?;
-    let options = FileOptions {
-        raw: match (args.raw_channels, args.raw_rate_hz) {
-            (Some(channels), Some(rate_hz)) => Some(RawLayout {
-                channels,
-                rate_hz,
-                uv_per_bit: args.raw_uv_per_bit,
-            }),
-            (None, None) => None,
-            _ => bail!("--raw-channels and --raw-rate-hz go together"),
-        },
-        wav_volts_per_full_scale: args.wav_volts_per_full_scale,
-    };
-    let source = io::open_reader(&args.input, &options)?;
+    let source = io::open_reader(&args.input, &args.file.options()?)?;
     let out = args.pipeline.out.clone().unwrap_or_else(|| {
         let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from("sessions").join(format!("replay-{stem}"))
@@ -513,9 +660,13 @@ fn replay_source(
     out: &Path,
 ) -> Result<()> {
     let info = source.info().clone();
-    let signals = info
-        .select(&selectors(&args.pipeline, config))
-        .with_context(|| format!("{}", args.input.display()))?;
+    let selectors = selectors(&args.pipeline, config);
+    let signals = match &args.stream {
+        Some(stream) => info.select_in_stream(stream, &selectors)?,
+        None => info
+            .select(&selectors)
+            .with_context(|| format!("{}", args.input.display()))?,
+    };
     source.select(&signals)?;
     for notice in &info.notices {
         tracing::warn!("{notice}");

@@ -288,6 +288,7 @@ impl EdfReader {
             path: path.to_path_buf(),
             format: header.format(),
             signals,
+            streams: Vec::new(),
             annotations: timing.annotations,
             notices,
         };
