@@ -1,0 +1,291 @@
+/* Board glue for the ATmega328P at 16 MHz (Arduino Uno / Nano): the device
+ * clock, the UART, the output pins, the watchdog. Everything else is the
+ * portable core (tb_core, tb_sched, tb_proto), tested on the host.
+ *
+ * Pins: outputs 1-4 on PD4-PD7 (Arduino D4-D7), armed LED on PB5 (D13, the
+ * on-board LED). UART 115200 8N1 on PD0/PD1.
+ *
+ * Clock: Timer1 at clk/8 (0.5-us ticks), its overflows counted in software:
+ * device time in us = overflows << 15 | TCNT1 >> 1, a 32-bit count that wraps
+ * every 71.6 minutes. An edge is placed by waking LEAD_US early on a Timer1
+ * compare and spinning on TCNT1 with interrupts off, so other interrupts
+ * (UART, overflow) can delay the wake-up but not the edge. */
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <avr/sleep.h>
+#include <avr/wdt.h>
+
+#include "tb_core.h"
+
+#define OUT_SHIFT 4
+#define OUT_MASK (((1u << TB_OUTPUTS) - 1) << OUT_SHIFT)
+#define LEAD_US 64
+/* A compare less than this far ahead might pass before it is written. */
+#define MIN_COMPARE_US 8
+
+static tb_core core;
+
+/* Reset cause, saved before anything can clear it; the watchdog is stopped
+ * at once so that a watchdog reset does not loop. */
+static uint8_t reset_cause __attribute__((section(".noinit")));
+void save_reset_cause(void) __attribute__((naked, used, section(".init3")));
+void save_reset_cause(void)
+{
+	reset_cause = MCUSR;
+	MCUSR = 0;
+	wdt_disable();
+}
+
+/* ---- device clock ---- */
+static volatile uint32_t overflows;
+
+ISR(TIMER1_OVF_vect) { overflows++; }
+
+/* Interrupts off. */
+static uint32_t now_us_locked(void)
+{
+	uint16_t t = TCNT1;
+	uint32_t o = overflows;
+	if ((TIFR1 & _BV(TOV1)) && t < 0x8000)
+		o++; /* wrapped, not yet counted */
+	return (o << 15) | (t >> 1);
+}
+
+static uint32_t now_us(void)
+{
+	uint8_t s = SREG;
+	cli();
+	uint32_t v = now_us_locked();
+	SREG = s;
+	return v;
+}
+
+static uint8_t lock_sreg;
+void tb_port_lock(void)
+{
+	lock_sreg = SREG;
+	cli();
+}
+void tb_port_unlock(void) { SREG = lock_sreg; }
+
+/* ---- pins ---- */
+static void show_armed(void)
+{
+	if (core.sched.armed)
+		PORTB |= _BV(PB5);
+	else
+		PORTB &= ~_BV(PB5);
+}
+
+/* ---- edges ---- */
+ISR(TIMER1_COMPA_vect)
+{
+	/* Other interrupts may run while the next edges are worked out; this
+	 * one and the heartbeat (which shares the scheduler) stay masked. */
+	uint8_t heartbeat = TIMSK1 & _BV(OCIE1B);
+	TIMSK1 &= ~(_BV(OCIE1A) | _BV(OCIE1B));
+	for (;;) {
+		sei();
+		uint32_t at = 0;
+		if (!tb_sched_next(&core.sched, now_us(), &at)) {
+			cli();
+			break;
+		}
+		cli();
+		int32_t ahead = (int32_t)(at - now_us_locked());
+		if (ahead > LEAD_US + MIN_COMPARE_US) {
+			OCR1A = (uint16_t)((at << 1) - 2 * LEAD_US);
+			TIFR1 = _BV(OCF1A);
+			TIMSK1 |= _BV(OCIE1A);
+			break;
+		}
+		sei();
+		uint8_t rise, fall;
+		tb_sched_take(&core.sched, at, &rise, &fall);
+		uint16_t t16 = (uint16_t)(at << 1);
+		uint8_t lo = (uint8_t)t16;
+		cli();
+		uint8_t late = (int16_t)(TCNT1 - t16) > 0;
+		if (!late) {
+			while ((int16_t)(TCNT1 - t16) < -100) {
+			}
+			while ((int8_t)(TCNT1L - lo) < 0) {
+			}
+		}
+		PORTD = (uint8_t)((PORTD & ~(fall << OUT_SHIFT)) | (rise << OUT_SHIFT));
+		if (rise)
+			tb_sched_stamp(&core.sched, rise, late ? now_us_locked() : at);
+		if (!core.sched.armed) {
+			PORTD &= ~OUT_MASK;
+			show_armed();
+		}
+	}
+	TIMSK1 |= heartbeat;
+}
+
+/* Let the edge interrupt look at the schedule again, now. */
+static void wake_edges(void)
+{
+	OCR1A = TCNT1 + 4;
+	TIFR1 = _BV(OCF1A);
+	TIMSK1 |= _BV(OCIE1A);
+}
+
+/* ---- heartbeat ---- */
+static void disarmed_now(void)
+{
+	PORTD &= ~OUT_MASK;
+	show_armed();
+}
+
+ISR(TIMER1_COMPB_vect)
+{
+	if (!core.sched.armed) {
+		TIMSK1 &= ~_BV(OCIE1B);
+		return;
+	}
+	if (tb_core_check_heartbeat(&core, now_us_locked())) {
+		disarmed_now();
+		TIMSK1 &= ~_BV(OCIE1B);
+	}
+	/* otherwise the deadline is in a later timer period: match again then */
+}
+
+/* Interrupts off. */
+static void set_deadline(void)
+{
+	if (!core.sched.armed) {
+		TIMSK1 &= ~_BV(OCIE1B);
+		return;
+	}
+	OCR1B = (uint16_t)(tb_core_deadline(&core) << 1);
+	TIFR1 = _BV(OCF1B);
+	TIMSK1 |= _BV(OCIE1B);
+}
+
+/* ---- UART ---- */
+#define RX_SIZE 64
+#define RX_DELIMS 8
+static volatile uint8_t rx_buf[RX_SIZE], rx_head, rx_tail;
+static volatile uint32_t rx_delim_us[RX_DELIMS];
+static volatile uint8_t rx_delim_head, rx_delim_tail;
+
+ISR(USART_RX_vect)
+{
+	uint8_t b = UDR0;
+	uint8_t next = (uint8_t)((rx_head + 1) % RX_SIZE);
+	if (next == rx_tail)
+		return; /* full: the frame loses a byte and fails its check */
+	if (b == 0) {
+		rx_delim_us[rx_delim_head % RX_DELIMS] = now_us_locked();
+		rx_delim_head++;
+	}
+	rx_buf[rx_head] = b;
+	rx_head = next;
+}
+
+#define TX_SIZE 128
+static volatile uint8_t tx_buf[TX_SIZE], tx_head, tx_tail;
+/* Index of the first byte of a SYNC reply in tx_buf, or TX_SIZE. */
+static volatile uint8_t tx_sync_at = TX_SIZE;
+
+ISR(USART_UDRE_vect)
+{
+	if (tx_head == tx_tail) {
+		UCSR0B &= ~_BV(UDRIE0);
+		return;
+	}
+	if (tx_tail == tx_sync_at) {
+		UDR0 = tx_buf[tx_tail];
+		tb_core_sync_sent(&core, now_us_locked());
+		tx_sync_at = TX_SIZE;
+	} else {
+		UDR0 = tx_buf[tx_tail];
+	}
+	tx_tail = (uint8_t)((tx_tail + 1) % TX_SIZE);
+}
+
+uint8_t tb_port_send(const uint8_t *wire, uint8_t len, uint8_t sync)
+{
+	uint8_t used = (uint8_t)((tx_head - tx_tail + TX_SIZE) % TX_SIZE);
+	if (len >= TX_SIZE - used)
+		return 0;
+	uint8_t h = tx_head;
+	if (sync)
+		tx_sync_at = h;
+	for (uint8_t i = 0; i < len; i++) {
+		tx_buf[h] = wire[i];
+		h = (uint8_t)((h + 1) % TX_SIZE);
+	}
+	uint8_t s = SREG;
+	cli();
+	tx_head = h;
+	UCSR0B |= _BV(UDRIE0);
+	SREG = s;
+	return 1;
+}
+
+static void uart_init(void)
+{
+	/* 115200 baud with double speed: 16 MHz / (8 * (16 + 1)) = 117647 (+2.1 %). */
+	UCSR0A = _BV(U2X0);
+	UBRR0 = (uint16_t)(F_CPU / (8 * TB_BAUD) - 1);
+	UCSR0C = _BV(UCSZ01) | _BV(UCSZ00);
+	UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
+}
+
+int main(void)
+{
+	/* Outputs low before they are driven, so they never glitch high. */
+	PORTD &= ~OUT_MASK;
+	DDRD |= OUT_MASK;
+	PORTB &= ~_BV(PB5);
+	DDRB |= _BV(PB5);
+
+	TCCR1A = 0;
+	TCCR1B = _BV(CS11); /* clk/8: 0.5-us ticks */
+	TIMSK1 = _BV(TOIE1);
+	uart_init();
+	wdt_enable(WDTO_120MS);
+	tb_core_init(&core, reset_cause, now_us());
+	set_sleep_mode(SLEEP_MODE_IDLE);
+	sei();
+
+	for (;;) {
+		/* The Timer1 overflow wakes the loop every 32.8 ms at least. */
+		wdt_reset();
+		while (rx_tail != rx_head) {
+			uint8_t b = rx_buf[rx_tail];
+			rx_tail = (uint8_t)((rx_tail + 1) % RX_SIZE);
+			uint32_t at = 0;
+			if (b == 0) {
+				at = rx_delim_us[rx_delim_tail % RX_DELIMS];
+				rx_delim_tail++;
+			}
+			uint8_t apply = tb_core_rx(&core, b, at, now_us());
+			cli();
+			if (apply & TB_APPLY_PINS) {
+				PORTD = (uint8_t)((PORTD & ~OUT_MASK) | (tb_sched_high(&core.sched) << OUT_SHIFT));
+				show_armed();
+				wake_edges();
+			}
+			if (apply & TB_APPLY_DEADLINE)
+				set_deadline();
+			sei();
+		}
+		cli();
+		if (tb_core_check_heartbeat(&core, now_us_locked()))
+			disarmed_now();
+		sei();
+		tb_core_poll(&core, now_us());
+		/* Sleep until an interrupt: a byte, an edge, the UART ready for more. */
+		cli();
+		if (rx_tail == rx_head) {
+			sleep_enable();
+			sei();
+			sleep_cpu();
+			sleep_disable();
+		}
+		sei();
+	}
+}
