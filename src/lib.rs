@@ -25,6 +25,8 @@
 //! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
 //! * [`click`]: the pink-noise click of auditory sleep stimulation (pure rendering).
 //! * [`config`]: the TOML schema, presets and up-front validation.
+//! * [`protocol`]: the host ⇄ trigger-box wire format and its test vectors.
+//! * [`device`]: devices, one file each (for now the trigger box).
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
@@ -32,11 +34,13 @@
 pub mod click;
 pub mod config;
 pub mod controller;
+pub mod device;
 pub mod detect;
 pub mod dsp;
 pub mod eval;
 pub mod event;
 pub mod io;
+pub mod protocol;
 pub mod recording;
 pub mod rng;
 pub mod runtime;

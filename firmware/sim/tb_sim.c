@@ -1,0 +1,309 @@
+/* tb_sim: the trigger-box firmware in simavr, its UART on a pseudo-terminal,
+ * its pins traced to a VCD file, simulated time paced to the wall clock.
+ *
+ *   tb_sim FIRMWARE.elf --vcd FILE [--ppm P] [--link PATH] [--delay-us D]
+ *
+ * Prints `pty PATH` then `clock w0_ns N ppm P delay_us D` on stdout, then
+ * runs until SIGTERM/SIGINT (or its parent exits) and closes the VCD.
+ *
+ * Pacing: simulated cycle c belongs to wall time (CLOCK_MONOTONIC)
+ * w0 + c / (16 MHz * (1 + P 1e-6)), so the device clock runs P ppm fast.
+ * The simulation runs at most AHEAD_US ahead of that. Both directions of
+ * the UART are delayed by exactly D us of simulated time: a byte read from
+ * the pty at wall time t enters the UART at the cycle of t + D, and a byte
+ * the firmware sends at cycle c is written to the pty at the wall time of
+ * c + D. The two paths are thus symmetric, as clock sync assumes, whatever
+ * the granularity of this loop (input is seen within the wake-up latency of
+ * poll, output is released by a timed poll); D > AHEAD_US keeps input in
+ * the simulated future.
+ *
+ * VCD signals: out1..out4 (PD4..PD7), armed (PB5), host_frame (toggles
+ * when a frame delimiter from the host enters the UART), tov1 (Timer1
+ * overflow pending: device time is a multiple of 32768 us there). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sim_avr.h>
+#include <sim_elf.h>
+#include <sim_vcd_file.h>
+#include <avr_ioport.h>
+#include <avr_uart.h>
+#include <sim_cycle_timers.h>
+#include <sim_interrupts.h>
+
+#define F_CPU 16000000.0
+#define AHEAD_US 1000
+/* The loop checks the pty at least this often. */
+#define IDLE_WAIT_NS 1000000LL
+/* Bytes enter the UART no faster than the wire carries them (115200 8N1). */
+#define BYTE_US (10.0 * 1e6 / 115200.0)
+#define TIMER1_OVF_VECTOR 13
+#define QSIZE 65536
+
+static avr_t *avr;
+static int master = -1;
+static volatile sig_atomic_t stop;
+static int64_t w0;
+static double cycles_per_ns;
+static uint64_t delay_cycles, byte_cycles;
+
+struct byteq {
+	uint8_t byte[QSIZE];
+	uint64_t cycle[QSIZE];
+	unsigned head, tail;
+};
+static struct byteq in, out;
+
+static int64_t wall_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+static uint64_t cycle_at(int64_t wall) { return wall <= w0 ? 0 : (uint64_t)((double)(wall - w0) * cycles_per_ns); }
+static int64_t wall_at(uint64_t cycle) { return w0 + (int64_t)((double)cycle / cycles_per_ns); }
+
+static int q_empty(const struct byteq *q) { return q->head == q->tail; }
+static void q_push(struct byteq *q, uint8_t b, uint64_t cycle)
+{
+	if (((q->tail + 1) % QSIZE) == q->head) {
+		fprintf(stderr, "tb_sim: byte queue overflow\n");
+		exit(3);
+	}
+	q->byte[q->tail] = b;
+	q->cycle[q->tail] = cycle;
+	q->tail = (q->tail + 1) % QSIZE;
+}
+
+/* host -> firmware */
+static avr_irq_t *uart_in, *host_frame;
+static uint32_t host_frame_level;
+
+static avr_cycle_count_t inject(avr_t *a, avr_cycle_count_t when, void *param)
+{
+	(void)a;
+	(void)param;
+	if (q_empty(&in))
+		return 0;
+	if (in.cycle[in.head] > when)
+		return in.cycle[in.head];
+	uint8_t b = in.byte[in.head];
+	in.head = (in.head + 1) % QSIZE;
+	avr_raise_irq(uart_in, b);
+	if (b == 0) {
+		host_frame_level ^= 1;
+		avr_raise_irq(host_frame, host_frame_level);
+	}
+	if (q_empty(&in))
+		return 0;
+	uint64_t next = when + byte_cycles;
+	return in.cycle[in.head] > next ? in.cycle[in.head] : next;
+}
+
+static void read_host(int64_t now)
+{
+	uint8_t buf[512];
+	for (;;) {
+		ssize_t n = read(master, buf, sizeof buf);
+		if (n <= 0)
+			return;
+		int was_empty = q_empty(&in);
+		uint64_t at = cycle_at(now) + delay_cycles;
+		for (ssize_t i = 0; i < n; i++)
+			q_push(&in, buf[i], at);
+		if (was_empty) {
+			uint64_t first = in.cycle[in.head] > avr->cycle ? in.cycle[in.head] - avr->cycle : 1;
+			avr_cycle_timer_register(avr, first, inject, NULL);
+		}
+	}
+}
+
+/* firmware -> host */
+static void uart_out_hook(avr_irq_t *irq, uint32_t value, void *param)
+{
+	(void)irq;
+	(void)param;
+	q_push(&out, (uint8_t)value, avr->cycle + delay_cycles);
+}
+
+static void release_output(int64_t now)
+{
+	uint8_t buf[512];
+	size_t n = 0;
+	while (!q_empty(&out) && wall_at(out.cycle[out.head]) <= now && n < sizeof buf) {
+		buf[n++] = out.byte[out.head];
+		out.head = (out.head + 1) % QSIZE;
+	}
+	if (n > 0 && write(master, buf, n) < 0 && errno != EAGAIN)
+		perror("tb_sim: write");
+}
+
+/* Bounds how far a sleeping core jumps ahead in one avr_run. */
+static avr_cycle_count_t tick(avr_t *a, avr_cycle_count_t when, void *param)
+{
+	(void)a;
+	(void)param;
+	return when + (avr_cycle_count_t)(F_CPU * 50e-6);
+}
+
+/* simavr's default sleep callback calls usleep; the pacing is ours. */
+static void no_sleep(avr_t *a, avr_cycle_count_t how_long)
+{
+	(void)a;
+	(void)how_long;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: tb_sim FIRMWARE.elf --vcd FILE [--ppm P] [--link PATH] [--delay-us D]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *elf = NULL, *vcd_path = NULL, *link = NULL;
+	double ppm = 0, delay_us = 2000;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--vcd") && i + 1 < argc)
+			vcd_path = argv[++i];
+		else if (!strcmp(argv[i], "--ppm") && i + 1 < argc)
+			ppm = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--link") && i + 1 < argc)
+			link = argv[++i];
+		else if (!strcmp(argv[i], "--delay-us") && i + 1 < argc)
+			delay_us = atof(argv[++i]);
+		else if (argv[i][0] != '-' && !elf)
+			elf = argv[i];
+		else
+			usage();
+	}
+	if (!elf || !vcd_path || !(delay_us > AHEAD_US) || !(ppm > -1000 && ppm < 1000))
+		usage();
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	prctl(PR_SET_TIMERSLACK, 1);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+
+	elf_firmware_t f;
+	memset(&f, 0, sizeof f);
+	if (elf_read_firmware(elf, &f) != 0) {
+		fprintf(stderr, "tb_sim: cannot read %s\n", elf);
+		return 1;
+	}
+	strcpy(f.mmcu, "atmega328p");
+	f.frequency = (uint32_t)F_CPU;
+	avr = avr_make_mcu_by_name(f.mmcu);
+	if (!avr) {
+		fprintf(stderr, "tb_sim: simavr has no atmega328p\n");
+		return 1;
+	}
+	avr_init(avr);
+	avr_load_firmware(avr, &f);
+	avr->sleep = no_sleep;
+	avr->log = LOG_WARNING;
+
+	int slave;
+	char name[256];
+	if (openpty(&master, &slave, name, NULL, NULL) < 0) {
+		perror("tb_sim: openpty");
+		return 1;
+	}
+	struct termios tio;
+	tcgetattr(slave, &tio);
+	cfmakeraw(&tio);
+	tcsetattr(slave, TCSANOW, &tio);
+	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	/* the slave stays open here so that the master never reads a hang-up */
+	if (link) {
+		unlink(link);
+		if (symlink(name, link) != 0) {
+			perror("tb_sim: symlink");
+			return 1;
+		}
+	}
+
+	uint32_t flags = 0;
+	avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
+	flags &= ~AVR_UART_FLAG_STDIO;
+	avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+	uart_in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+	avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+				uart_out_hook, NULL);
+
+	static const char *host_names[] = {"host_frame"};
+	host_frame = avr_alloc_irq(&avr->irq_pool, 0, 1, host_names);
+	avr_vcd_t vcd;
+	if (avr_vcd_init(avr, vcd_path, &vcd, 1000) != 0) {
+		fprintf(stderr, "tb_sim: cannot write %s\n", vcd_path);
+		return 1;
+	}
+	static const char *outs[] = {"out1", "out2", "out3", "out4"};
+	for (int k = 0; k < 4; k++)
+		avr_vcd_add_signal(&vcd, avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 4 + k), 1, outs[k]);
+	avr_vcd_add_signal(&vcd, avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 5), 1, "armed");
+	avr_vcd_add_signal(&vcd, host_frame, 1, "host_frame");
+	avr_vcd_add_signal(&vcd, avr_get_interrupt_irq(avr, TIMER1_OVF_VECTOR), 1, "tov1");
+	avr_vcd_start(&vcd);
+
+	cycles_per_ns = F_CPU * (1.0 + ppm * 1e-6) / 1e9;
+	delay_cycles = (uint64_t)(delay_us * 1e-6 * F_CPU);
+	byte_cycles = (uint64_t)(BYTE_US * 1e-6 * F_CPU);
+	avr_cycle_timer_register(avr, 1, tick, NULL);
+	w0 = wall_ns();
+	printf("pty %s\nclock w0_ns %lld ppm %g delay_us %g\n", name, (long long)w0, ppm, delay_us);
+	fflush(stdout);
+
+	uint64_t ahead = (uint64_t)(AHEAD_US * 1e-6 * F_CPU);
+	int64_t max_lag_ns = 0;
+	while (!stop) {
+		int64_t now = wall_ns();
+		release_output(now);
+		read_host(now);
+		uint64_t target = cycle_at(now) + ahead;
+		int64_t lag = now - wall_at(avr->cycle);
+		if (lag > max_lag_ns)
+			max_lag_ns = lag;
+		while (avr->cycle < target) {
+			int state = avr_run(avr);
+			if (state == cpu_Done || state == cpu_Crashed) {
+				fprintf(stderr, "tb_sim: the firmware %s at cycle %llu\n",
+					state == cpu_Done ? "stopped" : "crashed", (unsigned long long)avr->cycle);
+				avr_vcd_close(&vcd);
+				return 1;
+			}
+		}
+		int64_t wake = wall_ns() + IDLE_WAIT_NS;
+		if (!q_empty(&out) && wall_at(out.cycle[out.head]) < wake)
+			wake = wall_at(out.cycle[out.head]);
+		int64_t wait = wake - wall_ns();
+		if (wait > 0) {
+			struct pollfd p = {master, POLLIN, 0};
+			struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
+			ppoll(&p, 1, &ts, NULL);
+		}
+	}
+	avr_vcd_close(&vcd);
+	fprintf(stderr, "tb_sim: stopped at %.6f s simulated; max lag behind the wall clock %.3f ms\n",
+		(double)avr->cycle / F_CPU, (double)max_lag_ns / 1e6);
+	close(slave);
+	if (link)
+		unlink(link);
+	return 0;
+}

@@ -1,0 +1,3 @@
+//! Devices, one file each: protocol use, adapter and config section.
+
+pub mod trigger_box;
