@@ -338,10 +338,32 @@ pub trait TriggerOutput: Send {
     fn schedules_ahead(&self) -> bool {
         false
     }
+    /// Called when no command is waiting (at least every 20 ms): a device
+    /// that needs keep-alives or clock sync does it here. An error means the
+    /// device can no longer be trusted.
+    fn idle(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
     /// Device counters for `summary.json` (after `disarm`).
     fn report(&self) -> Option<serde_json::Value> {
         None
     }
+    /// For a device with its own clock: per `fire`, in order, when the
+    /// stimulus was planned and when the device fired it (after `disarm`).
+    fn device_times(&self) -> Vec<DeviceTime> {
+        Vec::new()
+    }
+}
+
+/// A stimulus on a device's own clock (µs since the driver opened it, as
+/// far as the device's clock runs): planned from the stim's onset through
+/// the clock sync, fired as the device reported (`None`: never fired, e.g.
+/// refused or cancelled by the disarm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceTime {
+    pub onset: SampleIndex,
+    pub planned_us: u64,
+    pub fired_us: Option<u64>,
 }
 
 /// A sound card playing the click at the output frame of each stim's onset.
@@ -497,6 +519,9 @@ pub fn open_outputs(
             config::OutputConfig::AudioClick(c) => {
                 Ok(Box::new(AudioClick::open(c, session_rate)?) as Box<dyn TriggerOutput>)
             }
+            config::OutputConfig::TriggerBox(c) => Ok(Box::new(
+                crate::device::trigger_box::TriggerBox::open(c, config.trigger.pulse_ms)?,
+            ) as Box<dyn TriggerOutput>),
         })
         .collect()
 }
@@ -509,6 +534,8 @@ pub struct TriggerRecord {
     pub onset: SampleIndex,
     pub arrived: Instant,
     pub written: Instant,
+    /// On the device's clock, for devices that report it.
+    pub device: Option<DeviceTime>,
 }
 
 /// Why a live session ended.
@@ -714,6 +741,10 @@ pub fn run_live(
             };
             while !stop_sinks.load(Ordering::Acquire) {
                 let Some(cmd) = rx.try_pop() else {
+                    if let Err(e) = output.idle() {
+                        let _ = notice_tx.send(Notice::Device(e));
+                        break;
+                    }
                     std::thread::park_timeout(Duration::from_millis(20));
                     continue;
                 };
@@ -741,12 +772,17 @@ pub fn run_live(
                         onset: cmd.decision.onset,
                         arrived: cmd.arrived,
                         written,
+                        device: None,
                     });
                 }
             }
             // Best effort: the device may be the thing that failed.
             let _ = output.disarm();
             report.device = output.report();
+            for (r, t) in report.records.iter_mut().zip(output.device_times()) {
+                debug_assert_eq!(r.onset, t.onset);
+                r.device = Some(t);
+            }
             report
         })?;
         sink_producers.push((tx, handle.thread().clone()));
@@ -1090,7 +1126,8 @@ fn thread_panicked(which: &str) -> RuntimeError {
 
 /// Per delivered trigger: the deciding sample, its scheduled onset, when the
 /// deciding sample arrived and when the command was written (s from the
-/// session start), and the difference.
+/// session start), the difference, and for a device with its own clock the
+/// planned and fired device times (µs) and their difference.
 fn write_latency_tsv(
     dir: &Path,
     records: &[TriggerRecord],
@@ -1104,13 +1141,26 @@ fn write_latency_tsv(
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
     writeln!(
         f,
-        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us"
+        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us\tplanned_device_us\tfired_device_us\tfired_minus_planned_us"
     )
     .map_err(err)?;
     for r in records {
+        let na = || "n/a".to_string();
+        let (planned, fired, late) = match r.device {
+            Some(DeviceTime {
+                planned_us,
+                fired_us,
+                ..
+            }) => (
+                planned_us.to_string(),
+                fired_us.map_or_else(na, |f| f.to_string()),
+                fired_us.map_or_else(na, |f| (f as i64 - planned_us as i64).to_string()),
+            ),
+            None => (na(), na(), na()),
+        };
         writeln!(
             f,
-            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}",
+            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}\t{planned}\t{fired}\t{late}",
             r.decided_at,
             r.onset,
             r.sink,
