@@ -26,3 +26,438 @@ fn vectors_are_up_to_date() {
         path.display()
     );
 }
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use neuroloop::device::trigger_box::{TriggerBox, TriggerBoxConfig};
+use neuroloop::protocol::{Code, Command, Schedule};
+
+/// `make -C firmware test`: the portable core's host tests against the
+/// vectors above, and the parser fuzz.
+#[test]
+fn firmware_host_tests_pass() {
+    build();
+    let out = make(&["test"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn make(args: &[&str]) -> std::process::Output {
+    Process::new("make")
+        .arg("-C")
+        .arg(firmware_dir())
+        .args(args)
+        .output()
+        .expect("make runs")
+}
+
+/// Build the firmware and the simavr harness once. A missing toolchain is a
+/// failure that says what to install: CI (tests/run-all.sh) installs it.
+fn build() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = make(&["all", "sim"]);
+        assert!(
+            out.status.success(),
+            "building the trigger-box firmware and its simavr harness failed; it needs \
+             `apt-get install gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev make gcc` \
+             (tests/run-all.sh installs them):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or(""));
+    });
+}
+
+/// The firmware running in simavr behind a pty.
+struct Sim {
+    child: Child,
+    pty: String,
+    /// CLOCK_MONOTONIC ns of simulated cycle 0, and the device clock's drift.
+    w0_ns: i64,
+    ppm: f64,
+    vcd: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn monotonic_ns() -> i64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
+impl Sim {
+    fn start(ppm: f64) -> Sim {
+        build();
+        let dir = tempfile::tempdir().unwrap();
+        let vcd = dir.path().join("pins.vcd");
+        let fw = firmware_dir().join("build");
+        let mut child = Process::new(fw.join("tb_sim"))
+            .arg(fw.join("trigger_box.elf"))
+            .arg("--vcd")
+            .arg(&vcd)
+            .arg("--ppm")
+            .arg(ppm.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tb_sim starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut pty = None;
+        let mut w0_ns = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.first() {
+                Some(&"pty") => pty = Some(words[1].to_string()),
+                Some(&"clock") => {
+                    w0_ns = Some(words[2].parse().unwrap());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Sim {
+            child,
+            pty: pty.expect("tb_sim printed its pty"),
+            w0_ns: w0_ns.expect("tb_sim printed its clock"),
+            ppm,
+            vcd,
+            _dir: dir,
+        }
+    }
+
+    fn config(&self) -> TriggerBoxConfig {
+        let mut c = TriggerBoxConfig::new(&self.pty);
+        c.sync_interval_ms = 100.0;
+        c
+    }
+
+    /// Stop the simulation and read its trace.
+    fn finish(self) -> Vcd {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let out = self.child.wait_with_output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        assert!(out.status.success(), "tb_sim failed");
+        Vcd::read(&std::fs::read_to_string(&self.vcd).unwrap())
+    }
+}
+
+/// The pins and markers of a simavr VCD trace, times in ns of simulated time.
+struct Vcd {
+    /// Per signal name: (time, value) at each change.
+    changes: HashMap<String, Vec<(f64, u8)>>,
+}
+
+impl Vcd {
+    fn read(text: &str) -> Vcd {
+        let mut scale_ns = 1.0;
+        let mut names = HashMap::new();
+        let mut changes: HashMap<String, Vec<(f64, u8)>> = HashMap::new();
+        let mut t = 0.0;
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            match w.first() {
+                Some(&"$timescale") => {
+                    let unit = w[1];
+                    let digits: String = unit.chars().take_while(char::is_ascii_digit).collect();
+                    let factor = match &unit[digits.len()..] {
+                        "ns" => 1.0,
+                        "us" => 1e3,
+                        "ps" => 1e-3,
+                        other => panic!("timescale {other}"),
+                    };
+                    scale_ns = digits.parse::<f64>().unwrap() * factor;
+                }
+                Some(&"$var") => {
+                    names.insert(w[3].to_string(), w[4].to_string());
+                }
+                Some(s) if s.starts_with('#') => t = s[1..].parse::<f64>().unwrap() * scale_ns,
+                Some(s) if s.starts_with('0') || s.starts_with('1') => {
+                    if let Some(name) = names.get(&s[1..]) {
+                        changes
+                            .entry(name.clone())
+                            .or_default()
+                            .push((t, s.as_bytes()[0] - b'0'));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Vcd { changes }
+    }
+
+    /// Times (ns) at which `signal` went to `value`.
+    fn edges(&self, signal: &str, value: u8) -> Vec<f64> {
+        let mut last = None;
+        let mut out = Vec::new();
+        for &(t, v) in self.changes.get(signal).map(Vec::as_slice).unwrap_or(&[]) {
+            if v == value && last != Some(value) {
+                out.push(t);
+            }
+            last = Some(v);
+        }
+        out
+    }
+
+    /// Simulated ns at device time 0: Timer1 overflows at every multiple of
+    /// 32768 µs of the device clock (the flag is traced at the next
+    /// instruction boundary: within two cycles). Checks the overflows are on
+    /// that grid.
+    fn device_origin_ns(&self) -> f64 {
+        const PERIOD_NS: f64 = 32_768_000.0;
+        let tov = self.edges("tov1", 1);
+        assert!(tov.len() >= 2, "no Timer1 overflows traced");
+        let at = |k: usize| tov[k] - (k as f64 + 1.0) * PERIOD_NS;
+        let origin = at(0);
+        for k in 0..tov.len() {
+            assert!((at(k) - origin).abs() < 130.0, "overflow {k} at {} ns, off the grid", tov[k]);
+        }
+        origin
+    }
+}
+
+/// Connected and armed, with a fast sync for the tests.
+fn open_box(sim: &Sim, timeout_ms: u16) -> TriggerBox {
+    let mut c = sim.config();
+    c.timeout_ms = timeout_ms;
+    c.heartbeat_ms = f64::from(timeout_ms) / 5.0;
+    TriggerBox::open(&c, 1.0).expect("the simulated box answers and arms")
+}
+
+/// Keep the box alive for `d`, as the runtime's sink thread does.
+fn serve(tb: &mut TriggerBox, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        tb.service().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Target: every pulse starts within 4 µs of its scheduled device time, with
+/// its exact width, over ≥ 1000 pulses on four outputs at mixed rates.
+#[test]
+fn a_thousand_pulses_at_mixed_rates_land_on_time_with_exact_width() {
+    let sim = Sim::start(0.0);
+    let mut tb = open_box(&sim, 500);
+    // (output, pulses per train, width µs, interval µs, trains every µs)
+    let plans = [
+        (1u8, 10u16, 100u32, 1000u32, 100_000u64),
+        (2, 4, 1000, 7000, 50_000),
+        (3, 3, 2500, 10_000, 60_000),
+        (4, 1, 50, 0, 43_000),
+    ];
+    let first = tb.device_us_at(Instant::now()) + 300_000;
+    let span_us = 4_600_000u64;
+    let mut next: Vec<u64> = plans.iter().map(|_| first).collect();
+    let mut expected: Vec<(u8, u64, u32)> = Vec::new();
+    let mut refused = Vec::new();
+    while next.iter().any(|&n| n < first + span_us) {
+        let horizon = tb.device_us_at(Instant::now()) + 150_000;
+        for (k, &(output, count, width, interval, every)) in plans.iter().enumerate() {
+            while next[k] < first + span_us && next[k] < horizon {
+                let train = Schedule {
+                    output,
+                    immediate: false,
+                    tag: 0,
+                    start_us: 0,
+                    width_us: width,
+                    interval_us: interval,
+                    count,
+                };
+                tb.schedule(train, next[k], 0).unwrap();
+                for i in 0..u64::from(count) {
+                    expected.push((output, next[k] + i * u64::from(interval), width));
+                }
+                next[k] += every;
+            }
+        }
+        if let Err(e) = tb.service() {
+            drop(tb);
+            let vcd = sim.finish();
+            panic!("{e}; armed changes {:?}", vcd.changes.get("armed"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    serve(&mut tb, Duration::from_millis(300));
+    let report = neuroloop::runtime::TriggerOutput::report(&tb).unwrap();
+    refused.push(report["counts"]["refused"].clone());
+    drop(tb);
+    let vcd = sim.finish();
+    let origin = vcd.device_origin_ns();
+    assert!(expected.len() >= 1000, "{} pulses", expected.len());
+    assert_eq!(report["counts"]["refused"], serde_json::json!({}), "{report}");
+
+    let mut start_err = Vec::new();
+    let mut width_err = Vec::new();
+    for output in 1..=4u8 {
+        let name = format!("out{output}");
+        let rises = vcd.edges(&name, 1);
+        let falls = vcd.edges(&name, 0);
+        let want: Vec<&(u8, u64, u32)> = expected.iter().filter(|e| e.0 == output).collect();
+        assert_eq!(rises.len(), want.len(), "{name}: pulses seen vs scheduled");
+        for (i, (&&(_, at, width), rise)) in want.iter().zip(&rises).enumerate() {
+            let device_us = (rise - origin) / 1000.0;
+            let fall = falls
+                .iter()
+                .find(|&&f| f > *rise)
+                .unwrap_or_else(|| panic!("{name} pulse {i} never fell"));
+            start_err.push(device_us - at as f64);
+            width_err.push((fall - rise) / 1000.0 - f64::from(width));
+        }
+    }
+    let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let (lo, hi) = start_err
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    eprintln!(
+        "{} pulses: start − scheduled {lo:.3} … {hi:.3} µs; width error max {:.3} µs",
+        start_err.len(),
+        max_abs(&width_err)
+    );
+    assert!(max_abs(&start_err) <= 4.0, "start errors up to {} µs", max_abs(&start_err));
+    // Exact to the device clock's tick (0.5 µs): both edges land within
+    // the same few cycles after their tick.
+    assert!(max_abs(&width_err) < 0.5, "width errors up to {} µs", max_abs(&width_err));
+}
+
+/// Requests outside the firmware's limits are refused and fire nothing.
+#[test]
+fn out_of_limit_requests_are_refused() {
+    let sim = Sim::start(0.0);
+    let mut tb = open_box(&sim, 500);
+    let start = (tb.device_us_at(Instant::now()) + 100_000) as u32;
+    let ok = Schedule {
+        output: 1,
+        immediate: false,
+        tag: 1,
+        start_us: start,
+        width_us: 1000,
+        interval_us: 0,
+        count: 1,
+    };
+    let cases = [
+        (Schedule { width_us: 100_001, ..ok }, 5, 100_000),
+        (Schedule { width_us: 49, ..ok }, 5, 50),
+        (Schedule { output: 5, ..ok }, 4, 4),
+        (Schedule { count: 2, interval_us: 999, ..ok }, 6, 1050),
+        (Schedule { count: 51, interval_us: 2000, ..ok }, 7, 50),
+        (Schedule { start_us: start.wrapping_add(61_000_000), ..ok }, 9, 60_000_000),
+        (Schedule { start_us: start.wrapping_sub(300_000), ..ok }, 8, 100_000),
+    ];
+    for (s, code, detail) in cases {
+        assert_eq!(
+            tb.command(Command::Schedule(s)).unwrap(),
+            (Code(code), detail),
+            "{s:?}"
+        );
+    }
+    // The limit on trains the host did not space: the box refuses overlap.
+    assert_eq!(tb.command(Command::Schedule(ok)).unwrap(), (Code::OK, 0));
+    assert_eq!(
+        tb.command(Command::Schedule(Schedule { start_us: start + 500, ..ok })).unwrap().0,
+        Code(11)
+    );
+    serve(&mut tb, Duration::from_millis(300));
+    let status = tb.status().unwrap().unwrap();
+    let neuroloop::protocol::Reply::Status { counters, .. } = status else {
+        unreachable!()
+    };
+    assert_eq!(counters[7], 8, "refusals counted by the box: {counters:?}");
+    drop(tb);
+    let vcd = sim.finish();
+    assert_eq!(vcd.edges("out1", 1).len(), 1, "only the valid pulse fired");
+}
+
+/// Target: with no frame from the host, the box disarms within the
+/// configured time ± 1 ms of simulated time (from the VCD: the last host
+/// frame entering the UART, the armed LED going off).
+#[test]
+fn heartbeat_loss_disarms_within_a_millisecond_of_the_timeout() {
+    let sim = Sim::start(0.0);
+    let timeout_ms = 200u16;
+    let mut tb = open_box(&sim, timeout_ms);
+    serve(&mut tb, Duration::from_millis(400));
+    // Go silent: a host that hung.
+    std::thread::sleep(Duration::from_millis(600));
+    let err = tb.service().unwrap_err();
+    assert!(err.to_string().contains("heartbeat lost"), "{err}");
+    drop(tb);
+    let vcd = sim.finish();
+    let frames = vcd.edges("host_frame", 1);
+    let frames0 = vcd.edges("host_frame", 0);
+    let armed_on = vcd.edges("armed", 1);
+    let armed_off = vcd.edges("armed", 0);
+    let off = *armed_off.last().unwrap();
+    assert!(armed_on.len() == 1 && off > armed_on[0], "armed once, then disarmed");
+    let last_frame = frames
+        .iter()
+        .chain(&frames0)
+        .filter(|&&t| t < off)
+        .fold(0.0f64, |m, &t| m.max(t));
+    // The delimiter finishes arriving one byte time after it enters the UART
+    // (simavr: 11 bit times at the configured 117647 baud = 93.5 µs).
+    let received = last_frame + 93_500.0;
+    let silence_ms = (off - received) / 1e6;
+    eprintln!("disarmed {silence_ms:.4} ms after the last host frame (timeout {timeout_ms} ms)");
+    assert!(
+        (silence_ms - f64::from(timeout_ms)).abs() <= 1.0,
+        "{silence_ms} ms"
+    );
+}
+
+/// Target: host-side clock-sync residual ≤ 20 µs with the device clock
+/// running 100 ppm fast or slow; also the true error of the mapping, from the
+/// harness's own pacing and the VCD's device-time origin.
+#[test]
+fn clock_sync_holds_20_us_at_plus_and_minus_100_ppm() {
+    for ppm in [100.0, -100.0] {
+        let sim = Sim::start(ppm);
+        let mut tb = open_box(&sim, 500);
+        serve(&mut tb, Duration::from_millis(3000));
+        let s = tb.sync_summary();
+        // Probe the mapping against the truth at a few instants.
+        let probes: Vec<(i64, u64)> = (0..5)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                let now = Instant::now();
+                (monotonic_ns(), tb.device_us_at(now))
+            })
+            .collect();
+        drop(tb);
+        let (w0, drift) = (sim.w0_ns, sim.ppm);
+        let vcd = sim.finish();
+        let origin_ns = vcd.device_origin_ns();
+        let true_err: Vec<f64> = probes
+            .iter()
+            .map(|&(mono, est)| {
+                let sim_ns = (mono - w0) as f64 * (1.0 + drift * 1e-6);
+                est as f64 - (sim_ns - origin_ns) / 1000.0
+            })
+            .collect();
+        eprintln!(
+            "{ppm:+} ppm: {} round trips ({} used), residual rms {:.1} µs max {:.1} µs, drift {:.1} ppm, \
+             min delay {:.0} µs; mapping error vs truth {:?} µs",
+            s.round_trips,
+            s.used,
+            s.residual_rms_us,
+            s.residual_max_us,
+            s.drift_ppm,
+            s.min_delay_us,
+            true_err.iter().map(|e| e.round()).collect::<Vec<_>>()
+        );
+        assert!(s.residual_rms_us <= 20.0, "{s:?}");
+        assert!((s.drift_ppm - ppm).abs() < 25.0, "{s:?}");
+    }
+}

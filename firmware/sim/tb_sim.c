@@ -46,8 +46,13 @@
 #define AHEAD_US 1000
 /* The loop checks the pty at least this often. */
 #define IDLE_WAIT_NS 1000000LL
-/* Bytes enter the UART no faster than the wire carries them (115200 8N1). */
-#define BYTE_US (10.0 * 1e6 / 115200.0)
+/* One byte on the wire as simavr's UART times it for the firmware's setting
+ * (UBRR 16 with U2X: 8 * 17 cycles a bit, 11 bits a word as simavr counts,
+ * a parity bit included): the host's bytes enter no faster, and the
+ * firmware's bytes leave at the end of their own transmission, one after
+ * the other, as from a real UART (simavr announces a byte when it is written
+ * to UDR, before it is shifted out). */
+#define BYTE_CYCLES (8 * 17 * 11)
 #define TIMER1_OVF_VECTOR 13
 #define QSIZE 65536
 
@@ -130,11 +135,15 @@ static void read_host(int64_t now)
 }
 
 /* firmware -> host */
+static uint64_t tx_busy_until;
+
 static void uart_out_hook(avr_irq_t *irq, uint32_t value, void *param)
 {
 	(void)irq;
 	(void)param;
-	q_push(&out, (uint8_t)value, avr->cycle + delay_cycles);
+	uint64_t start = avr->cycle > tx_busy_until ? avr->cycle : tx_busy_until;
+	tx_busy_until = start + byte_cycles;
+	q_push(&out, (uint8_t)value, tx_busy_until + delay_cycles);
 }
 
 static void release_output(int64_t now)
@@ -264,7 +273,7 @@ int main(int argc, char **argv)
 
 	cycles_per_ns = F_CPU * (1.0 + ppm * 1e-6) / 1e9;
 	delay_cycles = (uint64_t)(delay_us * 1e-6 * F_CPU);
-	byte_cycles = (uint64_t)(BYTE_US * 1e-6 * F_CPU);
+	byte_cycles = BYTE_CYCLES;
 	avr_cycle_timer_register(avr, 1, tick, NULL);
 	w0 = wall_ns();
 	printf("pty %s\nclock w0_ns %lld ppm %g delay_us %g\n", name, (long long)w0, ppm, delay_us);

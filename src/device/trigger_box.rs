@@ -642,22 +642,14 @@ impl TriggerBox {
         Ok(())
     }
 
-    /// Send `cmd` and wait for its RESULT; refusals are errors.
-    fn command_ok(&mut self, cmd: Command) -> Result<(), DeviceError> {
+    /// Send `cmd` and wait for its RESULT: the code and its detail.
+    pub fn command(&mut self, cmd: Command) -> Result<(Code, u32), DeviceError> {
         let seq = self.send(cmd)?;
         let deadline = Instant::now() + Duration::from_millis(500);
         while let Some((_, reply)) = self.next_reply(deadline)? {
             if let Reply::Result { re, code, detail } = reply {
                 if re == seq {
-                    return if code == Code::OK {
-                        Ok(())
-                    } else {
-                        Err(protocol_err(format!(
-                            "{}: {cmd:?} refused: {} (detail {detail})",
-                            self.port_name,
-                            code.name()
-                        )))
-                    };
+                    return Ok((code, detail));
                 }
             }
         }
@@ -665,6 +657,18 @@ impl TriggerBox {
             "{}: no answer to {cmd:?} within 500 ms (silent box)",
             self.port_name
         )))
+    }
+
+    /// [`Self::command`], a refusal being an error.
+    fn command_ok(&mut self, cmd: Command) -> Result<(), DeviceError> {
+        match self.command(cmd)? {
+            (Code::OK, _) => Ok(()),
+            (code, detail) => Err(protocol_err(format!(
+                "{}: {cmd:?} refused: {} (detail {detail})",
+                self.port_name,
+                code.name()
+            ))),
+        }
     }
 
     /// One SYNC, waiting for its reply.
@@ -698,6 +702,16 @@ impl TriggerBox {
         Ok(())
     }
 
+    /// The train each stim fires, as configured.
+    pub fn train(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// Per scheduled train, in order: its tag and device times.
+    pub fn deliveries(&self) -> Vec<(u16, DeviceTime)> {
+        self.deliveries.iter().map(|d| (d.tag, d.time)).collect()
+    }
+
     /// Device µs (unwrapped) at host time `t`, by the clock sync.
     pub fn device_us_at(&self, t: Instant) -> u64 {
         let host = self.host_us(t);
@@ -708,22 +722,20 @@ impl TriggerBox {
         self.sync.summary()
     }
 
-    /// Schedule one train at device time `start_us` (or at once) on `output`.
+    /// Schedule a train (its `tag` is assigned here) starting at device time
+    /// `start_us`, without waiting for the box's answer. Returns the tag.
     pub fn schedule(
         &mut self,
-        output: u8,
+        train: Schedule,
         start_us: u64,
-        immediate: bool,
         onset: crate::time::SampleIndex,
     ) -> Result<u16, DeviceError> {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         let s = Schedule {
-            output,
-            immediate,
             tag,
             start_us: start_us as u32,
-            ..self.schedule
+            ..train
         };
         let seq = self.send(Command::Schedule(s))?;
         self.awaiting.insert(seq, Some(tag));
@@ -797,7 +809,7 @@ impl TriggerOutput for TriggerBox {
 
     fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError> {
         let start = self.device_us_at(command.due);
-        self.schedule(self.schedule.output, start, false, command.decision.onset)?;
+        self.schedule(self.schedule, start, command.decision.onset)?;
         self.drain()
     }
 
