@@ -209,6 +209,8 @@ int main(int argc, char **argv)
 	prctl(PR_SET_TIMERSLACK, 1);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	/* the test may stop reading our stdout once it has the pty */
+	signal(SIGPIPE, SIG_IGN);
 
 	elf_firmware_t f;
 	memset(&f, 0, sizeof f);

@@ -85,13 +85,9 @@ ISR(TIMER1_COMPA_vect)
 	uint8_t heartbeat = TIMSK1 & _BV(OCIE1B);
 	TIMSK1 &= ~(_BV(OCIE1A) | _BV(OCIE1B));
 	for (;;) {
-		sei();
 		uint32_t at = 0;
-		if (!tb_sched_next(&core.sched, now_us(), &at)) {
-			cli();
+		if (!tb_sched_next(&core.sched, now_us_locked(), &at))
 			break;
-		}
-		cli();
 		int32_t ahead = (int32_t)(at - now_us_locked());
 		if (ahead > LEAD_US + MIN_COMPARE_US) {
 			OCR1A = (uint16_t)((at << 1) - 2 * LEAD_US);
@@ -99,12 +95,10 @@ ISR(TIMER1_COMPA_vect)
 			TIMSK1 |= _BV(OCIE1A);
 			break;
 		}
-		sei();
 		uint8_t rise, fall;
 		tb_sched_take(&core.sched, at, &rise, &fall);
 		uint16_t t16 = (uint16_t)(at << 1);
 		uint8_t lo = (uint8_t)t16;
-		cli();
 		uint8_t late = (int16_t)(TCNT1 - t16) > 0;
 		if (!late) {
 			while ((int16_t)(TCNT1 - t16) < -100) {
