@@ -34,8 +34,8 @@
 pub mod click;
 pub mod config;
 pub mod controller;
-pub mod device;
 pub mod detect;
+pub mod device;
 pub mod dsp;
 pub mod eval;
 pub mod event;

@@ -266,12 +266,16 @@ pub struct Schedule {
 pub enum Command {
     Hello,
     Sync,
-    Configure { heartbeat_ms: u16 },
+    Configure {
+        heartbeat_ms: u16,
+    },
     Arm,
     Disarm,
     Schedule(Schedule),
     /// Drop the trains of these outputs (bit k = output k+1).
-    Cancel { outputs: u8 },
+    Cancel {
+        outputs: u8,
+    },
     Status,
     Heartbeat,
 }
@@ -293,9 +297,11 @@ impl Command {
 
     pub fn body(&self) -> Vec<u8> {
         match *self {
-            Command::Hello | Command::Arm | Command::Disarm | Command::Status | Command::Heartbeat => {
-                Vec::new()
-            }
+            Command::Hello
+            | Command::Arm
+            | Command::Disarm
+            | Command::Status
+            | Command::Heartbeat => Vec::new(),
             Command::Sync => vec![0; SYNC_PAD],
             Command::Configure { heartbeat_ms } => heartbeat_ms.to_le_bytes().to_vec(),
             Command::Cancel { outputs } => vec![outputs],
@@ -761,7 +767,10 @@ pub fn test_vectors() -> String {
         (bad_crc, FrameError::Crc),
         (vec![0x05, 0x01, 0x02, 0x00], FrameError::Framing),
         (truncated, FrameError::Truncated),
-        (good[..good.len() - 2].iter().copied().chain([0]).collect(), FrameError::Framing),
+        (
+            good[..good.len() - 2].iter().copied().chain([0]).collect(),
+            FrameError::Framing,
+        ),
         (oversized, FrameError::Oversized),
     ];
     for (bytes, error) in rejects {
@@ -906,8 +915,7 @@ mod tests {
         for line in test_vectors().lines().filter(|l| l.starts_with("reject")) {
             let hexbytes = line.split('\t').nth(1).unwrap();
             for i in (0..hexbytes.len()).step_by(2) {
-                if let Some(r) = reader.push(u8::from_str_radix(&hexbytes[i..i + 2], 16).unwrap())
-                {
+                if let Some(r) = reader.push(u8::from_str_radix(&hexbytes[i..i + 2], 16).unwrap()) {
                     results.push(r);
                 }
             }

@@ -120,15 +120,30 @@ impl TriggerBoxConfig {
         if self.count > 1 {
             check_range("outputs.interval_ms", self.interval_ms, 0.001, 60_000.0)?;
         }
-        check_range("outputs.timeout_ms", f64::from(self.timeout_ms), 20.0, 5000.0)?;
+        check_range(
+            "outputs.timeout_ms",
+            f64::from(self.timeout_ms),
+            20.0,
+            5000.0,
+        )?;
         check_range(
             "outputs.heartbeat_ms",
             self.heartbeat_ms,
             5.0,
             f64::from(self.timeout_ms) / 3.0,
         )?;
-        check_range("outputs.hello_timeout_ms", self.hello_timeout_ms, 10.0, 60_000.0)?;
-        check_range("outputs.sync_interval_ms", self.sync_interval_ms, 10.0, 60_000.0)
+        check_range(
+            "outputs.hello_timeout_ms",
+            self.hello_timeout_ms,
+            10.0,
+            60_000.0,
+        )?;
+        check_range(
+            "outputs.sync_interval_ms",
+            self.sync_interval_ms,
+            10.0,
+            60_000.0,
+        )
     }
 }
 
@@ -220,7 +235,8 @@ impl ClockSync {
 
     /// Device µs at host time `t` (µs since the epoch).
     pub fn device_us(&self, t: f64) -> Option<f64> {
-        self.fit.map(|(t_mean, o_mean, slope)| t + o_mean + slope * (t - t_mean))
+        self.fit
+            .map(|(t_mean, o_mean, slope)| t + o_mean + slope * (t - t_mean))
     }
 
     pub fn summary(&self) -> SyncSummary {
@@ -230,7 +246,11 @@ impl ClockSync {
             residual_rms_us: self.residual_rms_us,
             residual_max_us: self.residual_max_us,
             drift_ppm: self.fit.map_or(0.0, |f| f.2 * 1e6),
-            min_delay_us: self.samples.iter().map(|s| s.2).fold(f64::INFINITY, f64::min),
+            min_delay_us: self
+                .samples
+                .iter()
+                .map(|s| s.2)
+                .fold(f64::INFINITY, f64::min),
         }
     }
 }
@@ -499,7 +519,10 @@ impl TriggerBox {
             )))
         };
         if s.output > h.outputs {
-            return refuse(format!("output {} asked, the box has {}", s.output, h.outputs));
+            return refuse(format!(
+                "output {} asked, the box has {}",
+                s.output, h.outputs
+            ));
         }
         if s.width_us < u32::from(h.min_width_us) || s.width_us > h.max_width_us {
             return refuse(format!(
@@ -632,7 +655,11 @@ impl TriggerBox {
                 let _ = last_rx_us;
                 return Err(protocol_err(format!(
                     "the box disarmed itself ({}): no frame from the host for {} ms",
-                    if reason == 2 { "heartbeat lost" } else { "host" },
+                    if reason == 2 {
+                        "heartbeat lost"
+                    } else {
+                        "host"
+                    },
                     self.silence.as_millis()
                 )));
             }
@@ -790,7 +817,6 @@ impl TriggerBox {
         }
         Ok(None)
     }
-
 }
 
 impl Drop for TriggerBox {
