@@ -169,8 +169,7 @@ impl Vcd {
         let mut names = HashMap::new();
         let mut changes: HashMap<String, Vec<(f64, u8)>> = HashMap::new();
         let mut t = 0.0;
-        let mut lines = text.lines();
-        while let Some(line) = lines.next() {
+        for line in text.lines() {
             let w: Vec<&str> = line.split_whitespace().collect();
             match w.first() {
                 Some(&"$timescale") => {
