@@ -27,6 +27,9 @@ pub struct Config {
     /// Devices driven by trigger decisions (none: decisions are only logged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<crate::runtime::config::OutputConfig>,
+    /// What a live session records besides its events.
+    #[serde(default)]
+    pub recording: crate::runtime::config::RecordingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -573,13 +576,57 @@ impl Preset {
     }
 }
 
+/// The top-level sections of a config (the fields of [`Config`]).
+const SECTIONS: [&str; 7] = [
+    "input",
+    "detector",
+    "trigger",
+    "simulator",
+    "source",
+    "outputs",
+    "recording",
+];
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl Config {
     /// Parse and validate TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+            message: message.trim().replace('\n', " "),
+        };
+        // A misspelt section is named before serde meets its consequences
+        // (`[detektor]` would otherwise read as a missing `kind`).
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
+        if let Some(unknown) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            let hint = SECTIONS
+                .iter()
+                .find(|s| edit_distance(s, unknown) <= 2)
+                .map(|s| format!(" (did you mean [{s}]?)"))
+                .unwrap_or_default();
+            return Err(parse_error(format!(
+                "unknown section [{unknown}]{hint}; a config has {}",
+                SECTIONS.map(|s| format!("[{s}]")).join(", ")
+            )));
+        }
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -1093,6 +1140,24 @@ mod tests {
             let again = Config::from_toml(&config.to_toml(), "round trip").unwrap();
             assert_eq!(config, again, "{}", preset.name());
         }
+    }
+
+    /// `SECTIONS` lists exactly the fields of `Config`, so the early check
+    /// of section names can neither refuse a real section nor miss one.
+    #[test]
+    fn sections_are_the_config_fields() {
+        let mut config = Preset::RodentRipple.config();
+        config.outputs = vec![crate::runtime::config::OutputConfig::PulsePal(
+            toml::from_str("port = \"/dev/null\"").unwrap(),
+        )];
+        let table: toml::Table = config.to_toml().parse().unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut sections = SECTIONS.to_vec();
+        keys.sort_unstable();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
+        assert_eq!(edit_distance("detektor", "detector"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

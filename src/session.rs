@@ -187,7 +187,7 @@ pub fn run_session(
     })
 }
 
-pub(crate) fn count(progress: &mut Progress, events: &[Event]) {
+pub(crate) fn count<'a>(progress: &mut Progress, events: impl IntoIterator<Item = &'a Event>) {
     for event in events {
         let key = match event {
             Event::Detection(d) => d.kind.trial_type(),

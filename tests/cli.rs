@@ -172,6 +172,29 @@ fn a_bad_file_is_refused_with_one_line_and_no_session() {
     assert!(!out.join("events.tsv").exists(), "complete-looking output");
 }
 
+/// A folder holding the user's own files is refused, not overwritten; an OS
+/// error is reported once, not repeated by each layer that passed it on.
+#[test]
+fn an_output_folder_with_files_or_no_access_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("config.toml"), "# my own notes\n").unwrap();
+    let input = shared_data("rodent/hc2_theta_1000hz.edf");
+    refused(
+        &neuroloop(&["replay", p(&input), "--out", p(&out)]),
+        &["mine", "config.toml", "nothing is overwritten"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.toml")).unwrap(),
+        "# my own notes\n"
+    );
+    let output = neuroloop(&["replay", p(&input), "--out", "/proc/neuroloop/out"]);
+    refused(&output, &["/proc/neuroloop/out"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
 #[test]
 fn unknown_channel_and_bad_rates_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,6 +280,25 @@ fn config_typo_names_the_field() {
             p(&out),
         ]),
         &["rig.toml", "refactory_ms"],
+    );
+    // A misspelt section is named as such, with the section it resembles.
+    let text =
+        include_str!("../src/presets/rodent-ripple.toml").replace("[detector]", "[detektor]");
+    std::fs::write(&config, text).unwrap();
+    refused(
+        &neuroloop(&[
+            "replay",
+            p(&shared_data("rodent/hc2_theta_1000hz.edf")),
+            "--config",
+            p(&config),
+            "--out",
+            p(&out),
+        ]),
+        &[
+            "rig.toml",
+            "unknown section [detektor]",
+            "did you mean [detector]",
+        ],
     );
     assert!(!out.exists());
 }

@@ -839,8 +839,12 @@ impl TriggerOutput for TriggerBox {
         self.drain()
     }
 
-    fn idle(&mut self) -> Result<(), DeviceError> {
+    fn check(&mut self) -> Result<(), DeviceError> {
         self.service()
+    }
+
+    fn check_period(&self) -> Duration {
+        self.heartbeat
     }
 
     fn disarm(&mut self) -> Result<(), DeviceError> {

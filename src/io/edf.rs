@@ -699,8 +699,8 @@ fn physical_range(samples: &[f64]) -> Option<PhysicalRange> {
     } else {
         (data_min, data_max)
     };
-    let (min_text, min) = format_bound(low, Rounding::Down)?;
-    let (max_text, max) = format_bound(high, Rounding::Up)?;
+    let (min_text, min) = format_bound(low, Rounding::Down, 8)?;
+    let (max_text, max) = format_bound(high, Rounding::Up, 8)?;
     Some(PhysicalRange {
         min_text,
         max_text,
@@ -711,14 +711,14 @@ fn physical_range(samples: &[f64]) -> Option<PhysicalRange> {
 
 /// Which way [`format_bound`] may move a value.
 #[derive(Clone, Copy, PartialEq)]
-enum Rounding {
+pub(crate) enum Rounding {
     Down,
     Up,
 }
 
-/// The most precise decimal text of at most 8 characters not above (`Down`)
-/// or not below (`Up`) `value`, and the value it parses to.
-fn format_bound(value: f64, rounding: Rounding) -> Option<(String, f64)> {
+/// The most precise decimal text of at most `width` characters not above
+/// (`Down`) or not below (`Up`) `value`, and the value it parses to.
+pub(crate) fn format_bound(value: f64, rounding: Rounding, width: usize) -> Option<(String, f64)> {
     let (round, step): (fn(f64) -> f64, f64) = match rounding {
         Rounding::Down => (f64::floor, -1.0),
         Rounding::Up => (f64::ceil, 1.0),
@@ -735,7 +735,7 @@ fn format_bound(value: f64, rounding: Rounding) -> Option<(String, f64)> {
                 Rounding::Up => parsed >= value,
             };
             if on_correct_side {
-                if text.len() <= 8 {
+                if text.len() <= width {
                     return Some((text, parsed));
                 }
                 break;
@@ -799,7 +799,7 @@ fn encode_edf(recording: &Recording, layout: &RecordLayout, ranges: &[PhysicalRa
 }
 
 /// Append `text` as a header field: printable ASCII, cut to `width`, space-padded.
-fn push_ascii_field(bytes: &mut Vec<u8>, text: &str, width: usize) {
+pub(crate) fn push_ascii_field(bytes: &mut Vec<u8>, text: &str, width: usize) {
     let ascii = text.chars().map(|c| match c {
         'µ' | 'μ' => b'u',
         ' '..='~' => c as u8,

@@ -11,6 +11,7 @@ pub mod openbci;
 pub mod openephys;
 pub mod pulsepal;
 pub mod raw;
+pub mod recorder;
 pub mod session;
 pub mod wav;
 

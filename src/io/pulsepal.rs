@@ -116,15 +116,12 @@ fn read_exact_within<P: Read + ?Sized>(
     Ok(())
 }
 
-/// Handshake and set `channel` up for one monophasic pulse of `pulse_s` at
-/// `volts` per trigger. Returns the firmware version.
-pub fn connect<P: Read + Write + ?Sized>(
+/// Ask for the handshake; returns the firmware version. Also how a running
+/// session checks that the device is still there.
+pub fn handshake<P: Read + Write + ?Sized>(
     port: &mut P,
-    channel: u8,
-    volts: f64,
-    pulse_s: f64,
+    timeout: Duration,
 ) -> Result<u32, DeviceError> {
-    let timeout = Duration::from_millis(1000);
     port.write_all(&[OP_MENU, OP_HANDSHAKE]).map_err(io_err)?;
     let mut reply = [0u8; 5];
     read_exact_within(port, &mut reply, timeout, "handshake reply")?;
@@ -137,7 +134,19 @@ pub fn connect<P: Read + Write + ?Sized>(
             ),
         });
     }
-    let firmware = u32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
+    Ok(u32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]))
+}
+
+/// Handshake and set `channel` up for one monophasic pulse of `pulse_s` at
+/// `volts` per trigger. Returns the firmware version.
+pub fn connect<P: Read + Write + ?Sized>(
+    port: &mut P,
+    channel: u8,
+    volts: f64,
+    pulse_s: f64,
+) -> Result<u32, DeviceError> {
+    let timeout = Duration::from_millis(1000);
+    let firmware = handshake(port, timeout)?;
     if firmware < FIRST_V2_FIRMWARE {
         return Err(DeviceError::Protocol {
             device: "pulse-pal",

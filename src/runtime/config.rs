@@ -80,6 +80,21 @@ fn default_stall_ms() -> f64 {
     500.0
 }
 
+/// The `[recording]` section: a live session records its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Write `recording.bdf`: every source channel as the detectors received
+    /// it, replayable bit for bit (`neuroloop replay SESSION_DIR`).
+    pub enabled: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
 /// A device that receives trigger commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -161,6 +176,12 @@ pub struct PulsePalConfig {
     /// A trigger write that does not complete within this is a sink fault.
     #[serde(default = "default_write_timeout_ms")]
     pub write_timeout_ms: f64,
+    /// How often an idle Pulse Pal is asked for its handshake, so a lost or
+    /// hung device ends the session before the next stim is due (0: never; a
+    /// closed port is then noticed at the next trigger). A stim decided during
+    /// a check waits for its round trip (about 1 ms over USB).
+    #[serde(default = "default_check_period_ms")]
+    pub check_period_ms: f64,
 }
 
 fn default_channel() -> u8 {
@@ -171,6 +192,9 @@ fn default_volts() -> f64 {
 }
 fn default_write_timeout_ms() -> f64 {
     50.0
+}
+fn default_check_period_ms() -> f64 {
+    1000.0
 }
 
 /// How long a source may go quiet before it counts as lost, the same for every device.
@@ -248,7 +272,16 @@ impl OutputConfig {
                     c.write_timeout_ms,
                     1.0,
                     10_000.0,
-                )
+                )?;
+                if c.check_period_ms != 0.0 {
+                    check_range(
+                        "outputs.check_period_ms",
+                        c.check_period_ms,
+                        100.0,
+                        60_000.0,
+                    )?;
+                }
+                Ok(())
             }
             OutputConfig::AudioClick(c) => {
                 if c.device.as_deref().is_some_and(|d| d.trim().is_empty()) {

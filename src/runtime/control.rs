@@ -29,6 +29,8 @@ pub(super) enum Notice {
     Limit,
     Device(DeviceError),
     Fault(Fault),
+    /// The event log or the recording could not be written.
+    Storage(String),
     Warning(String),
 }
 
@@ -102,6 +104,7 @@ pub(super) fn supervise(
                     Some(Notice::SourceEnded | Notice::Limit) | None => return Ending::Complete,
                     Some(Notice::Device(e)) => return Ending::Device(e),
                     Some(Notice::Fault(f)) => return Ending::Fault(f),
+                    Some(Notice::Storage(e)) => return Ending::Storage(e),
                     Some(Notice::Warning(w)) => warn_once(w.clone(), w),
                 },
                 _ = health.tick() => {

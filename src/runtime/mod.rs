@@ -22,8 +22,12 @@
 
 pub mod config;
 mod control;
+mod journal;
 pub mod latency;
 pub mod latency_test;
+mod processing;
+mod recorder;
+mod sinks;
 
 use std::io::Write;
 use std::path::Path;
@@ -32,19 +36,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use ringbuf::traits::{Consumer, Observer, Producer, Split};
-use ringbuf::{HeapCons, HeapProd, HeapRb};
+use ringbuf::traits::{Observer, Producer, Split};
+use ringbuf::{HeapProd, HeapRb};
 
 use crate::click::ClickSpec;
 use crate::config::{Config, ConfigError};
-use crate::controller::{Block, Controller, Fault};
-use crate::event::{Event, Outbox, TriggerDecision};
+use crate::controller::{Controller, Fault};
+use crate::event::TriggerDecision;
 use crate::io::audio;
 use crate::io::openbci::{self, CytonCounters, DeviceError, FrameSink, Framer};
 use crate::io::pulsepal;
+use crate::io::recorder::{DigitalScale, RecordingCounters, RecordingSpec, RecordingWriter};
 use crate::io::session::{SessionError, SessionWriter};
 use crate::recording::{Recording, SelectError, Signal};
-use crate::session::{count, summary_json, Progress, SummaryParts, OUTBOX_CAPACITY};
+use crate::session::{summary_json, Progress, SummaryParts};
 use crate::time::{SampleIndex, SampleRate};
 pub use control::stop_on_signals;
 use control::Notice;
@@ -83,24 +88,76 @@ struct ChunkHeader {
     arrived: Instant,
 }
 
-/// The producer side of the acquisition ring.
+/// The producer side of the acquisition ring: what the source pushes goes to
+/// the processing thread and, when the session is recorded, to the recorder,
+/// both or neither (a full ring drops the chunk for both, so the recording
+/// always holds what was processed).
 pub struct RingWriter {
     samples: HeapProd<f64>,
     headers: HeapProd<ChunkHeader>,
     channels: usize,
     consumer: Thread,
     overrun_frames: Arc<AtomicU64>,
+    tee: Option<RecordTee>,
 }
 
-impl FrameSink for RingWriter {
-    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+/// The recorder's side of the acquisition ring. Samples pass through each
+/// channel's [`DigitalScale`]: the detectors get `decode(encode(x))` and the
+/// recorder the codes, so the file holds exactly what was processed.
+struct RecordTee {
+    scales: Vec<DigitalScale>,
+    codes: HeapProd<i32>,
+    chunks: HeapProd<recorder::RecordedChunk>,
+    coded: Vec<i32>,
+    quantized: Vec<f64>,
+    clipped: Arc<AtomicU64>,
+}
+
+impl RingWriter {
+    fn has_room(&self, len: usize) -> bool {
+        self.samples.vacant_len() >= len
+            && !self.headers.is_full()
+            && self
+                .tee
+                .as_ref()
+                .map_or(true, |t| t.codes.vacant_len() >= len && !t.chunks.is_full())
+    }
+
+    fn push_piece(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
         let frames = samples.len() / self.channels;
-        if self.samples.vacant_len() < samples.len() || self.headers.is_full() {
-            // Processing is behind: drop the chunk; the controller sees the gap.
+        if !self.has_room(samples.len()) {
+            // Processing (or the disk) is behind: drop the chunk; the
+            // controller sees the gap and the recording marks it.
             self.overrun_frames
                 .fetch_add(frames as u64, Ordering::Relaxed);
             return;
         }
+        let samples = match &mut self.tee {
+            None => samples,
+            Some(tee) => {
+                let coded = &mut tee.coded[..samples.len()];
+                let quantized = &mut tee.quantized[..samples.len()];
+                let mut clipped = 0;
+                for (((x, code), q), scale) in samples
+                    .iter()
+                    .zip(coded.iter_mut())
+                    .zip(quantized.iter_mut())
+                    .zip(tee.scales.iter().cycle())
+                {
+                    *code = scale.encode(*x);
+                    *q = scale.decode(*code);
+                    clipped += u64::from(scale.clips(*x));
+                }
+                if clipped > 0 {
+                    tee.clipped.fetch_add(clipped, Ordering::Relaxed);
+                }
+                tee.codes.push_slice(coded);
+                let _ = tee
+                    .chunks
+                    .try_push(recorder::RecordedChunk { start, frames });
+                quantized
+            }
+        };
         self.samples.push_slice(samples);
         let _ = self.headers.try_push(ChunkHeader {
             start,
@@ -108,6 +165,22 @@ impl FrameSink for RingWriter {
             arrived,
         });
         self.consumer.unpark();
+    }
+}
+
+impl FrameSink for RingWriter {
+    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+        // In pieces the tee's buffers hold (a source's chunks fit in one).
+        let piece = self
+            .tee
+            .as_ref()
+            .map_or(samples.len(), |t| t.coded.len())
+            .max(self.channels);
+        let piece = piece - piece % self.channels;
+        for (k, part) in samples.chunks(piece).enumerate() {
+            let offset = (k * piece / self.channels) as u64;
+            self.push_piece(start + offset, part, arrived);
+        }
     }
 }
 
@@ -145,6 +218,29 @@ pub struct CytonSource {
     framer: Framer,
     stall: Duration,
     pub counters: Arc<CytonCounters>,
+}
+
+impl CytonSource {
+    /// Start the stream and frame packets into `out` until `stop` is set or
+    /// the board fails; the stream is stopped on a clean end.
+    fn run(&mut self, out: &mut dyn FrameSink, stop: &AtomicBool) -> Result<(), DeviceError> {
+        self.port
+            .write_all(&[openbci::CMD_START])
+            .map_err(|e| DeviceError::Disconnected {
+                device: "openbci",
+                message: e.to_string(),
+            })?;
+        openbci::acquire(
+            &mut self.port,
+            &mut self.framer,
+            out,
+            self.stall,
+            stop,
+            &self.counters,
+        )?;
+        let _ = self.port.write_all(&[openbci::CMD_STOP]);
+        Ok(())
+    }
 }
 
 /// A sound card's input stream: the cpal callback fills a ring (see
@@ -223,6 +319,103 @@ pub struct Opened {
     pub description: String,
     /// Largest chunk (frames) the source pushes at once.
     pub max_chunk_frames: usize,
+    /// Each channel's range (±µV): the recording's scale.
+    pub full_scale_uv: Vec<f64>,
+}
+
+/// The source's counters, watched while the session runs and reported in
+/// `summary.json` after it.
+enum SourceMonitor {
+    None,
+    Cyton(Arc<CytonCounters>),
+    Audio {
+        counters: Arc<audio::InputCounters>,
+        errors: Arc<Mutex<Vec<String>>>,
+        device: String,
+    },
+}
+
+impl SourceMonitor {
+    fn of(source: &Source) -> Self {
+        match source {
+            Source::Recording(_) => SourceMonitor::None,
+            Source::Cyton(c) => SourceMonitor::Cyton(c.counters.clone()),
+            Source::Audio(a) => SourceMonitor::Audio {
+                counters: a.input.counters.clone(),
+                errors: a.input.errors.clone(),
+                device: a.input.device.clone(),
+            },
+        }
+    }
+
+    /// Warn (once per kind) about what the source and the rings lost so far.
+    fn warn(&self, shared: &Shared, warn: &mut dyn FnMut(String, String)) {
+        let at = shared.frames_done.load(Ordering::Relaxed);
+        match self {
+            SourceMonitor::None => {}
+            SourceMonitor::Cyton(c) => {
+                for (key, value, what) in [
+                    (
+                        "garbage",
+                        c.garbage_bytes.load(Ordering::Relaxed),
+                        "skipped garbage bytes and resynchronised",
+                    ),
+                    (
+                        "dropped",
+                        c.dropped_packets.load(Ordering::Relaxed),
+                        "packets lost (sample counter skipped); the gap is counted, not filled",
+                    ),
+                ] {
+                    if value > 0 {
+                        warn(
+                            key.into(),
+                            format!(
+                                "openbci: {what} (first seen by sample {at}; totals in summary.json)"
+                            ),
+                        );
+                    }
+                }
+            }
+            SourceMonitor::Audio {
+                counters, device, ..
+            } => {
+                if counters.xruns.load(Ordering::Relaxed) > 0
+                    || counters.ring_overrun_frames.load(Ordering::Relaxed) > 0
+                {
+                    warn(
+                        "audio-xrun".into(),
+                        format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
+                    );
+                }
+            }
+        }
+        if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
+            warn(
+                "overrun".into(),
+                format!(
+                    "processing fell behind acquisition; frames dropped (first by sample {at})"
+                ),
+            );
+        }
+    }
+
+    /// The source's section of `summary.json`.
+    fn report(&self) -> Option<serde_json::Value> {
+        match self {
+            SourceMonitor::None => None,
+            SourceMonitor::Cyton(c) => Some(c.snapshot()),
+            SourceMonitor::Audio {
+                counters,
+                errors,
+                device,
+            } => {
+                let mut source = counters.snapshot();
+                source["device"] = device.clone().into();
+                source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
+                Some(source)
+            }
+        }
+    }
 }
 
 /// The simulator (or any recording) as a paced source over its signals.
@@ -234,7 +427,12 @@ pub fn recording_source(
 ) -> Result<Opened, RuntimeError> {
     let signals = &recording.signals;
     let first = signals.first().ok_or(SelectError::Empty)?;
+    let full_scale_uv = signals
+        .iter()
+        .map(|s| headroom(s.samples.iter().fold(0.0, |m: f64, x| m.max(x.abs()))))
+        .collect();
     Ok(Opened {
+        full_scale_uv,
         rate: first.rate,
         labels: signals.iter().map(|s| s.label.trim().to_string()).collect(),
         description,
@@ -247,6 +445,18 @@ pub fn recording_source(
             speed,
         }),
     })
+}
+
+/// A recording range for a signal whose largest magnitude is `peak`: the next
+/// 1, 2, 5 × 10^k above it with 25 % to spare.
+fn headroom(peak: f64) -> f64 {
+    let wanted = (1.25 * peak).max(1.0);
+    let decade = 10f64.powf(wanted.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * decade)
+        .find(|&r| r >= wanted)
+        .unwrap_or(10.0 * decade)
 }
 
 /// Open a Cyton and set its mode and gains; the acquisition thread starts the stream.
@@ -274,6 +484,8 @@ pub fn open_cyton(c: &config::OpenBciConfig) -> Result<Opened, RuntimeError> {
             c.gain
         ),
         max_chunk_frames: openbci::MAX_FRAMES_PER_READ,
+        // The ADS1299's input range: ±4.5 V / gain.
+        full_scale_uv: vec![4.5e6 / f64::from(c.gain); channels],
         source: Source::Cyton(CytonSource {
             port,
             framer,
@@ -308,6 +520,7 @@ pub fn open_audio(c: &config::AudioSourceConfig) -> Result<Opened, RuntimeError>
         labels: c.channels.iter().map(|k| format!("in{k}")).collect(),
         description,
         max_chunk_frames: c.period_frames as usize,
+        full_scale_uv: vec![c.volts_per_full_scale * 1e6; c.channels.len()],
         source: Source::Audio(AudioSource {
             input,
             channels: c.channels.iter().map(|&k| usize::from(k)).collect(),
@@ -338,11 +551,16 @@ pub trait TriggerOutput: Send {
     fn schedules_ahead(&self) -> bool {
         false
     }
-    /// Called when no command is waiting (at least every 20 ms): a device
-    /// that needs keep-alives or clock sync does it here. An error means the
-    /// device can no longer be trusted.
-    fn idle(&mut self) -> Result<(), DeviceError> {
+    /// Is the device still there? Called by the output's thread about every
+    /// `check_period` while no command is pending; an error ends the session
+    /// like a failed `fire`, so losing an output is noticed before a stim is
+    /// due. A device that needs keep-alives or clock sync does them here.
+    fn check(&mut self) -> Result<(), DeviceError> {
         Ok(())
+    }
+    /// How often `check` should be called.
+    fn check_period(&self) -> Duration {
+        sinks::DEFAULT_CHECK_PERIOD
     }
     /// Device counters for `summary.json` (after `disarm`).
     fn report(&self) -> Option<serde_json::Value> {
@@ -456,6 +674,9 @@ impl TriggerOutput for AudioClick {
 pub struct PulsePal {
     port: Box<dyn serialport::SerialPort>,
     message: [u8; 3],
+    /// How often `check` asks for the handshake (None: never).
+    check_period: Option<Duration>,
+    last_check: Instant,
 }
 
 impl PulsePal {
@@ -472,9 +693,15 @@ impl PulsePal {
         Ok(Self {
             port,
             message: pulsepal::trigger_message(c.channel),
+            check_period: (c.check_period_ms > 0.0)
+                .then(|| Duration::from_secs_f64(c.check_period_ms / 1000.0)),
+            last_check: Instant::now(),
         })
     }
 }
+
+/// How long a running session waits for the Pulse Pal's handshake reply.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(200);
 
 fn sink_err(e: std::io::Error) -> DeviceError {
     let message = if e.kind() == std::io::ErrorKind::TimedOut {
@@ -500,6 +727,21 @@ impl TriggerOutput for PulsePal {
         self.port
             .write_all(&[pulsepal::OP_MENU, pulsepal::OP_ABORT])
             .map_err(sink_err)
+    }
+    fn check(&mut self) -> Result<(), DeviceError> {
+        let Some(period) = self.check_period else {
+            return Ok(());
+        };
+        if self.last_check.elapsed() < period {
+            return Ok(());
+        }
+        self.last_check = Instant::now();
+        pulsepal::handshake(&mut self.port, HANDSHAKE_TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| DeviceError::Disconnected {
+                device: "pulse-pal",
+                message: format!("no longer answers its handshake ({e})"),
+            })
     }
 }
 
@@ -549,6 +791,9 @@ pub enum Ending {
     Device(DeviceError),
     /// The controller refused its input.
     Fault(Fault),
+    /// The session could not be recorded (event log or signal): a full disk,
+    /// a folder that became unwritable.
+    Storage(String),
 }
 
 impl Ending {
@@ -556,7 +801,7 @@ impl Ending {
         match self {
             Ending::Complete => "complete",
             Ending::Interrupted => "interrupted",
-            Ending::Device(_) | Ending::Fault(_) => "error",
+            Ending::Device(_) | Ending::Fault(_) | Ending::Storage(_) => "error",
         }
     }
 
@@ -566,6 +811,7 @@ impl Ending {
             Ending::Complete | Ending::Interrupted => None,
             Ending::Device(e) => Some(e.to_string()),
             Ending::Fault(f) => Some(f.to_string()),
+            Ending::Storage(e) => Some(format!("the session could not be recorded: {e}")),
         }
     }
 }
@@ -583,16 +829,27 @@ pub struct LiveReport {
     pub latency: LatencyReport,
     pub triggers_written: usize,
     pub dir: std::path::PathBuf,
+    /// Rows in the session's event log.
+    pub events_logged: usize,
+    /// The session files that could not be written at the end, and why
+    /// (the session itself was stopped and disarmed all the same).
+    pub unwritten: Option<String>,
 }
 
 /// Counters shared by the threads, for the summary and the status line.
 #[derive(Debug, Default)]
-struct Shared {
+pub(crate) struct Shared {
     frames_done: AtomicU64,
     overrun_frames: Arc<AtomicU64>,
     event_ring_full: AtomicU64,
     command_ring_full: AtomicU64,
     suppressed_disarmed: AtomicU64,
+    /// Delivered triggers never released because their row could not be logged.
+    triggers_withheld: AtomicU64,
+    /// Samples beyond the recording's range (clipped for the detectors too).
+    clipped_samples: Arc<AtomicU64>,
+    /// Events not annotated in the recording (its queue was full).
+    annotation_ring_full: AtomicU64,
 }
 
 pub struct LiveSpec<'a> {
@@ -606,29 +863,6 @@ pub struct LiveSpec<'a> {
     pub realtime_priority: bool,
 }
 
-struct SinkReport {
-    records: Vec<TriggerRecord>,
-    arrival_to_command: LatencyHistogram,
-    device: Option<serde_json::Value>,
-}
-
-struct ProcessingReport {
-    controller: Controller,
-    block_processing: LatencyHistogram,
-}
-
-/// Ask for SCHED_FIFO on the calling thread.
-fn request_realtime_priority() -> Result<(), std::io::Error> {
-    let param = libc::sched_param { sched_priority: 10 };
-    // SAFETY: plain syscall on the current thread with a valid parameter.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -639,6 +873,37 @@ fn spawn<T: Send + 'static>(
         .map_err(RuntimeError::Thread)
 }
 
+/// The flags that stop each thread, set in the disarm-first order.
+#[derive(Default)]
+struct Flags {
+    armed: Arc<AtomicBool>,
+    stop_sinks: Arc<AtomicBool>,
+    stop_acquisition: Arc<AtomicBool>,
+    stop_processing: Arc<AtomicBool>,
+    source_done: Arc<AtomicBool>,
+    stop_journal: Arc<AtomicBool>,
+    stop_recorder: Arc<AtomicBool>,
+    /// Where the recording ends, set once processing has stopped.
+    recording_end: Arc<AtomicU64>,
+}
+
+/// The running threads of a session.
+struct Threads {
+    sinks: Vec<JoinHandle<sinks::SinkReport>>,
+    journal: JoinHandle<SessionWriter>,
+    processing: JoinHandle<processing::ProcessingReport>,
+    acquisition: JoinHandle<()>,
+    recorder: Option<JoinHandle<Result<RecordingCounters, String>>>,
+}
+
+/// What the threads handed back at shutdown.
+struct Joined {
+    sinks: Vec<sinks::SinkReport>,
+    writer: SessionWriter,
+    processed: processing::ProcessingReport,
+    recording: Option<Result<RecordingCounters, String>>,
+}
+
 /// Run a live session to its end and write its folder. `on_status` is called
 /// about once a second with the counts so far.
 pub fn run_live(
@@ -646,379 +911,33 @@ pub fn run_live(
     stop: &AtomicBool,
     mut on_status: impl FnMut(&Progress),
 ) -> Result<LiveReport, RuntimeError> {
-    let LiveSpec {
-        command,
-        config,
-        opened,
-        outputs,
-        out,
-        duration_s,
-        realtime_priority,
-    } = spec;
     let started = Instant::now();
-    let rate = opened.rate;
-    // Resolve the configured channels against the source's labels.
-    let probe = Recording {
-        signals: opened
-            .labels
-            .iter()
-            .map(|l| Signal {
-                label: l.clone(),
-                unit: "uV".into(),
-                rate,
-                samples: Vec::new(),
-            })
-            .collect(),
-        annotations: Vec::new(),
-    };
-    let selected = probe.select(&config.input.selectors())?;
-    let labels: Vec<String> = selected.iter().map(|&i| opened.labels[i].clone()).collect();
-    let source_channels = opened.labels.len();
-    let mut controller = Controller::new(config, rate, selected.len())?;
-    let writer = SessionWriter::create(out, rate, labels.clone(), &config.to_toml())?;
-    let limit = duration_s.map(|s| rate.samples_in_s(s));
+    let command = spec.command;
+    let config = spec.config;
+    let rate = spec.opened.rate;
+    let selected = select_channels(config, &spec.opened)?;
+    let labels: Vec<String> = selected
+        .iter()
+        .map(|&i| spec.opened.labels[i].clone())
+        .collect();
+    let controller = Controller::new(config, rate, selected.len())?;
+    let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
+    let monitor = SourceMonitor::of(&spec.opened.source);
+    let description = spec.opened.description.clone();
 
-    let (notice_tx, notices) = control::notice_channel();
+    let flags = Flags::default();
+    flags.armed.store(true, Ordering::SeqCst);
     let shared = Arc::new(Shared::default());
-    let armed = Arc::new(AtomicBool::new(true));
-    let stop_sinks = Arc::new(AtomicBool::new(false));
-    let stop_acquisition = Arc::new(AtomicBool::new(false));
-    let stop_processing = Arc::new(AtomicBool::new(false));
-    let source_done = Arc::new(AtomicBool::new(false));
-    let stop_log = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Mutex::new(Progress::default()));
+    let (notice_tx, notices) = control::notice_channel();
+    let threads = start_threads(
+        spec, controller, selected, writer, &flags, &shared, &progress, notice_tx,
+    )?;
 
-    // Log thread: events → session folder.
-    let (mut event_tx, mut event_rx) = HeapRb::<Event>::new(EVENT_RING).split();
-    let log_thread = {
-        let (stop_log, progress) = (stop_log.clone(), progress.clone());
-        let mut writer = writer;
-        spawn(
-            "neuroloop-log",
-            move || -> Result<SessionWriter, SessionError> {
-                let mut batch = Vec::with_capacity(1024);
-                loop {
-                    let finished = stop_log.load(Ordering::Acquire);
-                    while let Some(e) = event_rx.try_pop() {
-                        batch.push(e);
-                    }
-                    if !batch.is_empty() {
-                        writer.write_events(&batch)?;
-                        writer.flush()?;
-                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                        count(&mut p, &batch);
-                        batch.clear();
-                    }
-                    if finished {
-                        return Ok(writer);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            },
-        )?
-    };
-
-    // Sink threads.
-    let mut sink_producers: Vec<(HeapProd<TriggerCommand>, Thread)> = Vec::new();
-    let mut sink_threads = Vec::new();
-    let capacity = config.trigger.max_per_session as usize + 1;
-    for mut output in outputs {
-        let (tx, mut rx): (HeapProd<TriggerCommand>, HeapCons<TriggerCommand>) =
-            HeapRb::new(COMMAND_RING).split();
-        let (armed, stop_sinks, shared, notice_tx) = (
-            armed.clone(),
-            stop_sinks.clone(),
-            shared.clone(),
-            notice_tx.clone(),
-        );
-        let name = output.name();
-        let ahead = output.schedules_ahead();
-        let handle = spawn(&format!("neuroloop-{name}"), move || {
-            let mut report = SinkReport {
-                records: Vec::with_capacity(capacity),
-                arrival_to_command: LatencyHistogram::new(),
-                device: None,
-            };
-            while !stop_sinks.load(Ordering::Acquire) {
-                let Some(cmd) = rx.try_pop() else {
-                    if let Err(e) = output.idle() {
-                        let _ = notice_tx.send(Notice::Device(e));
-                        break;
-                    }
-                    std::thread::park_timeout(Duration::from_millis(20));
-                    continue;
-                };
-                if let Some(wait) = cmd.due.checked_duration_since(Instant::now()) {
-                    if !ahead {
-                        std::thread::sleep(wait);
-                    }
-                }
-                if !armed.load(Ordering::SeqCst) {
-                    shared.suppressed_disarmed.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                if let Err(e) = output.fire(&cmd) {
-                    let _ = notice_tx.send(Notice::Device(e));
-                    break;
-                }
-                let written = Instant::now();
-                report
-                    .arrival_to_command
-                    .record(written.duration_since(cmd.arrived));
-                if report.records.len() < report.records.capacity() {
-                    report.records.push(TriggerRecord {
-                        sink: name,
-                        decided_at: cmd.decision.decided_at,
-                        onset: cmd.decision.onset,
-                        arrived: cmd.arrived,
-                        written,
-                        device: None,
-                    });
-                }
-            }
-            // Best effort: the device may be the thing that failed.
-            let _ = output.disarm();
-            report.device = output.report();
-            for (r, t) in report.records.iter_mut().zip(output.device_times()) {
-                debug_assert_eq!(r.onset, t.onset);
-                r.device = Some(t);
-            }
-            report
-        })?;
-        sink_producers.push((tx, handle.thread().clone()));
-        sink_threads.push(handle);
-    }
-
-    // Processing thread.
-    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
-    let (sample_tx, mut sample_rx) =
-        HeapRb::<f64>::new((ring_frames + opened.max_chunk_frames) * source_channels).split();
-    let (header_tx, mut header_rx) = HeapRb::<ChunkHeader>::new(ring_frames).split();
-    let processing_thread = {
-        let (stop_processing, source_done, shared, notice_tx) = (
-            stop_processing.clone(),
-            source_done.clone(),
-            shared.clone(),
-            notice_tx.clone(),
-        );
-        let max_chunk = opened.max_chunk_frames;
-        spawn("neuroloop-processing", move || {
-            if realtime_priority {
-                if let Err(e) = request_realtime_priority() {
-                    let _ = notice_tx.send(Notice::Warning(format!(
-                        "processing thread runs without real-time priority (SCHED_FIFO refused: {e})"
-                    )));
-                }
-            }
-            let mut raw = vec![0.0; max_chunk * source_channels];
-            let mut block = vec![0.0; max_chunk * selected.len()];
-            let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
-            let mut hist = LatencyHistogram::new();
-            let sample_period_s = 1.0 / rate.hz();
-            let mut faulted = false;
-            loop {
-                let Some(h) = header_rx.try_pop() else {
-                    if stop_processing.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if source_done.load(Ordering::Acquire) && header_rx.is_empty() {
-                        let _ = notice_tx.send(Notice::SourceEnded);
-                        break;
-                    }
-                    std::thread::park_timeout(Duration::from_millis(10));
-                    continue;
-                };
-                let raw = &mut raw[..h.frames * source_channels];
-                sample_rx.pop_slice(raw);
-                if limit.is_some_and(|l| h.start >= l) {
-                    let _ = notice_tx.send(Notice::Limit);
-                    break;
-                }
-                let mut frames = h.frames;
-                if let Some(limit) = limit {
-                    frames = frames.min(limit.saturating_sub(h.start) as usize);
-                }
-                let channels = selected.len();
-                for (dst, src) in block
-                    .chunks_exact_mut(channels)
-                    .zip(raw.chunks_exact(source_channels))
-                    .take(frames)
-                {
-                    for (d, &i) in dst.iter_mut().zip(&selected) {
-                        *d = src[i];
-                    }
-                }
-                outbox.clear();
-                let data = Block {
-                    start: h.start,
-                    channels,
-                    samples: &block[..frames * channels],
-                };
-                let t0 = Instant::now();
-                let result = controller.process_block(&data, &mut outbox);
-                hist.record(t0.elapsed());
-                for event in outbox.events() {
-                    if let Event::Trigger(d) = event {
-                        if d.delivered {
-                            let ahead_s = (d.onset - d.decided_at) as f64 * sample_period_s;
-                            let cmd = TriggerCommand {
-                                decision: *d,
-                                arrived: h.arrived,
-                                due: h.arrived + Duration::from_secs_f64(ahead_s),
-                            };
-                            for (tx, thread) in &mut sink_producers {
-                                if tx.try_push(cmd).is_err() {
-                                    shared.command_ring_full.fetch_add(1, Ordering::Relaxed);
-                                }
-                                thread.unpark();
-                            }
-                        }
-                    }
-                    if event_tx.try_push(*event).is_err() {
-                        shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                shared
-                    .frames_done
-                    .store(controller.next_sample(), Ordering::Relaxed);
-                if let Err(fault) = result {
-                    let _ = notice_tx.send(Notice::Fault(fault));
-                    faulted = true;
-                    break;
-                }
-                if limit.is_some_and(|l| controller.next_sample() >= l) {
-                    let _ = notice_tx.send(Notice::Limit);
-                    break;
-                }
-            }
-            if !faulted {
-                outbox.clear();
-                controller.finish(&mut outbox);
-                for event in outbox.events() {
-                    if event_tx.try_push(*event).is_err() {
-                        shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            ProcessingReport {
-                controller,
-                block_processing: hist,
-            }
-        })?
-    };
-
-    // Acquisition thread.
-    let cyton_counters = match &opened.source {
-        Source::Cyton(c) => Some(c.counters.clone()),
-        Source::Recording(_) | Source::Audio(_) => None,
-    };
-    let audio_input = match &opened.source {
-        Source::Audio(a) => Some((
-            a.input.counters.clone(),
-            a.input.errors.clone(),
-            a.input.device.clone(),
-        )),
-        Source::Recording(_) | Source::Cyton(_) => None,
-    };
-    let acquisition_thread = {
-        let mut ring = RingWriter {
-            samples: sample_tx,
-            headers: header_tx,
-            channels: source_channels,
-            consumer: processing_thread.thread().clone(),
-            overrun_frames: shared.overrun_frames.clone(),
-        };
-        let (stop_acquisition, source_done, notice_tx) = (
-            stop_acquisition.clone(),
-            source_done.clone(),
-            notice_tx.clone(),
-        );
-        let source = opened.source;
-        spawn("neuroloop-acquisition", move || {
-            let result = match source {
-                Source::Recording(r) => {
-                    r.run(&mut ring, &stop_acquisition);
-                    Ok(())
-                }
-                Source::Cyton(mut c) => c
-                    .port
-                    .write_all(&[openbci::CMD_START])
-                    .map_err(|e| DeviceError::Disconnected {
-                        device: "openbci",
-                        message: e.to_string(),
-                    })
-                    .and_then(|()| {
-                        openbci::acquire(
-                            &mut c.port,
-                            &mut c.framer,
-                            &mut ring,
-                            c.stall,
-                            &stop_acquisition,
-                            &c.counters,
-                        )
-                    })
-                    .inspect(|_| {
-                        let _ = c.port.write_all(&[openbci::CMD_STOP]);
-                    }),
-                Source::Audio(mut a) => a.run(&mut ring, &stop_acquisition),
-            };
-            if let Err(e) = result {
-                let _ = notice_tx.send(Notice::Device(e));
-            }
-            source_done.store(true, Ordering::Release);
-            ring.consumer.unpark();
-        })?
-    };
-    drop(notice_tx);
-
-    // Supervise (control plane, on tokio).
     let ending = control::supervise(
         notices,
         stop,
-        |warn| {
-            let at = shared.frames_done.load(Ordering::Relaxed);
-            if let Some(c) = &cyton_counters {
-                for (key, value, what) in [
-                    (
-                        "garbage",
-                        c.garbage_bytes.load(Ordering::Relaxed),
-                        "skipped garbage bytes and resynchronised",
-                    ),
-                    (
-                        "dropped",
-                        c.dropped_packets.load(Ordering::Relaxed),
-                        "packets lost (sample counter skipped); the gap is counted, not filled",
-                    ),
-                ] {
-                    if value > 0 {
-                        warn(
-                            key.into(),
-                            format!(
-                                "openbci: {what} (first seen by sample {at}; totals in summary.json)"
-                            ),
-                        );
-                    }
-                }
-            }
-            if let Some((c, _, device)) = &audio_input {
-                if c.xruns.load(Ordering::Relaxed) > 0
-                    || c.ring_overrun_frames.load(Ordering::Relaxed) > 0
-                {
-                    warn(
-                        "audio-xrun".into(),
-                        format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
-                    );
-                }
-            }
-            if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
-                warn(
-                    "overrun".into(),
-                    format!(
-                        "processing fell behind acquisition; frames dropped (first by sample {at})"
-                    ),
-                );
-            }
-        },
+        |warn| monitor.warn(&shared, warn),
         || {
             let mut p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
             p.frames_done = shared.frames_done.load(Ordering::Relaxed);
@@ -1026,96 +945,380 @@ pub fn run_live(
             on_status(&p);
         },
     )?;
+    let joined = shut_down(threads, &flags)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(write_session(
+        joined,
+        ending,
+        progress,
+        SessionFacts {
+            command,
+            config,
+            description: &description,
+            labels: &labels,
+            rate,
+            started,
+            wall_s,
+            shared: &shared,
+            monitor: &monitor,
+        },
+    ))
+}
 
-    // 1. Disarm every output and wait until no sink can write again.
-    armed.store(false, Ordering::SeqCst);
-    stop_sinks.store(true, Ordering::Release);
-    let mut sink_reports = Vec::new();
-    for handle in sink_threads {
-        handle.thread().unpark();
-        sink_reports.push(handle.join().map_err(|_| thread_panicked("sink"))?);
+/// Resolve the configured channels against the source's labels.
+fn select_channels(config: &Config, opened: &Opened) -> Result<Vec<usize>, RuntimeError> {
+    let probe = Recording {
+        signals: opened
+            .labels
+            .iter()
+            .map(|l| Signal {
+                label: l.clone(),
+                unit: "uV".into(),
+                rate: opened.rate,
+                samples: Vec::new(),
+            })
+            .collect(),
+        annotations: Vec::new(),
+    };
+    Ok(probe.select(&config.input.selectors())?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_threads(
+    spec: LiveSpec,
+    controller: Controller,
+    selected: Vec<usize>,
+    writer: SessionWriter,
+    flags: &Flags,
+    shared: &Arc<Shared>,
+    progress: &Arc<Mutex<Progress>>,
+    notice_tx: tokio::sync::mpsc::UnboundedSender<Notice>,
+) -> Result<Threads, RuntimeError> {
+    let rate = spec.opened.rate;
+    let source_channels = spec.opened.labels.len();
+    // Sinks first: the journal releases triggers to them.
+    let mut outputs = Vec::new();
+    let mut sink_threads = Vec::new();
+    for output in spec.outputs {
+        let (tx, rx) = HeapRb::<TriggerCommand>::new(COMMAND_RING).split();
+        let handle = sinks::Sink {
+            output,
+            commands: rx,
+            armed: flags.armed.clone(),
+            stop: flags.stop_sinks.clone(),
+            shared: shared.clone(),
+            notices: notice_tx.clone(),
+            capacity: spec.config.trigger.max_per_session as usize + 1,
+        }
+        .spawn()?;
+        outputs.push((tx, handle.thread().clone()));
+        sink_threads.push(handle);
     }
-    // 2. Stop acquisition and processing.
-    stop_acquisition.store(true, Ordering::Release);
-    acquisition_thread
+    let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
+    let max_chunk = spec.opened.max_chunk_frames;
+    let ring_samples = (ring_frames + max_chunk) * source_channels;
+    let (tee, recorder, annotations) = if spec.config.recording.enabled {
+        let scales = spec
+            .opened
+            .full_scale_uv
+            .iter()
+            .zip(&spec.opened.labels)
+            .map(|(&range, label)| {
+                DigitalScale::symmetric(range).ok_or_else(|| {
+                    SessionError::File(crate::io::FileError::CannotWrite {
+                        path: spec.out.join("recording.bdf"),
+                        problem: format!(
+                            "channel {label}: no recording scale for a range of ±{range} µV"
+                        ),
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = RecordingWriter::create(
+            &spec.out.join("recording.bdf"),
+            &RecordingSpec {
+                labels: spec.opened.labels.clone(),
+                scales: scales.clone(),
+                rate,
+                source: spec.opened.description.clone(),
+                start_unix_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            },
+        )
+        .map_err(SessionError::from)?;
+        let (codes_tx, codes_rx) = HeapRb::<i32>::new(ring_samples).split();
+        let (chunks_tx, chunks_rx) = HeapRb::<recorder::RecordedChunk>::new(ring_frames).split();
+        let (events_tx, events_rx) = HeapRb::<crate::event::Event>::new(EVENT_RING).split();
+        let recorder = recorder::Recorder {
+            writer,
+            chunks: chunks_rx,
+            codes: codes_rx,
+            events: events_rx,
+            channels: source_channels,
+            shared: shared.clone(),
+            end: flags.recording_end.clone(),
+            stop: flags.stop_recorder.clone(),
+            notices: notice_tx.clone(),
+        };
+        let handle = spawn("neuroloop-recorder", move || recorder.run())?;
+        let tee = RecordTee {
+            scales,
+            codes: codes_tx,
+            chunks: chunks_tx,
+            coded: vec![0; max_chunk * source_channels],
+            quantized: vec![0.0; max_chunk * source_channels],
+            clipped: shared.clipped_samples.clone(),
+        };
+        let annotations = (events_tx, handle.thread().clone());
+        (Some(tee), Some(handle), Some(annotations))
+    } else {
+        (None, None, None)
+    };
+    let (entry_tx, entry_rx) = HeapRb::<journal::Entry>::new(EVENT_RING).split();
+    let journal = {
+        let journal = journal::Journal {
+            writer,
+            entries: entry_rx,
+            outputs,
+            rate,
+            shared: shared.clone(),
+            progress: progress.clone(),
+            notices: notice_tx.clone(),
+            stop: flags.stop_journal.clone(),
+            annotations,
+        };
+        spawn("neuroloop-journal", move || journal.run())?
+    };
+    let (sample_tx, sample_rx) = HeapRb::<f64>::new(ring_samples).split();
+    let (header_tx, header_rx) = HeapRb::<ChunkHeader>::new(ring_frames).split();
+    let processing = {
+        let processing = processing::Processing {
+            controller,
+            samples: sample_rx,
+            headers: header_rx,
+            selected,
+            source_channels,
+            max_chunk,
+            limit: spec.duration_s.map(|s| rate.samples_in_s(s)),
+            journal: entry_tx,
+            journal_thread: journal.thread().clone(),
+            shared: shared.clone(),
+            notices: notice_tx.clone(),
+            stop: flags.stop_processing.clone(),
+            source_done: flags.source_done.clone(),
+            realtime_priority: spec.realtime_priority,
+        };
+        spawn("neuroloop-processing", move || processing.run())?
+    };
+    let ring = RingWriter {
+        samples: sample_tx,
+        headers: header_tx,
+        channels: source_channels,
+        consumer: processing.thread().clone(),
+        overrun_frames: shared.overrun_frames.clone(),
+        tee,
+    };
+    let acquisition = spawn_acquisition(
+        spec.opened.source,
+        ring,
+        flags.stop_acquisition.clone(),
+        flags.source_done.clone(),
+        notice_tx,
+    )?;
+    Ok(Threads {
+        sinks: sink_threads,
+        journal,
+        processing,
+        acquisition,
+        recorder,
+    })
+}
+
+/// The acquisition thread: the source's loop into the ring until it ends,
+/// fails or is stopped.
+fn spawn_acquisition(
+    source: Source,
+    mut ring: RingWriter,
+    stop: Arc<AtomicBool>,
+    source_done: Arc<AtomicBool>,
+    notices: tokio::sync::mpsc::UnboundedSender<Notice>,
+) -> Result<JoinHandle<()>, RuntimeError> {
+    spawn("neuroloop-acquisition", move || {
+        let result = match source {
+            Source::Recording(r) => {
+                r.run(&mut ring, &stop);
+                Ok(())
+            }
+            Source::Cyton(mut c) => c.run(&mut ring, &stop),
+            Source::Audio(mut a) => a.run(&mut ring, &stop),
+        };
+        if let Err(e) = result {
+            let _ = notices.send(Notice::Device(e));
+        }
+        source_done.store(true, Ordering::Release);
+        ring.consumer.unpark();
+    })
+}
+
+/// Stop every thread in the disarm-first order: (1) disarm and join every
+/// output, so none can fire again; (2) stop acquisition, then processing;
+/// (3) let the journal log what is still queued; (4) let the recorder write
+/// the frames processing processed, and end the recording there.
+fn shut_down(threads: Threads, flags: &Flags) -> Result<Joined, RuntimeError> {
+    flags.armed.store(false, Ordering::SeqCst);
+    flags.stop_sinks.store(true, Ordering::Release);
+    let mut sinks = Vec::new();
+    for handle in threads.sinks {
+        handle.thread().unpark();
+        sinks.push(handle.join().map_err(|_| thread_panicked("sink"))?);
+    }
+    flags.stop_acquisition.store(true, Ordering::Release);
+    threads
+        .acquisition
         .join()
         .map_err(|_| thread_panicked("acquisition"))?;
-    stop_processing.store(true, Ordering::Release);
-    processing_thread.thread().unpark();
-    let processed = processing_thread
+    flags.stop_processing.store(true, Ordering::Release);
+    threads.processing.thread().unpark();
+    let processed = threads
+        .processing
         .join()
         .map_err(|_| thread_panicked("processing"))?;
-    // 3. Flush the session folder.
-    stop_log.store(true, Ordering::Release);
-    let writer = log_thread.join().map_err(|_| thread_panicked("log"))??;
-    let wall_s = started.elapsed().as_secs_f64();
+    flags.stop_journal.store(true, Ordering::Release);
+    threads.journal.thread().unpark();
+    let writer = threads
+        .journal
+        .join()
+        .map_err(|_| thread_panicked("journal"))?;
+    let recording = match threads.recorder {
+        None => None,
+        Some(handle) => {
+            flags.recording_end.store(processed.end, Ordering::Release);
+            flags.stop_recorder.store(true, Ordering::Release);
+            handle.thread().unpark();
+            Some(handle.join().map_err(|_| thread_panicked("recorder"))?)
+        }
+    };
+    Ok(Joined {
+        sinks,
+        writer,
+        processed,
+        recording,
+    })
+}
 
+/// What the session folder's summary needs besides the threads' reports.
+struct SessionFacts<'a> {
+    command: &'a str,
+    config: &'a Config,
+    description: &'a str,
+    labels: &'a [String],
+    rate: SampleRate,
+    started: Instant,
+    wall_s: f64,
+    shared: &'a Shared,
+    monitor: &'a SourceMonitor,
+}
+
+/// Write `latency.tsv` and `summary.json`, and finish (or abandon) the event
+/// log. Outputs are disarmed by now: a file that cannot be written is
+/// reported, not returned as an error that would hide how the session ended.
+fn write_session(
+    joined: Joined,
+    ending: Ending,
+    mut progress: Progress,
+    facts: SessionFacts,
+) -> LiveReport {
+    let Joined {
+        sinks,
+        writer,
+        processed,
+        recording,
+    } = joined;
+    let shared = facts.shared;
     let mut arrival_to_command = LatencyHistogram::new();
     let mut records: Vec<TriggerRecord> = Vec::new();
-    for r in &sink_reports {
+    for r in &sinks {
         arrival_to_command.merge(&r.arrival_to_command);
         records.extend_from_slice(&r.records);
     }
     records.sort_by_key(|r| (r.decided_at, r.sink));
-    write_latency_tsv(writer.dir(), &records, started)?;
     let latency = LatencyReport {
         block_processing: processed.block_processing.summary(),
         arrival_to_command: arrival_to_command.summary(),
     };
-    let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
     progress.frames_done = processed.controller.next_sample();
-    progress.seconds_done = rate.seconds(progress.frames_done);
+    progress.seconds_done = facts.rate.seconds(progress.frames_done);
     let mut summary = summary_json(SummaryParts {
-        command,
-        input: &opened.description,
-        config,
-        rate,
-        labels: &labels,
+        command: facts.command,
+        input: facts.description,
+        config: facts.config,
+        rate: facts.rate,
+        labels: facts.labels,
         progress: &progress,
         status: ending.status(),
         error: ending.error(),
         controller: processed.controller.counters(),
         trigger: processed.controller.trigger_counters(),
-        wall_s,
+        wall_s: facts.wall_s,
     });
     summary["latency"] = serde_json::to_value(&latency).expect("serialises");
     summary["runtime"] = serde_json::json!({
         "outputs_disarmed_before_flush": true,
         "triggers_written": records.len(),
         "triggers_suppressed_after_disarm": shared.suppressed_disarmed.load(Ordering::Relaxed),
+        "triggers_withheld_unlogged": shared.triggers_withheld.load(Ordering::Relaxed),
         "acquisition_overrun_frames": shared.overrun_frames.load(Ordering::Relaxed),
         "event_ring_full": shared.event_ring_full.load(Ordering::Relaxed),
         "command_ring_full": shared.command_ring_full.load(Ordering::Relaxed),
     });
-    if let Some(c) = &cyton_counters {
-        summary["source"] = c.snapshot();
+    let mut unwritten = Vec::new();
+    if let Some(recording) = &recording {
+        summary["recording"] = match recording {
+            Ok(counters) => serde_json::json!({
+                "file": "recording.bdf",
+                "counters": counters,
+                "clipped_samples": shared.clipped_samples.load(Ordering::Relaxed),
+                "annotation_ring_full": shared.annotation_ring_full.load(Ordering::Relaxed),
+            }),
+            Err(e) => {
+                unwritten.push(format!("recording.bdf: {e}"));
+                serde_json::json!({ "file": "recording.bdf", "error": e })
+            }
+        };
     }
-    if let Some((c, errors, device)) = &audio_input {
-        let mut source = c.snapshot();
-        source["device"] = device.clone().into();
-        source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
+    if let Some(source) = facts.monitor.report() {
         summary["source"] = source;
     }
-    let devices: Vec<_> = sink_reports
-        .iter()
-        .filter_map(|r| r.device.clone())
-        .collect();
+    let devices: Vec<_> = sinks.iter().filter_map(|r| r.device.clone()).collect();
     if !devices.is_empty() {
         summary["outputs"] = serde_json::Value::Array(devices);
     }
     let dir = writer.dir().to_path_buf();
-    match ending {
-        Ending::Complete | Ending::Interrupted => writer.finish(&summary)?,
-        Ending::Device(_) | Ending::Fault(_) => writer.abandon(&summary)?,
+    let events_logged = writer.rows();
+    // The reserve goes first: on a full disk it is what makes room for these files.
+    writer.release_reserve();
+    if let Err(e) = write_latency_tsv(&dir, &records, facts.started) {
+        unwritten.push(e.to_string());
+    }
+    let closed = match ending {
+        Ending::Complete | Ending::Interrupted => writer.finish(&summary),
+        Ending::Device(_) | Ending::Fault(_) | Ending::Storage(_) => writer.abandon(&summary),
     };
-    Ok(LiveReport {
+    if let Err(e) = closed {
+        unwritten.push(e.to_string());
+    }
+    LiveReport {
         ending,
         progress,
-        wall_s,
+        wall_s: facts.wall_s,
         latency,
         triggers_written: records.len(),
         dir,
-    })
+        events_logged,
+        unwritten: (!unwritten.is_empty()).then(|| unwritten.join("; ")),
+    }
 }
 
 fn thread_panicked(which: &str) -> RuntimeError {
@@ -1134,9 +1337,9 @@ fn write_latency_tsv(
     started: Instant,
 ) -> Result<(), SessionError> {
     let path = dir.join("latency.tsv");
-    let err = |source| SessionError::Write {
+    let err = |error| SessionError::Write {
         path: path.clone(),
-        source,
+        error,
     };
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
     writeln!(

@@ -1,0 +1,161 @@
+//! The processing thread: pops chunks from the acquisition ring, picks the
+//! session's channels, runs `Controller::process_block` and queues every event
+//! for the journal (which logs it, then releases its triggers). It allocates
+//! nothing after start and never blocks on another thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use ringbuf::traits::{Consumer, Observer, Producer};
+use ringbuf::{HeapCons, HeapProd};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::control::Notice;
+use super::journal::Entry;
+use super::latency::LatencyHistogram;
+use super::{ChunkHeader, Shared};
+use crate::controller::{Block, Controller};
+use crate::event::Outbox;
+use crate::session::OUTBOX_CAPACITY;
+use crate::time::SampleIndex;
+
+pub(super) struct ProcessingReport {
+    pub controller: Controller,
+    pub block_processing: LatencyHistogram,
+    /// One past the last frame the controller looked at: after a fault, the
+    /// faulty frame is included (a replay must meet it too).
+    pub end: SampleIndex,
+}
+
+pub(super) struct Processing {
+    pub controller: Controller,
+    pub samples: HeapCons<f64>,
+    pub headers: HeapCons<ChunkHeader>,
+    /// Source channel of each session channel.
+    pub selected: Vec<usize>,
+    pub source_channels: usize,
+    /// Largest chunk (frames) the source pushes.
+    pub max_chunk: usize,
+    /// Stop after this sample (the requested duration).
+    pub limit: Option<SampleIndex>,
+    pub journal: HeapProd<Entry>,
+    pub journal_thread: Thread,
+    pub shared: Arc<Shared>,
+    pub notices: UnboundedSender<Notice>,
+    pub stop: Arc<AtomicBool>,
+    pub source_done: Arc<AtomicBool>,
+    pub realtime_priority: bool,
+}
+
+impl Processing {
+    pub fn run(mut self) -> ProcessingReport {
+        if self.realtime_priority {
+            if let Err(e) = request_realtime_priority() {
+                let _ = self.notices.send(Notice::Warning(format!(
+                    "processing thread runs without real-time priority (SCHED_FIFO refused: {e})"
+                )));
+            }
+        }
+        let channels = self.selected.len();
+        let mut raw = vec![0.0; self.max_chunk * self.source_channels];
+        let mut block = vec![0.0; self.max_chunk * channels];
+        let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
+        let mut hist = LatencyHistogram::new();
+        let mut faulted = false;
+        loop {
+            let Some(h) = self.headers.try_pop() else {
+                if self.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                if self.source_done.load(Ordering::Acquire) && self.headers.is_empty() {
+                    let _ = self.notices.send(Notice::SourceEnded);
+                    break;
+                }
+                std::thread::park_timeout(Duration::from_millis(10));
+                continue;
+            };
+            let raw = &mut raw[..h.frames * self.source_channels];
+            self.samples.pop_slice(raw);
+            if self.limit.is_some_and(|l| h.start >= l) {
+                let _ = self.notices.send(Notice::Limit);
+                break;
+            }
+            let mut frames = h.frames;
+            if let Some(limit) = self.limit {
+                frames = frames.min(limit.saturating_sub(h.start) as usize);
+            }
+            for (dst, src) in block
+                .chunks_exact_mut(channels)
+                .zip(raw.chunks_exact(self.source_channels))
+                .take(frames)
+            {
+                for (d, &i) in dst.iter_mut().zip(&self.selected) {
+                    *d = src[i];
+                }
+            }
+            outbox.clear();
+            let data = Block {
+                start: h.start,
+                channels,
+                samples: &block[..frames * channels],
+            };
+            let t0 = Instant::now();
+            let result = self.controller.process_block(&data, &mut outbox);
+            hist.record(t0.elapsed());
+            self.queue(&outbox, h.arrived);
+            self.shared
+                .frames_done
+                .store(self.controller.next_sample(), Ordering::Relaxed);
+            if let Err(fault) = result {
+                let _ = self.notices.send(Notice::Fault(fault));
+                faulted = true;
+                break;
+            }
+            if self
+                .limit
+                .is_some_and(|l| self.controller.next_sample() >= l)
+            {
+                let _ = self.notices.send(Notice::Limit);
+                break;
+            }
+        }
+        if !faulted {
+            outbox.clear();
+            self.controller.finish(&mut outbox);
+            self.queue(&outbox, Instant::now());
+        }
+        let end = self.controller.next_sample() + u64::from(faulted);
+        ProcessingReport {
+            controller: self.controller,
+            block_processing: hist,
+            end,
+        }
+    }
+
+    /// Queue a block's events for the journal and wake it.
+    fn queue(&mut self, outbox: &Outbox, arrived: Instant) {
+        if outbox.events().is_empty() {
+            return;
+        }
+        for &event in outbox.events() {
+            if self.journal.try_push(Entry { event, arrived }).is_err() {
+                self.shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.journal_thread.unpark();
+    }
+}
+
+/// Ask for SCHED_FIFO on the calling thread.
+fn request_realtime_priority() -> Result<(), std::io::Error> {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: plain syscall on the current thread with a valid parameter.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
