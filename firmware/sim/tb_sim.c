@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,12 @@ static avr_cycle_count_t inject(avr_t *a, avr_cycle_count_t when, void *param)
 	return in.cycle[in.head] > next ? in.cycle[in.head] : next;
 }
 
+static void schedule_input(void)
+{
+	uint64_t first = in.cycle[in.head] > avr->cycle ? in.cycle[in.head] - avr->cycle : 1;
+	avr_cycle_timer_register(avr, first, inject, NULL);
+}
+
 static void read_host(int64_t now)
 {
 	uint8_t buf[512];
@@ -127,10 +134,8 @@ static void read_host(int64_t now)
 		uint64_t at = cycle_at(now) + delay_cycles;
 		for (ssize_t i = 0; i < n; i++)
 			q_push(&in, buf[i], at);
-		if (was_empty) {
-			uint64_t first = in.cycle[in.head] > avr->cycle ? in.cycle[in.head] - avr->cycle : 1;
-			avr_cycle_timer_register(avr, first, inject, NULL);
-		}
+		if (was_empty)
+			schedule_input();
 	}
 }
 
@@ -171,6 +176,24 @@ static void no_sleep(avr_t *a, avr_cycle_count_t how_long)
 {
 	(void)a;
 	(void)how_long;
+}
+
+/* simavr's warnings and its watchdog reset (a trace message), prefixed with
+ * where the firmware was. The reset clears every cycle timer, the harness's
+ * included: the main loop registers them again after it. */
+static unsigned watchdog_resets, timers_lost;
+
+static void logger(avr_t *a, const int level, const char *format, va_list ap)
+{
+	int reset = !strncmp(format, "WATCHDOG: timer fired without", 29);
+	if (level > LOG_WARNING && !reset)
+		return;
+	if (reset) {
+		watchdog_resets++;
+		timers_lost = 1;
+	}
+	fprintf(stderr, "tb_sim: %.6f s simulated, pc 0x%04x: ", (double)a->cycle / F_CPU, (unsigned)a->pc);
+	vfprintf(stderr, format, ap);
 }
 
 static void on_signal(int sig)
@@ -228,7 +251,8 @@ int main(int argc, char **argv)
 	avr_init(avr);
 	avr_load_firmware(avr, &f);
 	avr->sleep = no_sleep;
-	avr->log = LOG_WARNING;
+	avr_global_logger_set(logger);
+	avr->log = LOG_TRACE;
 
 	int slave;
 	char name[256];
@@ -283,6 +307,7 @@ int main(int argc, char **argv)
 
 	uint64_t ahead = (uint64_t)(AHEAD_US * 1e-6 * F_CPU);
 	int64_t max_lag_ns = 0;
+	uint16_t min_sp = (uint16_t)avr->ramend;
 	while (!stop) {
 		int64_t now = wall_ns();
 		release_output(now);
@@ -292,7 +317,18 @@ int main(int argc, char **argv)
 		if (lag > max_lag_ns)
 			max_lag_ns = lag;
 		while (avr->cycle < target) {
+			unsigned lost = timers_lost;
 			int state = avr_run(avr);
+			uint16_t sp = (uint16_t)(avr->data[R_SPL] | avr->data[R_SPH] << 8);
+			if (sp < min_sp)
+				min_sp = sp;
+			if (lost) {
+				/* the reset happened in this step */
+				timers_lost = 0;
+				avr_cycle_timer_register(avr, 1, tick, NULL);
+				if (!q_empty(&in))
+					schedule_input();
+			}
 			if (state == cpu_Done || state == cpu_Crashed) {
 				fprintf(stderr, "tb_sim: the firmware %s at cycle %llu\n",
 					state == cpu_Done ? "stopped" : "crashed", (unsigned long long)avr->cycle);
@@ -311,8 +347,11 @@ int main(int argc, char **argv)
 		}
 	}
 	avr_vcd_close(&vcd);
-	fprintf(stderr, "tb_sim: stopped at %.6f s simulated; max lag behind the wall clock %.3f ms\n",
-		(double)avr->cycle / F_CPU, (double)max_lag_ns / 1e6);
+	fprintf(stderr,
+		"tb_sim: stopped at %.6f s simulated; max lag behind the wall clock %.3f ms; "
+		"watchdog resets %u; deepest stack %u bytes\n",
+		(double)avr->cycle / F_CPU, (double)max_lag_ns / 1e6, watchdog_resets,
+		(unsigned)(avr->ramend - min_sp));
 	close(slave);
 	if (link)
 		unlink(link);

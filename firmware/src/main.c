@@ -6,10 +6,15 @@
  * on-board LED). UART 115200 8N1 on PD0/PD1.
  *
  * Clock: Timer1 at clk/8 (0.5-us ticks), its overflows counted in software:
- * device time in us = overflows << 15 | TCNT1 >> 1, a 32-bit count that wraps
- * every 71.6 minutes. An edge is placed by waking LEAD_US early on a Timer1
+ * device time in us = 32768 us per overflow + TCNT1 / 2, a 32-bit count that
+ * wraps every 71.6 minutes. An edge is placed by waking LEAD_US early on a Timer1
  * compare and spinning on TCNT1 with interrupts off, so other interrupts
- * (UART, overflow) can delay the wake-up but not the edge. */
+ * (UART, overflow) can delay the wake-up but not the edge.
+ *
+ * The compare flags are never cleared by hand: a stale flag costs one
+ * spurious interrupt, which looks at the time again and finds nothing to do.
+ * (simavr 1.6 also clears every pending Timer1 flag, the overflow's included,
+ * on any write to TIFR1: writing it lost edges and clock ticks there.) */
 #include <avr/interrupt.h>
 #include <avr/io.h>
 #include <avr/sleep.h>
@@ -19,7 +24,10 @@
 
 #define OUT_SHIFT 4
 #define OUT_MASK (((1u << TB_OUTPUTS) - 1) << OUT_SHIFT)
-#define LEAD_US 64
+/* The compare wakes this long before an edge: the scheduler's work before an
+ * edge of all four outputs at once (about 1700 cycles, 106 us, measured in
+ * simavr) plus another interrupt that may delay the wake-up. */
+#define LEAD_US 160
 /* A compare less than this far ahead might pass before it is written. */
 #define MIN_COMPARE_US 8
 
@@ -37,18 +45,19 @@ void save_reset_cause(void)
 }
 
 /* ---- device clock ---- */
-static volatile uint32_t overflows;
+/* Device time at the last counted overflow: a multiple of 32768 us. */
+static volatile uint32_t overflow_us;
 
-ISR(TIMER1_OVF_vect) { overflows++; }
+ISR(TIMER1_OVF_vect) { overflow_us += 32768; }
 
 /* Interrupts off. */
 static uint32_t now_us_locked(void)
 {
 	uint16_t t = TCNT1;
-	uint32_t o = overflows;
+	uint32_t base = overflow_us;
 	if ((TIFR1 & _BV(TOV1)) && t < 0x8000)
-		o++; /* wrapped, not yet counted */
-	return (o << 15) | (t >> 1);
+		base += 32768; /* wrapped, not yet counted */
+	return base + (t >> 1);
 }
 
 static uint32_t now_us(void)
@@ -77,53 +86,80 @@ static void show_armed(void)
 		PORTB &= ~_BV(PB5);
 }
 
-/* ---- edges ---- */
-ISR(TIMER1_COMPA_vect)
+/* ---- UART input ---- */
+#define RX_SIZE 64
+#define RX_DELIMS 8
+static volatile uint8_t rx_buf[RX_SIZE], rx_head, rx_tail;
+static volatile uint32_t rx_delim_us[RX_DELIMS];
+static volatile uint8_t rx_delim_head, rx_delim_tail;
+
+/* Interrupts off. Moves a received byte, if any, into the ring: from the
+ * receive interrupt, and from the edge loop, which may keep interrupts off
+ * longer than the UART's two-byte buffer lasts at 115200 baud. */
+static void rx_poll(void)
 {
-	/* Other interrupts may run while the next edges are worked out; this
-	 * one and the heartbeat (which shares the scheduler) stay masked. */
-	uint8_t heartbeat = TIMSK1 & _BV(OCIE1B);
-	TIMSK1 &= ~(_BV(OCIE1A) | _BV(OCIE1B));
+	if (!(UCSR0A & _BV(RXC0)))
+		return;
+	uint8_t b = UDR0;
+	uint8_t next = (uint8_t)((rx_head + 1) % RX_SIZE);
+	if (next == rx_tail)
+		return; /* full: the frame loses a byte and fails its check */
+	if (b == 0) {
+		rx_delim_us[rx_delim_head % RX_DELIMS] = now_us_locked();
+		rx_delim_head++;
+	}
+	rx_buf[rx_head] = b;
+	rx_head = next;
+}
+
+ISR(USART_RX_vect) { rx_poll(); }
+
+/* ---- edges ---- */
+/* Interrupts off. Fires every edge due within LEAD_US, then sets the compare
+ * to wake LEAD_US before the next one. Called by the compare interrupt and by
+ * the main loop after a command changed the schedule. */
+static void edges(void)
+{
 	for (;;) {
-		uint32_t at = 0;
-		if (!tb_sched_next(&core.sched, now_us_locked(), &at))
-			break;
-		int32_t ahead = (int32_t)(at - now_us_locked());
+		rx_poll();
+		uint32_t now = now_us_locked(), at = 0;
+		if (!tb_sched_next(&core.sched, now, &at)) {
+			TIMSK1 &= ~_BV(OCIE1A);
+			return;
+		}
+		int32_t ahead = (int32_t)(at - now);
 		if (ahead > LEAD_US + MIN_COMPARE_US) {
+			/* A compare beyond this timer period matches early, and
+			 * this function then sets it again. */
 			OCR1A = (uint16_t)((at << 1) - 2 * LEAD_US);
-			TIFR1 = _BV(OCF1A);
 			TIMSK1 |= _BV(OCIE1A);
-			break;
+			return;
 		}
 		uint8_t rise, fall;
 		tb_sched_take(&core.sched, at, &rise, &fall);
+		uint8_t pins = (uint8_t)((PORTD & ~(fall << OUT_SHIFT)) | (rise << OUT_SHIFT));
+		if (!core.sched.armed)
+			pins &= (uint8_t)~OUT_MASK;
+		/* `at` is within LEAD_US plus the time take() took, so 16 bits of
+		 * timer ticks compare it without ambiguity. */
 		uint16_t t16 = (uint16_t)(at << 1);
-		uint8_t lo = (uint8_t)t16;
-		uint8_t late = (int16_t)(TCNT1 - t16) > 0;
+		uint8_t late = ahead < 0 || (int16_t)(TCNT1 - t16) > 0;
 		if (!late) {
-			while ((int16_t)(TCNT1 - t16) < -100) {
-			}
+			while ((int16_t)(TCNT1 - t16) < -40)
+				rx_poll();
+			uint8_t lo = (uint8_t)t16;
 			while ((int8_t)(TCNT1L - lo) < 0) {
 			}
 		}
-		PORTD = (uint8_t)((PORTD & ~(fall << OUT_SHIFT)) | (rise << OUT_SHIFT));
-		if (rise)
-			tb_sched_stamp(&core.sched, rise, late ? now_us_locked() : at);
-		if (!core.sched.armed) {
-			PORTD &= ~OUT_MASK;
+		PORTD = pins;
+		if (late && rise)
+			tb_sched_stamp(&core.sched, rise, now_us_locked());
+		if (!core.sched.armed)
 			show_armed();
-		}
 	}
-	TIMSK1 |= heartbeat;
 }
 
-/* Let the edge interrupt look at the schedule again, now. */
-static void wake_edges(void)
-{
-	OCR1A = TCNT1 + 4;
-	TIFR1 = _BV(OCF1A);
-	TIMSK1 |= _BV(OCIE1A);
-}
+ISR(TIMER1_COMPA_vect) { edges(); }
 
 /* ---- heartbeat ---- */
 static void disarmed_now(void)
@@ -153,31 +189,10 @@ static void set_deadline(void)
 		return;
 	}
 	OCR1B = (uint16_t)(tb_core_deadline(&core) << 1);
-	TIFR1 = _BV(OCF1B);
 	TIMSK1 |= _BV(OCIE1B);
 }
 
-/* ---- UART ---- */
-#define RX_SIZE 64
-#define RX_DELIMS 8
-static volatile uint8_t rx_buf[RX_SIZE], rx_head, rx_tail;
-static volatile uint32_t rx_delim_us[RX_DELIMS];
-static volatile uint8_t rx_delim_head, rx_delim_tail;
-
-ISR(USART_RX_vect)
-{
-	uint8_t b = UDR0;
-	uint8_t next = (uint8_t)((rx_head + 1) % RX_SIZE);
-	if (next == rx_tail)
-		return; /* full: the frame loses a byte and fails its check */
-	if (b == 0) {
-		rx_delim_us[rx_delim_head % RX_DELIMS] = now_us_locked();
-		rx_delim_head++;
-	}
-	rx_buf[rx_head] = b;
-	rx_head = next;
-}
-
+/* ---- UART output ---- */
 #define TX_SIZE 128
 static volatile uint8_t tx_buf[TX_SIZE], tx_head, tx_tail;
 /* Index of the first byte of a SYNC reply in tx_buf, or TX_SIZE. */
@@ -261,7 +276,7 @@ int main(void)
 			if (apply & TB_APPLY_PINS) {
 				PORTD = (uint8_t)((PORTD & ~OUT_MASK) | (tb_sched_high(&core.sched) << OUT_SHIFT));
 				show_armed();
-				wake_edges();
+				edges();
 			}
 			if (apply & TB_APPLY_DEADLINE)
 				set_deadline();

@@ -82,7 +82,10 @@ static uint8_t handle(tb_core *c, const uint8_t *p, uint8_t len, uint32_t rx_us,
 		c->n.seq_gaps++;
 	c->rx_seq_known = 1;
 	c->rx_seq_next = (uint8_t)(seq + 1);
+	/* the heartbeat interrupt reads it */
+	tb_port_lock();
 	c->last_rx_us = rx_us;
+	tb_port_unlock();
 	if (!is_command(type)) {
 		c->n.unknown++;
 		result(c, seq, TB_E_UNKNOWN_TYPE, type);
@@ -192,8 +195,11 @@ void tb_core_poll(tb_core *c, uint32_t now_us)
 {
 	uint8_t b[TB_MAX_PAYLOAD];
 	tb_sched_expire(&c->sched, now_us);
-	if (c->disarmed_reason) {
-		tb_disarmed_msg m = {c->disarmed_reason, c->disarmed_at_us, c->last_rx_us};
+	/* the heartbeat interrupt writes it */
+	tb_port_lock();
+	tb_disarmed_msg m = {c->disarmed_reason, c->disarmed_at_us, c->last_rx_us};
+	tb_port_unlock();
+	if (m.reason) {
 		if (!try_send(c, TB_DISARMED, b, tb_put_disarmed(b, &m), 0))
 			return;
 		c->disarmed_reason = 0;

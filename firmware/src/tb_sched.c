@@ -18,6 +18,9 @@ void tb_sched_arm(tb_sched *s, uint32_t now_us)
 {
 	if (s->armed)
 		return;
+	/* A train admitted while a heartbeat disarm interrupted its admission
+	 * must not fire after a later ARM. */
+	tb_sched_cancel(s, (1u << TB_OUTPUTS) - 1);
 	for (uint8_t o = 0; o < TB_OUTPUTS; o++) {
 		s->out[o].credit_us = CAP_US;
 		s->out[o].credit_at_us = now_us;
@@ -115,7 +118,9 @@ uint8_t tb_sched_submit(tb_sched *s, uint8_t output, const tb_train *req, uint8_
 	q->has_last = 1;
 	q->last_start_us = start + (uint32_t)(slot->count - 1) * slot->interval_us;
 	q->last_width_us = slot->width_us;
-	q->tail++; /* publish */
+	/* publish: the slot is written before the edge interrupt can see it */
+	__asm__ __volatile__("" ::: "memory");
+	q->tail++;
 	return TB_OK;
 }
 
@@ -128,50 +133,39 @@ void tb_sched_expire(tb_sched *s, uint32_t now_us)
 	}
 }
 
-/* The next edge of one output, if any. */
-static uint8_t out_next(const tb_out *q, uint32_t *at)
-{
-	if (q->busy) {
-		*at = q->next_us;
-		return 1;
-	}
-	if (q->head != q->tail) {
-		*at = q->queue[q->head % TB_QUEUE].start_us;
-		return 1;
-	}
-	return 0;
-}
-
-uint8_t tb_sched_next(const tb_sched *s, uint32_t now_us, uint32_t *at_us)
+uint8_t tb_sched_next(tb_sched *s, uint32_t now_us, uint32_t *at_us)
 {
 	uint8_t any = 0;
-	for (uint8_t o = 0; o < TB_OUTPUTS; o++) {
-		uint32_t at;
-		if (out_next(&s->out[o], &at) && (!any || diff(at, now_us) < diff(*at_us, now_us))) {
-			*at_us = at;
+	int32_t best = 0;
+	tb_out *q = s->out;
+	for (uint8_t o = 0; o < TB_OUTPUTS; o++, q++) {
+		if (!q->busy) {
+			if (q->head == q->tail)
+				continue;
+			const tb_train *t = &q->queue[q->head % TB_QUEUE];
+			q->cur = t;
+			q->busy = 1;
+			q->high = 0;
+			q->index = 0;
+			q->next_us = t->start_us;
+			q->planned_us = t->planned_us;
+		}
+		int32_t ahead = diff(q->next_us, now_us);
+		if (!any || ahead < best) {
+			best = ahead;
 			any = 1;
 		}
 	}
+	*at_us = now_us + (uint32_t)best;
 	return any;
 }
 
-static void push_report(tb_sched *s, const tb_report *r)
+/* 0 if the limits let output `q` rise at `at` (the rate credit is taken),
+ * otherwise why not. */
+static uint8_t may_rise(tb_out *q, uint32_t at)
 {
-	if ((uint8_t)(s->rep_tail - s->rep_head) >= TB_REPORTS) {
-		s->reports_dropped++;
-		return;
-	}
-	s->reports[s->rep_tail % TB_REPORTS] = *r;
-	s->rep_tail++;
-}
-
-/* Whether the limits let output `q` rise at `at`; takes the rate credit. */
-static uint8_t may_rise(tb_out *q, uint32_t at, uint8_t *why)
-{
-	if (q->has_rise && diff(at, q->last_rise_us) < (int32_t)TB_MIN_INTERVAL_US) {
-		*why = TB_E_SKIPPED_INTERVAL;
-		return 0;
-	}
+	if (q->has_rise && diff(at, q->last_rise_us) < (int32_t)TB_MIN_INTERVAL_US)
+		return TB_E_SKIPPED_INTERVAL;
 	uint32_t elapsed = at - q->credit_at_us;
 	uint32_t credit = elapsed >= CAP_US ? CAP_US : q->credit_us + elapsed;
 	if (credit > CAP_US)
@@ -179,74 +173,85 @@ static uint8_t may_rise(tb_out *q, uint32_t at, uint8_t *why)
 	q->credit_at_us = at;
 	if (credit < COST_US) {
 		q->credit_us = credit;
-		*why = TB_E_SKIPPED_RATE;
-		return 0;
+		return TB_E_SKIPPED_RATE;
 	}
 	q->credit_us = credit - COST_US;
-	return 1;
+	return 0;
+}
+
+/* The current pulse is done (fell or was skipped): on to the next one, which
+ * rises at `next_rise_us`, or off the train. */
+static void pulse_done(tb_out *q, uint32_t next_rise_us)
+{
+	q->high = 0;
+	if (++q->index >= q->cur->count) {
+		q->busy = 0;
+		q->head++;
+		return;
+	}
+	q->next_us = next_rise_us;
+	q->planned_us += q->cur->interval_us;
 }
 
 void tb_sched_take(tb_sched *s, uint32_t at_us, uint8_t *rise, uint8_t *fall)
 {
-	*rise = 0;
-	*fall = 0;
+	uint8_t up = 0, down = 0, bit = 1;
+	tb_out *q = s->out;
 	s->rep_batch = s->rep_tail;
-	for (uint8_t o = 0; o < TB_OUTPUTS; o++) {
-		tb_out *q = &s->out[o];
-		uint8_t bit = (uint8_t)(1u << o);
+	for (uint8_t o = 0; o < TB_OUTPUTS; o++, q++, bit <<= 1) {
 		if (!s->armed) {
 			if (q->high)
-				*fall |= bit;
+				down |= bit;
 			q->busy = q->high = 0;
 			q->head = q->tail;
 			continue;
 		}
-		if (!q->busy && q->head != q->tail && diff(q->queue[q->head % TB_QUEUE].start_us, at_us) <= 0) {
-			q->cur = q->queue[q->head % TB_QUEUE];
-			q->head++;
-			q->busy = 1;
-			q->high = 0;
-			q->index = 0;
-			q->next_us = q->cur.start_us;
-		}
 		if (!q->busy || diff(q->next_us, at_us) > 0)
 			continue;
+		const tb_train *t = q->cur;
 		if (q->high) {
-			*fall |= bit;
-			q->high = 0;
-			q->index++;
-		} else {
-			uint8_t why;
-			tb_report r = {TB_FIRED, (uint8_t)(o + 1), 0, q->cur.tag, q->index,
-				       q->cur.planned_us + q->index * q->cur.interval_us, 0};
-			if (may_rise(q, at_us, &why)) {
-				*rise |= bit;
-				q->high = 1;
-				q->next_us = at_us + q->cur.width_us; /* until stamped */
-				push_report(s, &r);
-				continue;
-			}
-			r.type = TB_ERROR;
-			r.code = why;
-			s->skipped++;
-			push_report(s, &r);
-			q->index++;
+			down |= bit;
+			pulse_done(q, q->rise_us);
+			continue;
 		}
-		if (q->index >= q->cur.count)
-			q->busy = 0;
-		else
-			q->next_us = q->cur.start_us + q->index * q->cur.interval_us;
+		uint8_t why = may_rise(q, at_us);
+		if ((uint8_t)(s->rep_tail - s->rep_head) < TB_REPORTS) {
+			tb_report *r = &s->reports[s->rep_tail % TB_REPORTS];
+			r->type = why ? TB_ERROR : TB_FIRED;
+			r->output = (uint8_t)(o + 1);
+			r->code = why;
+			r->tag = t->tag;
+			r->index = q->index;
+			r->planned_us = q->planned_us;
+			r->fired_us = at_us;
+			s->rep_tail++;
+		} else {
+			s->reports_dropped++;
+		}
+		if (why) {
+			s->skipped++;
+			pulse_done(q, q->next_us + t->interval_us);
+			continue;
+		}
+		up |= bit;
+		q->high = 1;
+		q->next_us = at_us + t->width_us;
+		q->rise_us = at_us + t->interval_us;
+		q->has_rise = 1;
+		q->last_rise_us = at_us;
 	}
+	*rise = up;
+	*fall = down;
 }
 
 void tb_sched_stamp(tb_sched *s, uint8_t rise, uint32_t fired_us)
 {
-	for (uint8_t o = 0; o < TB_OUTPUTS; o++) {
+	tb_out *q = s->out;
+	for (uint8_t o = 0; o < TB_OUTPUTS; o++, q++) {
 		if (!(rise & (1u << o)))
 			continue;
-		tb_out *q = &s->out[o];
-		q->next_us = fired_us + q->cur.width_us;
-		q->has_rise = 1;
+		q->next_us = fired_us + q->cur->width_us;
+		q->rise_us = fired_us + q->cur->interval_us;
 		q->last_rise_us = fired_us;
 	}
 	for (uint8_t i = s->rep_batch; i != s->rep_tail; i++) {
@@ -269,7 +274,7 @@ uint8_t tb_sched_pending(const tb_sched *s)
 {
 	uint8_t n = 0;
 	for (uint8_t o = 0; o < TB_OUTPUTS; o++)
-		n += (uint8_t)(s->out[o].tail - s->out[o].head) + s->out[o].busy;
+		n += (uint8_t)(s->out[o].tail - s->out[o].head);
 	return n;
 }
 

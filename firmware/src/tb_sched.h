@@ -33,13 +33,16 @@ typedef struct {
 } tb_report;
 
 typedef struct {
+	/* queue[head % TB_QUEUE] is the train firing (busy) or next to fire */
 	tb_train queue[TB_QUEUE];
 	volatile uint8_t head, tail;
 	/* firing state (edge interrupt) */
 	uint8_t busy, high;
-	tb_train cur;
-	uint16_t index;
-	uint32_t next_us;
+	const tb_train *cur; /* while busy: the train at head */
+	uint16_t index;      /* its pulse */
+	uint32_t next_us;    /* its next edge */
+	uint32_t rise_us;    /* while high: when the pulse after it rises */
+	uint32_t planned_us; /* what the host asked for this pulse (reports) */
 	uint8_t has_rise;
 	uint32_t last_rise_us;
 	uint32_t credit_us, credit_at_us;
@@ -72,13 +75,15 @@ uint8_t tb_sched_submit(tb_sched *s, uint8_t output, const tb_train *req, uint8_
 /* Forget admission history that has passed (call at least every few seconds). */
 void tb_sched_expire(tb_sched *s, uint32_t now_us);
 
-/* The earliest pending edge: returns 0 if none. */
-uint8_t tb_sched_next(const tb_sched *s, uint32_t now_us, uint32_t *at_us);
-/* Take every edge due at or before `at_us`: *rise / *fall get the outputs that
- * go high / low (bit k = output k+1). Rising pulses that would break a limit
- * are skipped and reported. */
+/* The earliest pending edge (loading trains newly admitted): returns 0 if none. */
+uint8_t tb_sched_next(tb_sched *s, uint32_t now_us, uint32_t *at_us);
+/* Take every edge due at or before `at_us`, as if it happens at `at_us`:
+ * *rise / *fall get the outputs that go high / low (bit k = output k+1).
+ * Rising pulses that would break a limit are skipped and reported. Runs
+ * between two edges that may be TB_MIN_WIDTH_US apart: kept short. */
 void tb_sched_take(tb_sched *s, uint32_t at_us, uint8_t *rise, uint8_t *fall);
-/* After the pins changed: the rising outputs went high at `fired_us`. */
+/* The rising outputs went high late, at `fired_us`: the reports say so, and
+ * the rest of each train moves by as much, so that it keeps its intervals. */
 void tb_sched_stamp(tb_sched *s, uint8_t rise, uint32_t fired_us);
 /* Outputs that are high now (bit k = output k+1). */
 uint8_t tb_sched_high(const tb_sched *s);

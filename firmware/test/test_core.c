@@ -362,6 +362,43 @@ static void test_min_interval_between_trains_at_fire_time(void)
 	CHECK(core.sched.skipped == 1, "counted");
 }
 
+static void test_a_late_pulse_moves_the_rest_of_its_train(void)
+{
+	fresh(0);
+	feed(TB_ARM, NULL, 0, 0);
+	uint32_t d, at;
+	CHECK(schedule(1, 0, 5, 10000, 200, TB_MIN_INTERVAL_US, 3, 0, &d) == TB_OK, "train");
+	uint8_t rise, fall;
+	CHECK(tb_sched_next(&core.sched, 0, &at) && at == 10000, "first rise at %u", at);
+	tb_sched_take(&core.sched, at, &rise, &fall);
+	tb_sched_stamp(&core.sched, rise, 10030); /* the edge loop was 30 us late */
+	CHECK(tb_sched_next(&core.sched, 10030, &at) && at == 10230, "falls a width after it rose: %u", at);
+	tb_sched_take(&core.sched, at, &rise, &fall);
+	CHECK(tb_sched_next(&core.sched, 10230, &at) && at == 10030 + TB_MIN_INTERVAL_US,
+	      "the next pulse keeps the interval: %u", at);
+	run_edges(20000, NULL);
+	CHECK(core.sched.skipped == 0, "nothing skipped for the minimum interval");
+	n_sent = 0;
+	tb_core_poll(&core, 20000);
+	CHECK(n_sent == 3 && tb_get32(sent[0].body + 5) == 10000 && tb_get32(sent[0].body + 9) == 10030 &&
+		      tb_get32(sent[1].body + 5) == 10000 + TB_MIN_INTERVAL_US &&
+		      tb_get32(sent[1].body + 9) == 10030 + TB_MIN_INTERVAL_US,
+	      "reports: planned as asked, fired 30 us later");
+}
+
+static void test_arm_starts_from_an_empty_schedule(void)
+{
+	/* A heartbeat disarm that interrupts the admission of a train leaves it
+	 * queued; the next ARM must not fire it. */
+	fresh(0);
+	feed(TB_ARM, NULL, 0, 0);
+	uint32_t d;
+	CHECK(schedule(2, 0, 1, 50000, 100, 0, 1, 0, &d) == TB_OK, "admitted");
+	core.sched.armed = 0; /* as the interrupt would, mid-admission */
+	feed(TB_ARM, NULL, 0, 1000);
+	CHECK(core.sched.armed && tb_sched_pending(&core.sched) == 0, "armed with nothing pending");
+}
+
 static void test_cancel_and_disarm_bring_outputs_low(void)
 {
 	fresh(0);
@@ -454,6 +491,8 @@ int main(int argc, char **argv)
 	test_late_and_immediate();
 	test_rate_limit_at_fire_time();
 	test_min_interval_between_trains_at_fire_time();
+	test_a_late_pulse_moves_the_rest_of_its_train();
+	test_arm_starts_from_an_empty_schedule();
 	test_cancel_and_disarm_bring_outputs_low();
 	test_heartbeat();
 	test_sync_and_sequence();
