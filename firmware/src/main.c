@@ -193,10 +193,10 @@ static void set_deadline(void)
 }
 
 /* ---- UART output ---- */
-#define TX_SIZE 128
-static volatile uint8_t tx_buf[TX_SIZE], tx_head, tx_tail;
-/* Index of the first byte of a SYNC reply in tx_buf, or TX_SIZE. */
-static volatile uint8_t tx_sync_at = TX_SIZE;
+/* 256 bytes: the uint8_t indices wrap by themselves. */
+static volatile uint8_t tx_buf[256], tx_head, tx_tail;
+/* The first byte of a SYNC reply, whose departure the core wants. */
+static volatile uint8_t tx_sync_at, tx_sync_pending;
 
 ISR(USART_UDRE_vect)
 {
@@ -204,30 +204,29 @@ ISR(USART_UDRE_vect)
 		UCSR0B &= ~_BV(UDRIE0);
 		return;
 	}
-	if (tx_tail == tx_sync_at) {
-		UDR0 = tx_buf[tx_tail];
+	UDR0 = tx_buf[tx_tail];
+	if (tx_sync_pending && tx_tail == tx_sync_at) {
 		tb_core_sync_sent(&core, now_us_locked());
-		tx_sync_at = TX_SIZE;
-	} else {
-		UDR0 = tx_buf[tx_tail];
+		tx_sync_pending = 0;
 	}
-	tx_tail = (uint8_t)((tx_tail + 1) % TX_SIZE);
+	tx_tail++;
 }
+
+uint8_t tb_port_room(void) { return (uint8_t)(255 - (uint8_t)(tx_head - tx_tail)); }
 
 uint8_t tb_port_send(const uint8_t *wire, uint8_t len, uint8_t sync)
 {
-	uint8_t used = (uint8_t)((tx_head - tx_tail + TX_SIZE) % TX_SIZE);
-	if (len >= TX_SIZE - used)
+	if (len > tb_port_room())
 		return 0;
 	uint8_t h = tx_head;
-	if (sync)
-		tx_sync_at = h;
-	for (uint8_t i = 0; i < len; i++) {
-		tx_buf[h] = wire[i];
-		h = (uint8_t)((h + 1) % TX_SIZE);
-	}
+	for (uint8_t i = 0; i < len; i++)
+		tx_buf[h++] = wire[i];
 	uint8_t s = SREG;
 	cli();
+	if (sync) {
+		tx_sync_at = tx_head;
+		tx_sync_pending = 1;
+	}
 	tx_head = h;
 	UCSR0B |= _BV(UDRIE0);
 	SREG = s;

@@ -13,12 +13,17 @@ void tb_core_init(tb_core *c, uint8_t reset_cause, uint32_t now_us)
 	c->last_rx_us = now_us;
 }
 
-/* Returns 0 if the UART had no room. */
-static uint8_t try_send(tb_core *c, uint8_t type, const uint8_t *body, uint8_t len, uint8_t sync)
+/* Room the unsolicited reports leave in the UART queue for replies: a
+ * command's reply is never held back behind pulse reports. */
+#define REPLY_RESERVE 64
+
+/* Returns 0 if the UART had no room (beyond `reserve`). */
+static uint8_t try_send(tb_core *c, uint8_t type, const uint8_t *body, uint8_t len, uint8_t sync,
+			uint8_t reserve)
 {
 	uint8_t wire[TB_MAX_ENCODED + 1];
 	uint8_t n = tb_frame_encode(c->tx_seq, type, body, len, wire);
-	if (!tb_port_send(wire, n, sync))
+	if (tb_port_room() < n + reserve || !tb_port_send(wire, n, sync))
 		return 0;
 	c->tx_seq++;
 	return 1;
@@ -27,7 +32,7 @@ static uint8_t try_send(tb_core *c, uint8_t type, const uint8_t *body, uint8_t l
 /* A reply: dropped (and counted) if the UART has no room; the host times out. */
 static void send(tb_core *c, uint8_t type, const uint8_t *body, uint8_t len, uint8_t sync)
 {
-	if (!try_send(c, type, body, len, sync))
+	if (!try_send(c, type, body, len, sync, 0))
 		c->n.tx_dropped++;
 }
 
@@ -200,14 +205,14 @@ void tb_core_poll(tb_core *c, uint32_t now_us)
 	tb_disarmed_msg m = {c->disarmed_reason, c->disarmed_at_us, c->last_rx_us};
 	tb_port_unlock();
 	if (m.reason) {
-		if (!try_send(c, TB_DISARMED, b, tb_put_disarmed(b, &m), 0))
+		if (!try_send(c, TB_DISARMED, b, tb_put_disarmed(b, &m), 0, REPLY_RESERVE))
 			return;
 		c->disarmed_reason = 0;
 	}
 	if (c->frame_errors) {
 		/* One report per burst of bad frames: the last kind and how many. */
 		tb_error_msg m = {c->frame_error_code, 0, c->frame_errors, 0};
-		if (!try_send(c, TB_ERROR, b, tb_put_error(b, &m), 0))
+		if (!try_send(c, TB_ERROR, b, tb_put_error(b, &m), 0, REPLY_RESERVE))
 			return;
 		c->frame_errors = 0;
 	}
@@ -221,7 +226,7 @@ void tb_core_poll(tb_core *c, uint32_t now_us)
 			tb_error_msg m = {r.code, r.output, r.tag, r.index};
 			n = tb_put_error(b, &m);
 		}
-		if (!try_send(c, r.type, b, n, 0))
+		if (!try_send(c, r.type, b, n, 0, REPLY_RESERVE))
 			return; /* the UART is busy: the next poll sends it */
 		tb_sched_pop_report(&c->sched);
 	}

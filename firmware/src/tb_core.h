@@ -13,6 +13,8 @@
  * SYNC reply, whose first byte's departure the glue reports through
  * tb_core_sync_sent. Returns 0 when there is no room (the frame is dropped). */
 uint8_t tb_port_send(const uint8_t *wire, uint8_t len, uint8_t sync);
+/* Provided by the glue: bytes the UART queue can take now. */
+uint8_t tb_port_room(void);
 /* Provided by the glue: keep the edge and heartbeat interrupts out while the
  * main loop changes state they share (arm, disarm, cancel). Not nested. */
 void tb_port_lock(void);

@@ -121,6 +121,7 @@ uint8_t tb_sched_submit(tb_sched *s, uint8_t output, const tb_train *req, uint8_
 	/* publish: the slot is written before the edge interrupt can see it */
 	__asm__ __volatile__("" ::: "memory");
 	q->tail++;
+	*detail = start;
 	return TB_OK;
 }
 

@@ -69,7 +69,8 @@ void tb_sched_disarm(tb_sched *s);
 void tb_sched_cancel(tb_sched *s, uint8_t mask);
 
 /* Admit a train on `output` (1-based). `immediate` ignores req->start_us.
- * Returns TB_OK or the refusal code, with the limit in *detail. */
+ * Returns TB_OK with the device time of its first pulse in *detail (later
+ * than asked if that was too soon), or the refusal code with the limit. */
 uint8_t tb_sched_submit(tb_sched *s, uint8_t output, const tb_train *req, uint8_t immediate,
 			uint32_t now_us, uint32_t *detail);
 /* Forget admission history that has passed (call at least every few seconds). */

@@ -256,7 +256,7 @@ static void test_hello_and_single_pulse(void)
 	CHECK(schedule(2, 0, 7, 20000, 1000, 0, 1, 1000, &d) == TB_E_NOT_ARMED, "disarmed box refuses");
 	CHECK(feed(TB_ARM, NULL, 0, 2000) & TB_APPLY_PINS, "arm applies pins");
 	CHECK(core.sched.armed, "armed");
-	CHECK(schedule(2, 0, 7, 20000, 1000, 0, 1, 2000, &d) == TB_OK, "accepted");
+	CHECK(schedule(2, 0, 7, 20000, 1000, 0, 1, 2000, &d) == TB_OK && d == 20000, "accepted, to start at %u", d);
 	uint32_t at;
 	CHECK(tb_sched_next(&core.sched, 2000, &at) && at == 20000, "next edge %u", at);
 	uint8_t rise, fall;
@@ -313,7 +313,8 @@ static void test_late_and_immediate(void)
 	fresh(0);
 	feed(TB_ARM, NULL, 0, 0);
 	uint32_t now = 500000, d, at;
-	CHECK(schedule(1, 0, 9, now - 3000, 200, 0, 1, now, &d) == TB_OK, "late start accepted");
+	CHECK(schedule(1, 0, 9, now - 3000, 200, 0, 1, now, &d) == TB_OK && d == now + TB_ASAP_US,
+	      "late start accepted, to start at %u", d);
 	CHECK(tb_sched_next(&core.sched, now, &at) && at == now + TB_ASAP_US, "fires asap: %u", at);
 	run_edges(now + 10000, NULL);
 	CHECK(schedule(2, TB_FLAG_IMMEDIATE, 10, 0, 200, 0, 1, now + 20000, &d) == TB_OK, "immediate");
@@ -384,6 +385,24 @@ static void test_a_late_pulse_moves_the_rest_of_its_train(void)
 		      tb_get32(sent[1].body + 5) == 10000 + TB_MIN_INTERVAL_US &&
 		      tb_get32(sent[1].body + 9) == 10030 + TB_MIN_INTERVAL_US,
 	      "reports: planned as asked, fired 30 us later");
+}
+
+static void test_reports_leave_room_for_replies(void)
+{
+	fresh(0);
+	feed(TB_ARM, NULL, 0, 0);
+	uint32_t d;
+	schedule(1, 0, 1, 1000, 100, 0, 1, 0, &d);
+	run_edges(2000, NULL);
+	port_room = 60; /* less than the reports' reserve */
+	n_sent = 0;
+	tb_core_poll(&core, 2000);
+	CHECK(n_sent == 0, "the report waits");
+	feed(TB_HEARTBEAT, NULL, 0, 2100);
+	CHECK(n_sent == 1 && last_result(NULL) == TB_OK, "the reply goes out");
+	port_room = 255;
+	tb_core_poll(&core, 2200);
+	CHECK(n_sent == 2 && sent[1].type == TB_FIRED, "then the report");
 }
 
 static void test_arm_starts_from_an_empty_schedule(void)
@@ -493,6 +512,7 @@ int main(int argc, char **argv)
 	test_min_interval_between_trains_at_fire_time();
 	test_a_late_pulse_moves_the_rest_of_its_train();
 	test_arm_starts_from_an_empty_schedule();
+	test_reports_leave_room_for_replies();
 	test_cancel_and_disarm_bring_outputs_low();
 	test_heartbeat();
 	test_sync_and_sequence();

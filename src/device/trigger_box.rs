@@ -255,12 +255,16 @@ impl ClockSync {
     }
 }
 
-/// A stim handed to the box.
-#[derive(Debug, Clone)]
-struct Delivery {
-    time: DeviceTime,
-    tag: u16,
-    refused: Option<Code>,
+/// A train handed to the box, as far as the box has answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub tag: u16,
+    /// Planned as asked; fired as the box reported its first pulse.
+    pub time: DeviceTime,
+    /// When the box said the first pulse would start: as planned, or later
+    /// when the request reached it too late for that.
+    pub start_us: Option<u64>,
+    pub refused: Option<Code>,
 }
 
 /// A trigger box on a serial port, handshaken, clock-synced and armed.
@@ -606,17 +610,19 @@ impl TriggerBox {
                     self.sync_replied.retain(|&k, _| k == newest);
                 }
             }
-            Reply::Result { re, code, .. } => {
+            Reply::Result { re, code, detail } => {
                 if let Some(Some(tag)) = self.awaiting.remove(&re) {
+                    let start = (code == Code::OK).then(|| self.unwrap_device(detail));
                     if code != Code::OK {
                         *self
                             .counts
                             .refused
                             .entry(code.name().to_string())
                             .or_default() += 1;
-                        if let Some(d) = self.deliveries.iter_mut().rev().find(|d| d.tag == tag) {
-                            d.refused = Some(code);
-                        }
+                    }
+                    if let Some(d) = self.deliveries.iter_mut().rev().find(|d| d.tag == tag) {
+                        d.start_us = start;
+                        d.refused = (code != Code::OK).then_some(code);
                     }
                 }
             }
@@ -734,9 +740,9 @@ impl TriggerBox {
         self.schedule
     }
 
-    /// Per scheduled train, in order: its tag and device times.
-    pub fn deliveries(&self) -> Vec<(u16, DeviceTime)> {
-        self.deliveries.iter().map(|d| (d.tag, d.time)).collect()
+    /// Every train scheduled, in order.
+    pub fn deliveries(&self) -> &[Delivery] {
+        &self.deliveries
     }
 
     /// Device µs (unwrapped) at host time `t`, by the clock sync.
@@ -774,6 +780,7 @@ impl TriggerBox {
                 fired_us: None,
             },
             tag,
+            start_us: None,
             refused: None,
         });
         Ok(tag)
