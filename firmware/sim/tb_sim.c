@@ -12,10 +12,14 @@
  * the UART are delayed by exactly D us of simulated time: a byte read from
  * the pty at wall time t enters the UART at the cycle of t + D, and a byte
  * the firmware sends at cycle c is written to the pty at the wall time of
- * c + D. The two paths are thus symmetric, as clock sync assumes, whatever
- * the granularity of this loop (input is seen within the wake-up latency of
- * poll, output is released by a timed poll); D > AHEAD_US keeps input in
- * the simulated future.
+ * c + D. The two paths are thus symmetric, as clock sync assumes: a thread
+ * blocked on the pty dates the host's bytes as they arrive, another sleeps
+ * until the last byte of each frame of the box is due and writes the frame
+ * (so that each side wakes once per frame: a thread woken every byte stays
+ * hot and answers tens of µs sooner), and the simulation runs on a third.
+ * D > AHEAD_US keeps input in the simulated future; the harness counts the
+ * bytes it could not place on time (a machine too loaded to keep pace) and
+ * prints them with its other figures when it stops.
  *
  * VCD signals: out1..out4 (PD4..PD7), armed (PB5), host_frame (toggles
  * when a frame delimiter from the host enters the UART), tov1 (Timer1
@@ -24,6 +28,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,8 +51,8 @@
 
 #define F_CPU 16000000.0
 #define AHEAD_US 1000
-/* The loop checks the pty at least this often. */
-#define IDLE_WAIT_NS 1000000LL
+/* The simulation loop looks at the time at least this often. */
+#define IDLE_WAIT_NS 200000LL
 /* One byte on the wire as simavr's UART times it for the firmware's setting
  * (UBRR 16 with U2X: 8 * 17 cycles a bit, 11 bits a word as simavr counts,
  * a parity bit included): the host's bytes enter no faster, and the
@@ -69,7 +75,19 @@ struct byteq {
 	uint64_t cycle[QSIZE];
 	unsigned head, tail;
 };
+/* Shared by the simulation and the I/O threads, under io_lock. */
 static struct byteq in, out;
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t out_ready = PTHREAD_COND_INITIALIZER;
+/* The input thread wakes the simulation loop through this pipe. */
+static int wake_pipe[2];
+/* Placed late: host bytes that entered the UART after their cycle, box
+ * frames written to the pty more than 20 us after their time (and by how
+ * much at most). */
+static unsigned long late_in, late_out;
+/* Complete frames (delimiters) in `out`. */
+static unsigned out_frames;
+static int64_t late_out_max_ns;
 
 static int64_t wall_ns(void)
 {
@@ -95,48 +113,96 @@ static void q_push(struct byteq *q, uint8_t b, uint64_t cycle)
 /* host -> firmware */
 static avr_irq_t *uart_in, *host_frame;
 static uint32_t host_frame_level;
+/* Simulation thread: the cycle at which the line can take the next byte. */
+static uint64_t line_free;
 
+/* The cycle timer that feeds the UART: each queued byte at its cycle, or
+ * when the line is free, whichever is later. */
 static avr_cycle_count_t inject(avr_t *a, avr_cycle_count_t when, void *param)
 {
 	(void)a;
 	(void)param;
-	if (q_empty(&in))
-		return 0;
-	if (in.cycle[in.head] > when)
-		return in.cycle[in.head];
-	uint8_t b = in.byte[in.head];
-	in.head = (in.head + 1) % QSIZE;
-	avr_raise_irq(uart_in, b);
-	if (b == 0) {
-		host_frame_level ^= 1;
-		avr_raise_irq(host_frame, host_frame_level);
+	pthread_mutex_lock(&io_lock);
+	avr_cycle_count_t next = 0;
+	if (!q_empty(&in)) {
+		uint64_t due = in.cycle[in.head] > line_free ? in.cycle[in.head] : line_free;
+		if (due > when) {
+			next = due;
+		} else {
+			uint8_t b = in.byte[in.head];
+			in.head = (in.head + 1) % QSIZE;
+			avr_raise_irq(uart_in, b);
+			if (b == 0) {
+				host_frame_level ^= 1;
+				avr_raise_irq(host_frame, host_frame_level);
+			}
+			line_free = when + byte_cycles;
+			if (!q_empty(&in))
+				next = in.cycle[in.head] > line_free ? in.cycle[in.head] : line_free;
+		}
 	}
-	if (q_empty(&in))
-		return 0;
-	uint64_t next = when + byte_cycles;
-	return in.cycle[in.head] > next ? in.cycle[in.head] : next;
+	pthread_mutex_unlock(&io_lock);
+	return next;
 }
 
+/* Set by the input thread when it queued bytes. */
+static volatile int input_pending;
+
+/* Starts the inject timer for newly queued bytes; a byte whose cycle has
+ * passed already (the simulation ran too far ahead of a late input thread)
+ * enters at once and is counted. */
 static void schedule_input(void)
 {
-	uint64_t first = in.cycle[in.head] > avr->cycle ? in.cycle[in.head] - avr->cycle : 1;
-	avr_cycle_timer_register(avr, first, inject, NULL);
+	pthread_mutex_lock(&io_lock);
+	int queued = !q_empty(&in);
+	uint64_t at = queued ? in.cycle[in.head] : 0;
+	pthread_mutex_unlock(&io_lock);
+	if (!queued || avr_cycle_timer_status(avr, inject, NULL))
+		return;
+	if (at < line_free)
+		at = line_free;
+	if (at <= avr->cycle) {
+		/* more than a microsecond late counts */
+		late_in += avr->cycle - at > 16;
+		at = avr->cycle + 1;
+	}
+	avr_cycle_timer_register(avr, at - avr->cycle, inject, NULL);
 }
 
-static void read_host(int64_t now)
+/* The I/O threads date bytes: real-time priority, when permitted, keeps the
+ * wake-up latency of a loaded machine off the link's timing (the simulation
+ * thread keeps the normal policy: it is busy). */
+static volatile int io_normal_priority;
+static void io_priority(void)
 {
+	struct sched_param p = {.sched_priority = 20};
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &p) != 0)
+		io_normal_priority = 1;
+}
+
+static void *input_thread(void *arg)
+{
+	(void)arg;
+	io_priority();
 	uint8_t buf[512];
-	for (;;) {
+	while (!stop) {
+		struct pollfd p = {master, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
 		ssize_t n = read(master, buf, sizeof buf);
+		int64_t t = wall_ns();
 		if (n <= 0)
-			return;
-		int was_empty = q_empty(&in);
-		uint64_t at = cycle_at(now) + delay_cycles;
+			continue;
+		uint64_t at = cycle_at(t) + delay_cycles;
+		pthread_mutex_lock(&io_lock);
 		for (ssize_t i = 0; i < n; i++)
 			q_push(&in, buf[i], at);
-		if (was_empty)
-			schedule_input();
+		pthread_mutex_unlock(&io_lock);
+		__atomic_store_n(&input_pending, 1, __ATOMIC_RELEASE);
+		if (write(wake_pipe[1], "", 1) < 0 && errno != EAGAIN)
+			perror("tb_sim: wake");
 	}
+	return NULL;
 }
 
 /* firmware -> host */
@@ -148,19 +214,66 @@ static void uart_out_hook(avr_irq_t *irq, uint32_t value, void *param)
 	(void)param;
 	uint64_t start = avr->cycle > tx_busy_until ? avr->cycle : tx_busy_until;
 	tx_busy_until = start + byte_cycles;
+	pthread_mutex_lock(&io_lock);
 	q_push(&out, (uint8_t)value, tx_busy_until + delay_cycles);
+	if (value == 0) {
+		out_frames++;
+		pthread_cond_signal(&out_ready);
+	}
+	pthread_mutex_unlock(&io_lock);
 }
 
-static void release_output(int64_t now)
+static void sleep_until(int64_t wall)
 {
-	uint8_t buf[512];
-	size_t n = 0;
-	while (!q_empty(&out) && wall_at(out.cycle[out.head]) <= now && n < sizeof buf) {
-		buf[n++] = out.byte[out.head];
-		out.head = (out.head + 1) % QSIZE;
+	struct timespec t = {wall / 1000000000LL, wall % 1000000000LL};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR && !stop) {
 	}
-	if (n > 0 && write(master, buf, n) < 0 && errno != EAGAIN)
-		perror("tb_sim: write");
+}
+
+/* Writes each frame of the box to the pty when its last byte is due: the
+ * host's frames arrive whole too (one write, one wake-up each way). */
+static void *output_thread(void *arg)
+{
+	(void)arg;
+	io_priority();
+	uint8_t buf[512];
+	pthread_mutex_lock(&io_lock);
+	while (!stop) {
+		if (!out_frames) {
+			struct timespec t;
+			clock_gettime(CLOCK_REALTIME, &t);
+			t.tv_nsec += 100000000L;
+			if (t.tv_nsec >= 1000000000L) {
+				t.tv_sec++;
+				t.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&out_ready, &io_lock, &t);
+			continue;
+		}
+		size_t n = 0;
+		unsigned i = out.head;
+		while (out.byte[i] != 0 && n < sizeof buf - 1) {
+			buf[n++] = out.byte[i];
+			i = (i + 1) % QSIZE;
+		}
+		buf[n++] = out.byte[i];
+		int64_t due = wall_at(out.cycle[i]);
+		out.head = (i + 1) % QSIZE;
+		out_frames--;
+		pthread_mutex_unlock(&io_lock);
+		sleep_until(due);
+		int64_t late = wall_ns() - due;
+		if (write(master, buf, n) < 0 && errno != EAGAIN)
+			perror("tb_sim: write");
+		pthread_mutex_lock(&io_lock);
+		if (late > 20000) {
+			late_out++;
+			if (late > late_out_max_ns)
+				late_out_max_ns = late;
+		}
+	}
+	pthread_mutex_unlock(&io_lock);
+	return NULL;
 }
 
 /* Bounds how far a sleeping core jumps ahead in one avr_run. */
@@ -211,7 +324,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *elf = NULL, *vcd_path = NULL, *link = NULL;
-	double ppm = 0, delay_us = 2000;
+	double ppm = 0, delay_us = 5000;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--vcd") && i + 1 < argc)
 			vcd_path = argv[++i];
@@ -308,15 +421,25 @@ int main(int argc, char **argv)
 	uint64_t ahead = (uint64_t)(AHEAD_US * 1e-6 * F_CPU);
 	int64_t max_lag_ns = 0;
 	uint16_t min_sp = (uint16_t)avr->ramend;
+	pthread_t input, output;
+	if (pipe2(wake_pipe, O_NONBLOCK) != 0 || pthread_create(&input, NULL, input_thread, NULL) != 0 ||
+	    pthread_create(&output, NULL, output_thread, NULL) != 0) {
+		perror("tb_sim: threads");
+		return 1;
+	}
 	while (!stop) {
+		char drain[64];
+		while (read(wake_pipe[0], drain, sizeof drain) > 0) {
+		}
+		schedule_input();
 		int64_t now = wall_ns();
-		release_output(now);
-		read_host(now);
 		uint64_t target = cycle_at(now) + ahead;
 		int64_t lag = now - wall_at(avr->cycle);
 		if (lag > max_lag_ns)
 			max_lag_ns = lag;
 		while (avr->cycle < target) {
+			if (__atomic_exchange_n(&input_pending, 0, __ATOMIC_ACQUIRE))
+				schedule_input();
 			unsigned lost = timers_lost;
 			int state = avr_run(avr);
 			uint16_t sp = (uint16_t)(avr->data[R_SPL] | avr->data[R_SPH] << 8);
@@ -326,8 +449,7 @@ int main(int argc, char **argv)
 				/* the reset happened in this step */
 				timers_lost = 0;
 				avr_cycle_timer_register(avr, 1, tick, NULL);
-				if (!q_empty(&in))
-					schedule_input();
+				schedule_input();
 			}
 			if (state == cpu_Done || state == cpu_Crashed) {
 				fprintf(stderr, "tb_sim: the firmware %s at cycle %llu\n",
@@ -336,22 +458,21 @@ int main(int argc, char **argv)
 				return 1;
 			}
 		}
-		int64_t wake = wall_ns() + IDLE_WAIT_NS;
-		if (!q_empty(&out) && wall_at(out.cycle[out.head]) < wake)
-			wake = wall_at(out.cycle[out.head]);
-		int64_t wait = wake - wall_ns();
-		if (wait > 0) {
-			struct pollfd p = {master, POLLIN, 0};
-			struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
-			ppoll(&p, 1, &ts, NULL);
-		}
+		struct pollfd p = {wake_pipe[0], POLLIN, 0};
+		struct timespec ts = {0, IDLE_WAIT_NS};
+		ppoll(&p, 1, &ts, NULL);
 	}
+	pthread_cond_signal(&out_ready);
+	pthread_join(input, NULL);
+	pthread_join(output, NULL);
 	avr_vcd_close(&vcd);
 	fprintf(stderr,
 		"tb_sim: stopped at %.6f s simulated; max lag behind the wall clock %.3f ms; "
-		"watchdog resets %u; deepest stack %u bytes\n",
-		(double)avr->cycle / F_CPU, (double)max_lag_ns / 1e6, watchdog_resets,
-		(unsigned)(avr->ramend - min_sp));
+		"host bytes late %lu; box frames late %lu (max %.3f ms); "
+		"I/O threads %s; watchdog resets %u; deepest stack %u bytes\n",
+		(double)avr->cycle / F_CPU, (double)max_lag_ns / 1e6, late_in, late_out,
+		(double)late_out_max_ns / 1e6, io_normal_priority ? "at normal priority" : "real-time",
+		watchdog_resets, (unsigned)(avr->ramend - min_sp));
 	close(slave);
 	if (link)
 		unlink(link);

@@ -15,7 +15,7 @@
 //! with its arrival `Instant` (the sync's receive time); everything else runs
 //! on the caller's thread (the runtime's sink thread).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::clock_sync::{ClockSync, RoundTrip, SyncSummary};
 use crate::config::{check_range, invalid, ConfigError};
 use crate::io::openbci::DeviceError;
 use crate::protocol::{self, Code, Command, FrameCounts, FrameReader, Hello, Reply, Schedule};
@@ -153,107 +154,8 @@ enum Received {
     Closed(String),
 }
 
-/// One round trip, host times in µs since the driver's epoch, device times
-/// unwrapped: request sent `t0`, received `rx`, reply sent `tx`, received `t1`.
-#[derive(Debug, Clone, Copy)]
-struct RoundTrip {
-    t0: f64,
-    rx: f64,
-    tx: f64,
-    t1: f64,
-}
-
-/// Device clock = host clock + offset + drift × host time, fitted to the
-/// round trips with the least delay (NTP's offset and delay per exchange).
-#[derive(Debug, Default)]
-pub struct ClockSync {
-    samples: VecDeque<(f64, f64, f64)>,
-    fit: Option<(f64, f64, f64)>,
-    residual_rms_us: f64,
-    residual_max_us: f64,
-    used: usize,
-}
-
 /// Round trips before arming (the first completes none: two-step).
 const INITIAL_SYNCS: usize = 12;
-/// Round trips kept for the fit.
-const SYNC_WINDOW: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SyncSummary {
-    pub round_trips: usize,
-    pub used: usize,
-    /// RMS and largest distance of the used round trips' offsets from the fit.
-    pub residual_rms_us: f64,
-    pub residual_max_us: f64,
-    pub drift_ppm: f64,
-    pub min_delay_us: f64,
-}
-
-impl ClockSync {
-    fn add(&mut self, r: RoundTrip) {
-        let offset = ((r.rx - r.t0) + (r.tx - r.t1)) / 2.0;
-        let delay = (r.t1 - r.t0) - (r.tx - r.rx);
-        self.samples.push_back(((r.t0 + r.t1) / 2.0, offset, delay));
-        if self.samples.len() > SYNC_WINDOW {
-            self.samples.pop_front();
-        }
-        self.refit();
-    }
-
-    /// Least squares over the round trips with the least delay (the half
-    /// below the median delay, at least 3): queueing only ever adds delay,
-    /// and lopsidedly, so the fastest exchanges are the most symmetric.
-    fn refit(&mut self) {
-        let mut delays: Vec<f64> = self.samples.iter().map(|s| s.2).collect();
-        delays.sort_by(f64::total_cmp);
-        let Some(&cut) = delays.get(delays.len().saturating_sub(1) / 2) else {
-            return;
-        };
-        let used: Vec<_> = self.samples.iter().filter(|s| s.2 <= cut).collect();
-        let n = used.len() as f64;
-        let t_mean = used.iter().map(|s| s.0).sum::<f64>() / n;
-        let o_mean = used.iter().map(|s| s.1).sum::<f64>() / n;
-        let sxx: f64 = used.iter().map(|s| (s.0 - t_mean).powi(2)).sum();
-        let slope = if used.len() >= 3 && sxx > 0.0 {
-            used.iter()
-                .map(|s| (s.0 - t_mean) * (s.1 - o_mean))
-                .sum::<f64>()
-                / sxx
-        } else {
-            0.0
-        };
-        let residuals: Vec<f64> = used
-            .iter()
-            .map(|s| s.1 - (o_mean + slope * (s.0 - t_mean)))
-            .collect();
-        self.residual_rms_us = (residuals.iter().map(|r| r * r).sum::<f64>() / n).sqrt();
-        self.residual_max_us = residuals.iter().fold(0.0, |m, r| m.max(r.abs()));
-        self.used = used.len();
-        self.fit = Some((t_mean, o_mean, slope));
-    }
-
-    /// Device µs at host time `t` (µs since the epoch).
-    pub fn device_us(&self, t: f64) -> Option<f64> {
-        self.fit
-            .map(|(t_mean, o_mean, slope)| t + o_mean + slope * (t - t_mean))
-    }
-
-    pub fn summary(&self) -> SyncSummary {
-        SyncSummary {
-            round_trips: self.samples.len(),
-            used: self.used,
-            residual_rms_us: self.residual_rms_us,
-            residual_max_us: self.residual_max_us,
-            drift_ppm: self.fit.map_or(0.0, |f| f.2 * 1e6),
-            min_delay_us: self
-                .samples
-                .iter()
-                .map(|s| s.2)
-                .fold(f64::INFINITY, f64::min),
-        }
-    }
-}
 
 /// A train handed to the box, as far as the box has answered.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -281,6 +183,8 @@ pub struct TriggerBox {
     /// Device clock unwrapped from 32 bits.
     last_device_us: u64,
     sync: ClockSync,
+    /// Armed by `arm` (the box may have disarmed itself since).
+    armed: bool,
     /// SYNC requests sent (seq → t0) and replies awaiting their follow-up.
     sync_sent: HashMap<u8, f64>,
     sync_replied: HashMap<u8, (f64, f64, f64)>,
@@ -416,6 +320,7 @@ impl TriggerBox {
             seq: 0,
             last_device_us: 0,
             sync: ClockSync::default(),
+            armed: false,
             sync_sent: HashMap::new(),
             sync_replied: HashMap::new(),
             awaiting: HashMap::new(),
@@ -454,6 +359,7 @@ impl TriggerBox {
             self.sync_round_trip()?;
         }
         self.command_ok(Command::Arm)?;
+        self.armed = true;
         self.last_sync = Instant::now();
         Ok(())
     }
@@ -601,7 +507,12 @@ impl TriggerBox {
                 if prev_re != re {
                     if let Some((t0, rx, t1)) = self.sync_replied.remove(&prev_re) {
                         let tx = self.unwrap_device(prev_tx_us) as f64;
-                        self.sync.add(RoundTrip { t0, rx, tx, t1 });
+                        let trip = RoundTrip { t0, rx, tx, t1 };
+                        if self.armed {
+                            self.sync.add(trip);
+                        } else {
+                            self.sync.add_back_to_back(trip);
+                        }
                     }
                 }
                 // Forget exchanges that can no longer complete.
