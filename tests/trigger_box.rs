@@ -671,3 +671,165 @@ fn a_closed_loop_run_delivers_every_accepted_stim_on_the_box() {
             .fold(0.0, f64::max)
     );
 }
+
+/// A pty whose far end answers HELLO with `hello` (its `re` filled in), or
+/// stays silent (`None`). Returns the port's path; the fake lives as long as
+/// the returned guard (the near end, and the far end of a silent box: the
+/// port vanishes when the far end closes).
+fn fake_box(
+    hello: Option<neuroloop::protocol::Hello>,
+) -> (String, (std::fs::File, Option<std::fs::File>)) {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: valid out-pointers; the name buffer is larger than any pty name.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            name.as_mut_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: the name is NUL-terminated by openpty.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: fresh descriptors from openpty, each owned by one File.
+    let (mut far, near) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let Some(hello) = hello else {
+        return (path, (near, Some(far)));
+    };
+    std::thread::spawn(move || {
+        let mut frames = neuroloop::protocol::FrameReader::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = far.read(&mut buf) {
+            for &b in &buf[..n] {
+                if let Some(Ok(f)) = frames.push(b) {
+                    if f.msg_type == neuroloop::protocol::msg::HELLO {
+                        let reply = neuroloop::protocol::Reply::Hello(neuroloop::protocol::Hello {
+                            re: f.seq,
+                            ..hello
+                        });
+                        let (t, body) = reply.encode_body();
+                        let _ = far.write_all(&neuroloop::protocol::encode_frame(0, t, &body));
+                    }
+                }
+            }
+        }
+    });
+    (path, (near, None))
+}
+
+/// Bad input: a missing, silent or wrong-version box, or one whose limits
+/// the configured pulses exceed, is refused before anything is armed, with
+/// an error that says which.
+#[test]
+fn a_missing_silent_wrong_version_or_too_limited_box_is_refused() {
+    let hello = neuroloop::protocol::Hello {
+        re: 0,
+        protocol: neuroloop::protocol::PROTOCOL_VERSION,
+        firmware: (1, 0),
+        outputs: 4,
+        reset_cause: 1,
+        min_width_us: 50,
+        max_width_us: 100_000,
+        min_interval_us: 1000,
+        min_gap_us: 50,
+        max_rate_hz: 200,
+        rate_burst: 50,
+        heartbeat_ms: 500,
+    };
+    let open = |port: &str, width_ms: f64| {
+        let mut c = TriggerBoxConfig::new(port);
+        c.hello_timeout_ms = 300.0;
+        TriggerBox::open(&c, width_ms)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let missing = open("/dev/neuroloop-no-such-port", 1.0);
+    assert!(missing.contains("cannot open"), "{missing}");
+    let (port, _silent) = fake_box(None);
+    let silent = open(&port, 1.0);
+    assert!(
+        silent.contains("no trigger box answered within 300 ms"),
+        "{silent}"
+    );
+    let (port, _old) = fake_box(Some(neuroloop::protocol::Hello {
+        protocol: 9,
+        ..hello
+    }));
+    let old = open(&port, 1.0);
+    assert!(old.contains("speaks protocol 9"), "{old}");
+    let (port, _narrow) = fake_box(Some(neuroloop::protocol::Hello {
+        max_width_us: 500,
+        ..hello
+    }));
+    let narrow = open(&port, 1.0);
+    assert!(
+        narrow.contains("pulse width 1000 µs is outside 50..500"),
+        "{narrow}"
+    );
+}
+
+/// `neuroloop devices --probe PORT` says HELLO and describes the box;
+/// `neuroloop trigger-box test` fires its train on each output (VCD).
+#[test]
+fn the_cli_finds_the_box_and_pulses_each_output() {
+    let sim = Sim::start(0.0);
+    let cli = |args: &[&str]| {
+        let out = Process::new(env!("CARGO_BIN_EXE_neuroloop"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let devices = cli(&["devices", "--probe", &sim.pty]);
+    assert!(
+        devices.contains(&format!(
+            "{}  trigger box, firmware 1.0, protocol 1, 4 outputs",
+            sim.pty
+        )),
+        "{devices}"
+    );
+    let test = cli(&[
+        "trigger-box",
+        "test",
+        "--port",
+        &sim.pty,
+        "--count",
+        "3",
+        "--width-ms",
+        "2",
+        "--interval-ms",
+        "20",
+    ]);
+    let vcd = sim.finish();
+    for output in 1..=4 {
+        assert!(
+            test.contains(&format!("output {output}: 3 of 3 pulses fired")),
+            "{test}"
+        );
+        let name = format!("out{output}");
+        let (rises, falls) = (vcd.edges(&name, 1), vcd.edges(&name, 0));
+        assert_eq!(rises.len(), 3, "{name}");
+        for (r, f) in rises.iter().zip(falls.iter().filter(|&&f| f > rises[0])) {
+            assert!(((f - r) / 1e6 - 2.0).abs() < 1e-3, "{name}: 2-ms pulses");
+        }
+    }
+}

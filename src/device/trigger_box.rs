@@ -167,6 +167,10 @@ pub struct Delivery {
     /// when the request reached it too late for that.
     pub start_us: Option<u64>,
     pub refused: Option<Code>,
+    /// Pulses the box reported fired, and the latest of them against its
+    /// planned time (µs).
+    pub pulses_fired: u16,
+    pub late_max_us: i64,
 }
 
 /// A trigger box on a serial port, handshaken, clock-synced and armed.
@@ -551,11 +555,14 @@ impl TriggerBox {
                     self.counts.late_over_100us += 1;
                 }
                 match self.deliveries.iter_mut().rev().find(|d| d.tag == tag) {
-                    Some(d) if index == 0 => {
-                        d.time.planned_us = planned;
-                        d.time.fired_us = Some(fired);
+                    Some(d) => {
+                        if index == 0 {
+                            d.time.planned_us = planned;
+                            d.time.fired_us = Some(fired);
+                        }
+                        d.pulses_fired += 1;
+                        d.late_max_us = d.late_max_us.max(fired as i64 - planned as i64);
                     }
-                    Some(_) => {}
                     None => self.counts.unmatched_reports += 1,
                 }
             }
@@ -693,6 +700,8 @@ impl TriggerBox {
             tag,
             start_us: None,
             refused: None,
+            pulses_fired: 0,
+            late_max_us: i64::MIN,
         });
         Ok(tag)
     }
@@ -833,17 +842,86 @@ impl TriggerOutput for TriggerBox {
     }
 }
 
-/// Serial ports whose USB ids are those of the boards the box is built on.
-pub fn candidate_ports() -> Vec<(String, &'static str)> {
-    serialport::available_ports()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|p| match p.port_type {
-            serialport::SerialPortType::UsbPort(u) => USB_IDS
-                .iter()
-                .find(|(v, pid, _)| *v == u.vid && *pid == u.pid)
-                .map(|(_, _, name)| (p.port_name, *name)),
-            _ => None,
+/// The board behind a USB vendor:product id, if the box can be built on it.
+pub fn board(vid: u16, pid: u16) -> Option<&'static str> {
+    USB_IDS
+        .iter()
+        .find(|(v, p, _)| *v == vid && *p == pid)
+        .map(|(_, _, name)| *name)
+}
+
+/// Say HELLO on `port` and describe the answer in one line (`neuroloop
+/// devices`). The box stays disarmed; an Arduino resets when its port opens.
+pub fn hello(port: &str) -> Result<String, DeviceError> {
+    let h = TriggerBox::connect(&TriggerBoxConfig::new(port), 1.0)?.hello;
+    let reset = match h.reset_cause {
+        c if c & 8 != 0 => "watchdog",
+        c if c & 4 != 0 => "brown-out",
+        c if c & 2 != 0 => "reset pin",
+        c if c & 1 != 0 => "power-on",
+        _ => "unknown",
+    };
+    Ok(format!(
+        "trigger box, firmware {}.{}, protocol {}, {} outputs; pulses {}-{} µs, starts >= {} µs apart, \
+         <= {} Hz (bursts of {}); last reset: {reset}",
+        h.firmware.0,
+        h.firmware.1,
+        h.protocol,
+        h.outputs,
+        h.min_width_us,
+        h.max_width_us,
+        h.min_interval_us,
+        h.max_rate_hz,
+        h.rate_burst
+    ))
+}
+
+/// What `neuroloop trigger-box test` saw on one output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputCheck {
+    pub output: u8,
+    pub pulses: u16,
+    /// As the box reported them, and the latest against its planned time.
+    pub fired: u16,
+    pub late_max_us: i64,
+    pub refused: Option<Code>,
+}
+
+/// Arm the box and fire the train of `c` (its width, count and interval) on
+/// each of `outputs` in turn, each 50 ms after the previous one ended; then
+/// disarm. The box's reports say what fired.
+pub fn pulse_outputs(
+    c: &TriggerBoxConfig,
+    outputs: &[u8],
+) -> Result<Vec<OutputCheck>, DeviceError> {
+    const LEAD: Duration = Duration::from_millis(50);
+    let mut tb = TriggerBox::open(c, c.width_ms.unwrap_or(1.0))?;
+    for &output in outputs {
+        let train = Schedule {
+            output,
+            ..tb.train()
+        };
+        let start = tb.device_us_at(Instant::now() + LEAD);
+        tb.schedule(train, start, 0)?;
+        let span_us =
+            u64::from(train.count - 1) * u64::from(train.interval_us) + u64::from(train.width_us);
+        let until = Instant::now() + LEAD * 2 + Duration::from_micros(span_us);
+        while Instant::now() < until {
+            tb.service()?;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    TriggerOutput::disarm(&mut tb)?;
+    Ok(tb
+        .deliveries()
+        .iter()
+        .zip(outputs)
+        .map(|(d, &output)| OutputCheck {
+            output,
+            pulses: tb.schedule.count,
+            fired: d.pulses_fired,
+            late_max_us: d.late_max_us,
+            refused: d.refused,
         })
-        .collect()
+        .collect())
 }
