@@ -219,6 +219,7 @@ pub struct Code(pub u8);
 
 impl Code {
     pub const OK: Code = Code(0);
+    pub const NOT_ARMED: Code = Code(3);
 
     pub fn name(self) -> &'static str {
         match self.0 {

@@ -498,6 +498,26 @@ fn out_of_limit_requests_are_refused() {
     assert_eq!(vcd.edges("out1", 1).len(), 1, "only the valid pulse fired");
 }
 
+/// A box found disarmed behind the host's back (what a watchdog reset
+/// leaves) ends the session at the next stim instead of losing stims
+/// silently.
+#[test]
+fn a_box_found_disarmed_mid_session_is_an_error() {
+    let sim = Sim::start(0.0);
+    let mut tb = open_box(&sim, 500);
+    assert_eq!(tb.command(Command::Disarm).unwrap().0, Code::OK);
+    let start = tb.device_us_at(Instant::now()) + 50_000;
+    tb.schedule(tb.train(), start, 0).unwrap();
+    let err = tb
+        .settle(Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not armed"), "{err}");
+    drop(tb);
+    let vcd = sim.finish();
+    assert!(vcd.edges("out1", 1).is_empty(), "nothing fired");
+}
+
 /// Target: with no frame from the host, the box disarms within the
 /// configured time ± 1 ms of simulated time (from the VCD: the last host
 /// frame entering the UART, the armed LED going off).

@@ -526,6 +526,13 @@ impl TriggerBox {
                 }
             }
             Reply::Result { re, code, detail } => {
+                if code == Code::NOT_ARMED && self.armed {
+                    return Err(protocol_err(format!(
+                        "{}: the box refused a command: not armed (it reset or disarmed itself; \
+                         `neuroloop devices` shows its last reset cause)",
+                        self.port_name
+                    )));
+                }
                 if let Some(Some(tag)) = self.awaiting.remove(&re) {
                     let start = (code == Code::OK).then(|| self.unwrap_device(detail));
                     if code != Code::OK {
@@ -775,6 +782,7 @@ impl TriggerOutput for TriggerBox {
     }
 
     fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.armed = false;
         let result = self.command_ok(Command::Disarm);
         // Reports of pulses that fired before the disarm are still on the wire.
         let _ = self.settle(Duration::from_millis(50));
