@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
+use neuroloop::device::trigger_box;
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
 use neuroloop::io::emulate;
@@ -57,8 +58,11 @@ enum Command {
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
-    /// List serial ports (with USB vendor/product ids) and audio devices (ALSA PCM names).
-    Devices,
+    /// List serial ports (with USB vendor/product ids) and audio devices (ALSA
+    /// PCM names); say HELLO to the ports a trigger box may be on.
+    Devices(DevicesArgs),
+    /// The trigger box (`firmware/`, `hardware/`).
+    TriggerBox(TriggerBoxArgs),
     /// Print what the reader sees in a recording: format, streams, channels
     /// (index, label, unit, rate, length), annotations and notices, to pick
     /// `--stream` and `--channel` for `replay`.
@@ -109,6 +113,44 @@ struct InfoArgs {
     read: bool,
     #[command(flatten)]
     file: FileArgs,
+}
+
+#[derive(Args)]
+struct DevicesArgs {
+    /// Also say HELLO on this port (one without USB ids, e.g. `tb_sim`'s pty).
+    #[arg(long)]
+    probe: Vec<String>,
+}
+
+#[derive(Args)]
+struct TriggerBoxArgs {
+    #[command(subcommand)]
+    command: TriggerBoxCommand,
+}
+
+#[derive(Subcommand)]
+enum TriggerBoxCommand {
+    /// Arm the box and fire a train on each output in turn (wire a scope or
+    /// LEDs to the BNCs, not a stimulator); print what the box reports.
+    Test(TriggerBoxTestArgs),
+}
+
+#[derive(Args)]
+struct TriggerBoxTestArgs {
+    /// The box's serial port (`neuroloop devices` lists it).
+    #[arg(long)]
+    port: String,
+    /// Outputs to pulse, in this order.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4])]
+    outputs: Vec<u8>,
+    #[arg(long, default_value_t = 10.0)]
+    width_ms: f64,
+    /// Pulses per output.
+    #[arg(long, default_value_t = 5)]
+    count: u16,
+    /// Start to start.
+    #[arg(long, default_value_t = 100.0)]
+    interval_ms: f64,
 }
 
 #[derive(Args)]
@@ -330,8 +372,11 @@ fn main() {
         Command::LatencyTest(a) => latency_test(a),
         Command::Click(a) => click(a),
         Command::Emulate(a) => emulate(a),
-        Command::Devices => devices(),
+        Command::Devices(a) => devices(&a.probe),
         Command::Info(a) => info(a),
+        Command::TriggerBox(a) => match a.command {
+            TriggerBoxCommand::Test(t) => trigger_box_test(&t),
+        },
     };
     if let Err(e) = result {
         tracing::error!("{}", error_text(&e));
@@ -1048,24 +1093,34 @@ fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::
     Ok((simulation.recording.interleaved(), simulation))
 }
 
-fn devices() -> Result<()> {
+fn devices(probe: &[String]) -> Result<()> {
     let ports = serialport::available_ports().context("cannot list serial ports")?;
     if ports.is_empty() {
         println!("no serial ports found");
     }
+    let say_hello = |port: &str| match trigger_box::hello(port) {
+        Ok(answer) => println!("{port}  {answer}"),
+        Err(e) => println!("{port}  no trigger box: {e}"),
+    };
     for p in ports {
         match p.port_type {
-            serialport::SerialPortType::UsbPort(usb) => println!(
-                "{}  usb {:04x}:{:04x}  {} {}{}",
-                p.port_name,
-                usb.vid,
-                usb.pid,
-                usb.manufacturer.unwrap_or_default(),
-                usb.product.unwrap_or_default(),
-                usb.serial_number
-                    .map(|s| format!(" (serial {s})"))
-                    .unwrap_or_default()
-            ),
+            serialport::SerialPortType::UsbPort(usb) => {
+                println!(
+                    "{}  usb {:04x}:{:04x}  {} {}{}",
+                    p.port_name,
+                    usb.vid,
+                    usb.pid,
+                    usb.manufacturer.unwrap_or_default(),
+                    usb.product.unwrap_or_default(),
+                    usb.serial_number
+                        .map(|s| format!(" (serial {s})"))
+                        .unwrap_or_default()
+                );
+                if let Some(board) = trigger_box::board(usb.vid, usb.pid) {
+                    println!("  {board}: saying HELLO (the board resets when its port opens)");
+                    say_hello(&p.port_name);
+                }
+            }
             serialport::SerialPortType::PciPort => println!("{}  pci", p.port_name),
             serialport::SerialPortType::BluetoothPort => println!("{}  bluetooth", p.port_name),
             serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
@@ -1079,6 +1134,34 @@ fn devices() -> Result<()> {
             }
         }
         Err(e) => println!("audio devices not listed: {e}"),
+    }
+    for port in probe {
+        say_hello(port);
+    }
+    Ok(())
+}
+
+fn trigger_box_test(a: &TriggerBoxTestArgs) -> Result<()> {
+    let mut c = trigger_box::TriggerBoxConfig::new(&a.port);
+    c.width_ms = Some(a.width_ms);
+    c.count = a.count;
+    c.interval_ms = a.interval_ms;
+    c.validate()?;
+    for o in trigger_box::pulse_outputs(&c, &a.outputs)? {
+        match o.refused {
+            Some(code) => println!("output {}: refused: {}", o.output, code.name()),
+            None => println!(
+                "output {}: {} of {} pulses fired{}",
+                o.output,
+                o.fired,
+                o.pulses,
+                if o.fired > 0 {
+                    format!(", at most {} µs after their planned time", o.late_max_us)
+                } else {
+                    String::new()
+                }
+            ),
+        }
     }
     Ok(())
 }

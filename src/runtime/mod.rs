@@ -542,15 +542,36 @@ pub trait TriggerOutput: Send {
         false
     }
     /// Is the device still there? Called by the output's thread about every
-    /// 100 ms while no command is pending; an error ends the session like a
-    /// failed `fire`, so losing an output is noticed before a stim is due.
+    /// `check_period` while no command is pending; an error ends the session
+    /// like a failed `fire`, so losing an output is noticed before a stim is
+    /// due. A device that needs keep-alives or clock sync does them here.
     fn check(&mut self) -> Result<(), DeviceError> {
         Ok(())
+    }
+    /// How often `check` should be called.
+    fn check_period(&self) -> Duration {
+        sinks::DEFAULT_CHECK_PERIOD
     }
     /// Device counters for `summary.json` (after `disarm`).
     fn report(&self) -> Option<serde_json::Value> {
         None
     }
+    /// For a device with its own clock: per `fire`, in order, when the
+    /// stimulus was planned and when the device fired it (after `disarm`).
+    fn device_times(&self) -> Vec<DeviceTime> {
+        Vec::new()
+    }
+}
+
+/// A stimulus on a device's own clock (µs since the driver opened it, as
+/// far as the device's clock runs): planned from the stim's onset through
+/// the clock sync, fired as the device reported (`None`: never fired, e.g.
+/// refused or cancelled by the disarm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceTime {
+    pub onset: SampleIndex,
+    pub planned_us: u64,
+    pub fired_us: Option<u64>,
 }
 
 /// A sound card playing the click at the output frame of each stim's onset.
@@ -730,6 +751,9 @@ pub fn open_outputs(
             config::OutputConfig::AudioClick(c) => {
                 Ok(Box::new(AudioClick::open(c, session_rate)?) as Box<dyn TriggerOutput>)
             }
+            config::OutputConfig::TriggerBox(c) => Ok(Box::new(
+                crate::device::trigger_box::TriggerBox::open(c, config.trigger.pulse_ms)?,
+            ) as Box<dyn TriggerOutput>),
         })
         .collect()
 }
@@ -742,6 +766,8 @@ pub struct TriggerRecord {
     pub onset: SampleIndex,
     pub arrived: Instant,
     pub written: Instant,
+    /// On the device's clock, for devices that report it.
+    pub device: Option<DeviceTime>,
 }
 
 /// Why a live session ended.
@@ -1355,7 +1381,8 @@ fn thread_panicked(which: &str) -> RuntimeError {
 
 /// Per delivered trigger: the deciding sample, its scheduled onset, when the
 /// deciding sample arrived and when the command was written (s from the
-/// session start), and the difference.
+/// session start), the difference, and for a device with its own clock the
+/// planned and fired device times (µs) and their difference.
 fn write_latency_tsv(
     dir: &Path,
     records: &[TriggerRecord],
@@ -1369,13 +1396,26 @@ fn write_latency_tsv(
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
     writeln!(
         f,
-        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us"
+        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us\tplanned_device_us\tfired_device_us\tfired_minus_planned_us"
     )
     .map_err(err)?;
     for r in records {
+        let na = || "n/a".to_string();
+        let (planned, fired, late) = match r.device {
+            Some(DeviceTime {
+                planned_us,
+                fired_us,
+                ..
+            }) => (
+                planned_us.to_string(),
+                fired_us.map_or_else(na, |f| f.to_string()),
+                fired_us.map_or_else(na, |f| (f as i64 - planned_us as i64).to_string()),
+            ),
+            None => (na(), na(), na()),
+        };
         writeln!(
             f,
-            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}",
+            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}\t{planned}\t{fired}\t{late}",
             r.decided_at,
             r.onset,
             r.sink,
