@@ -606,25 +606,26 @@ fn clock_sync_holds_20_us_at_plus_and_minus_100_ppm() {
         // The link's timing is only as good as the harness's pacing: a
         // simulation behind the wall clock sends the box's frames late, which
         // lengthens round trips unevenly and biases the offset. The targets
-        // (mapping within 20 µs of the truth, residual rms within 40 µs) are
-        // checked when it kept within half a millisecond; behind that, only
-        // gross failures (100 µs, 200 µs rms), and not the residual at all
-        // when it lagged 10 ms (807 µs rms with a 56-ms lag, the mapping
-        // still within 11 µs).
+        // (mapping within 20 µs of the truth, residual rms within 40 µs,
+        // drift within 10 ppm) are checked when it kept within half a
+        // millisecond; behind that, only gross failures (100 µs, 200 µs rms,
+        // 25 ppm: 12.3 ppm off was seen with a build running beside it), and
+        // no residual at all when it lagged 10 ms (807 µs rms with a 56-ms
+        // lag, the mapping still within 11 µs).
         let worst = true_err.iter().fold(0.0f64, |m, e| m.max(e.abs()));
-        let (max_err_us, max_rms_us) = if vcd.lag_ms <= 0.5 {
-            (20.0, 40.0)
+        let (max_err_us, max_rms_us, max_drift_err_ppm) = if vcd.lag_ms <= 0.5 {
+            (20.0, 40.0, 10.0)
         } else {
             eprintln!(
                 "harness lagged {} ms behind the wall clock (machine load): gross checks only",
                 vcd.lag_ms
             );
-            (100.0, 200.0)
+            (100.0, 200.0, 25.0)
         };
         if vcd.lag_ms <= 10.0 {
             assert!(s.residual_rms_us <= max_rms_us, "{s:?}");
         }
-        assert!((s.drift_ppm - ppm).abs() < 10.0, "{s:?}");
+        assert!((s.drift_ppm - ppm).abs() < max_drift_err_ppm, "{s:?}");
         assert!(worst <= max_err_us, "mapping off by {worst:.1} µs: {s:?}");
     }
 }
