@@ -33,6 +33,7 @@ pub mod click;
 pub mod config;
 pub mod controller;
 pub mod detect;
+pub mod device;
 pub mod dsp;
 pub mod eval;
 pub mod event;

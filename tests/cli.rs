@@ -724,5 +724,8 @@ fn a_killed_session_leaves_a_readable_record_that_replays() {
             onset < recorded_s - 1.0
         })
         .count();
-    assert!(settled >= 3 && c.identical >= settled, "{c:?}, {settled} settled rows");
+    assert!(
+        settled >= 3 && c.identical >= settled,
+        "{c:?}, {settled} settled rows"
+    );
 }

@@ -1,0 +1,3 @@
+//! Devices a live session reads from or writes to.
+
+pub mod lsl;
