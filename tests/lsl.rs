@@ -177,6 +177,7 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
     // The samples as neuroloop decodes them, exactly, for the outlet.
     let recording = neuroloop::io::read_recording(&excerpt, &Default::default()).unwrap();
     let samples = &recording.signals[0].samples;
+    let label = recording.signals[0].label.clone();
     assert_eq!(samples.len(), SECONDS * 100);
     let f64_path = dir.path().join("samples.f64");
     // Five seconds more than the session takes, so the stream outlives it.
@@ -223,6 +224,8 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
             "double64",
             "--samples",
             p(&f64_path),
+            "--labels",
+            &label,
             "--speed",
             "30",
             "--chunk",
@@ -311,4 +314,69 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
     }
     eprintln!("{stims} stims: marker timestamp vs scheduled time, worst {worst_us:.1} µs");
     assert!(worst_us < 1000.0, "{worst_us} µs");
+}
+
+/// The amplifier's stream vanishes mid-session (its process exits without a
+/// goodbye): a device fault; the outputs are disarmed before anything is
+/// flushed and the session folder is written, marked as an error.
+#[test]
+fn a_vanishing_stream_is_a_device_fault_that_disarms_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = unique("vanish");
+    let pulse_pal = PulsePalEmulator::start().unwrap();
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    let mut source = lsl_source(&stream);
+    source.stall_ms = 300.0;
+    config.source = SourceConfig::Lsl(source);
+    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
+        port: p(&pulse_pal.path).into(),
+        channel: 1,
+        volts: 5.0,
+        write_timeout_ms: 50.0,
+        check_period_ms: 1000.0,
+    })];
+    let config_path = write_config(dir.path(), &config);
+    let peer = Peer::start(
+        dir.path(),
+        &[
+            "--name",
+            &stream,
+            "--rate",
+            "250",
+            "--channels",
+            "2",
+            "--seconds",
+            "60",
+            "--chunk",
+            "5",
+            "--vanish-at",
+            "500",
+        ],
+    );
+    let out = dir.path().join("s");
+    let run = neuroloop(&[
+        "run",
+        "--config",
+        p(&config_path),
+        "--duration-s",
+        "30",
+        "--out",
+        p(&out),
+    ]);
+    drop(peer);
+    assert!(!run.status.success(), "{}", text(&run));
+    let s = read_summary(&out);
+    assert_eq!(s["status"], "error", "{s}");
+    let error = s["error"].as_str().unwrap();
+    assert!(error.contains("lsl"), "{error}");
+    assert_eq!(s["runtime"]["outputs_disarmed_before_flush"], true);
+    let samples = s["samples"].as_u64().unwrap();
+    assert!((1..=505).contains(&samples), "{samples}");
+    assert_eq!(s["source"]["frames"], samples, "{}", s["source"]);
+    assert!(out.join("events.partial.tsv").exists() && out.join("config.toml").exists());
+    assert!(
+        pulse_pal.finish().unwrap().aborts >= 1,
+        "Pulse Pal disarmed"
+    );
 }

@@ -42,6 +42,7 @@ def parse_args():
     p.add_argument("--chunk", type=int, default=1)
     p.add_argument("--format", default="float32", choices=["float32", "double64", "string"])
     p.add_argument("--unit", default="microvolts", help="'none' leaves units out")
+    p.add_argument("--labels", help="comma-separated channel labels (default C1, C2, ...)")
     p.add_argument("--gap-at", type=int, help="stamps from this sample on skip --gap-frames")
     p.add_argument("--gap-frames", type=int, default=0)
     p.add_argument("--reset-at", type=int, help="the clock goes back 1 s at this sample")
@@ -72,9 +73,10 @@ def outlet(args):
     info = pylsl.StreamInfo(args.name, args.type, args.channels, args.rate, fmt[args.format],
                             args.source_id)
     chans = info.desc().append_child("channels")
-    for k in range(args.channels):
+    labels = args.labels.split(",") if args.labels else [f"C{k + 1}" for k in range(args.channels)]
+    for label in labels:
         ch = chans.append_child("channel")
-        ch.append_child_value("label", f"C{k + 1}")
+        ch.append_child_value("label", label)
         if args.unit != "none":
             ch.append_child_value("unit", args.unit)
         ch.append_child_value("type", "EEG")
