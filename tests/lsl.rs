@@ -380,3 +380,142 @@ fn a_vanishing_stream_is_a_device_fault_that_disarms_first() {
         "Pulse Pal disarmed"
     );
 }
+
+/// The `p`-th percentile (0–100) of `values`, nearest rank.
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// Source → decision latency over the LSL transport on loopback, 500 Hz ×
+/// 32 channels pushed one sample at a time: for every stim, from the peer's
+/// push of the deciding sample (its LSL clock) to the command written to the
+/// Pulse Pal (neuroloop's clock mapped onto the LSL clock). Figures are
+/// printed for docs/performance.md, not asserted (no wall-clock thresholds).
+#[test]
+fn lsl_source_to_decision_latency_at_500_hz_by_32_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = unique("latency");
+    let pulse_pal = PulsePalEmulator::start().unwrap();
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    let mut source = lsl_source(&stream);
+    source.rate_hz = Some(500.0);
+    source.channel_count = Some(32);
+    config.source = SourceConfig::Lsl(source);
+    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
+        port: p(&pulse_pal.path).into(),
+        channel: 1,
+        volts: 5.0,
+        write_timeout_ms: 50.0,
+        check_period_ms: 1000.0,
+    })];
+    config.lsl_markers = Some(LslMarkersConfig {
+        name: unique("latency-markers"),
+        source_id: unique("latency-markers"),
+    });
+    let config_path = write_config(dir.path(), &config);
+    // DREAMS excerpt 1's first 400 s, linearly interpolated from 100 to
+    // 500 Hz, on all 32 channels: pushed at 40× real time up to 340 s (the
+    // detector's history), then at real time, where spindles abound.
+    const SECONDS: usize = 400;
+    const REALTIME_FROM: usize = 340 * 500;
+    let recording = neuroloop::io::read_recording(
+        &manifest("../shared/data/dreams/excerpt1.edf"),
+        &Default::default(),
+    )
+    .unwrap();
+    let samples = &recording.signals[0].samples[..(SECONDS + 2) * 100];
+    let mut bytes = Vec::with_capacity((SECONDS + 1) * 500 * 32 * 8);
+    for pair in samples.windows(2) {
+        for k in 0..5 {
+            let x = pair[0] + (pair[1] - pair[0]) * k as f64 / 5.0;
+            for _ in 0..32 {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+    let f64_path = dir.path().join("samples.f64");
+    std::fs::write(&f64_path, bytes).unwrap();
+    let peer = Peer::start(
+        dir.path(),
+        &[
+            "--name",
+            &stream,
+            "--rate",
+            "500",
+            "--channels",
+            "32",
+            "--samples",
+            p(&f64_path),
+            "--chunk",
+            "1",
+            "--speed",
+            "40",
+            "--realtime-from",
+            &REALTIME_FROM.to_string(),
+        ],
+    );
+    let out = dir.path().join("s");
+    let run = neuroloop(&[
+        "run",
+        "--config",
+        p(&config_path),
+        "--duration-s",
+        &SECONDS.to_string(),
+        "--out",
+        p(&out),
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    let report = peer.finish();
+    let pp = pulse_pal.finish().unwrap();
+    let s = read_summary(&out);
+    assert_eq!(s["status"], "complete");
+    assert_eq!(s["source"]["gaps"], 0, "{}", s["source"]);
+    assert_eq!(s["controller"]["dropped_frames"], 0);
+
+    let pushes = report["pushes"].as_array().unwrap();
+    // The marker outlet reports where the session's clock sits on the LSL clock.
+    let start = s["lsl_markers"]["session_start_lsl_s"].as_f64().unwrap();
+    let latency = std::fs::read_to_string(out.join("latency.tsv")).unwrap();
+    assert_eq!(pp.triggers.len(), latency.lines().count() - 1);
+    let (mut total_ms, mut transport_ms) = (Vec::new(), Vec::new());
+    for row in latency.lines().skip(1) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let decided: usize = cols[0].parse().unwrap();
+        // Only stims decided once the backlog of the fast part has drained.
+        if decided < REALTIME_FROM + 500 {
+            continue;
+        }
+        let (arrived_s, written_s): (f64, f64) =
+            (cols[3].parse().unwrap(), cols[4].parse().unwrap());
+        assert_eq!(
+            pushes[decided][0].as_u64(),
+            Some(decided as u64),
+            "one push per sample"
+        );
+        let pushed = pushes[decided][1].as_f64().unwrap();
+        total_ms.push((start + written_s - pushed) * 1e3);
+        transport_ms.push((start + arrived_s - pushed) * 1e3);
+    }
+    let stims = total_ms.len();
+    assert!(
+        stims >= 4,
+        "too few stims to measure: {stims}\n{}\n{s}",
+        std::fs::read_to_string(out.join("events.tsv")).unwrap()
+    );
+    assert!(
+        total_ms.iter().all(|&ms| ms > 0.0),
+        "causality: {total_ms:?}"
+    );
+    eprintln!(
+        "LSL 500 Hz x 32 ch, {stims} stims: push->command p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; \
+         push->arrival p99 {:.3} ms; summary latency {}",
+        percentile(&mut total_ms, 50.0),
+        percentile(&mut total_ms, 99.0),
+        percentile(&mut total_ms, 100.0),
+        percentile(&mut transport_ms, 99.0),
+        s["latency"],
+    );
+}

@@ -7,7 +7,8 @@ timestamps, a clock reset, a NaN sample, vanishing mid-stream).
 
 Sample n is stamped t0 + n / rate (so the timestamps stay consistent when
 --speed > 1 pushes faster than real time) and pushed once
-t0 + n / (rate * speed) has passed, in chunks of --chunk samples. Before the
+t0 + n / (rate * speed) has passed (from --realtime-from on, at real time),
+in chunks of --chunk samples. Before the
 first sample it waits for a consumer and, with --markers, for neuroloop's
 marker stream, so neither the first samples nor the first markers are missed.
 The report (--report, JSON) gives the local clock time of every push, and
@@ -39,6 +40,8 @@ def parse_args():
     p.add_argument("--samples", help="float64 interleaved frames to stream")
     p.add_argument("--seconds", type=float, help="synthetic signal of this length")
     p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--realtime-from", type=int,
+                   help="push at --speed up to this sample, at real time from it on")
     p.add_argument("--chunk", type=int, default=1)
     p.add_argument("--format", default="float32", choices=["float32", "double64", "string"])
     p.add_argument("--unit", default="microvolts", help="'none' leaves units out")
@@ -115,6 +118,12 @@ def listen(args):
     return listener, correction
 
 
+def pace(args, i):
+    """When sample i is due, in seconds after the first."""
+    fast = i if args.realtime_from is None else min(i, args.realtime_from)
+    return fast / (args.rate * args.speed) + (i - fast) / args.rate
+
+
 def main():
     args = parse_args()
     data = frames(args)
@@ -127,7 +136,7 @@ def main():
     n = 0
     while n < len(data):
         k = min(args.chunk, len(data) - n)
-        due = t0 + (n + k - 1) / (args.rate * args.speed)
+        due = t0 + pace(args, n + k - 1)
         wait = due - pylsl.local_clock()
         if wait > 0:
             time.sleep(wait)
