@@ -32,6 +32,24 @@ fn unique(what: &str) -> String {
     format!("nl-{what}-{}", std::process::id())
 }
 
+/// Whether python3 has pylsl. Without it the tests skip, loudly, unless
+/// `NEUROLOOP_REQUIRE_LSL` is set (tests/run-all.sh sets it: in CI they run).
+fn lsl_available() -> bool {
+    let has_pylsl = Command::new("python3")
+        .args(["-c", "import pylsl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let message = "python3 with pylsl (which ships liblsl) is missing: \
+                   pip install pylsl==1.18.6 (tests/run-all.sh does)";
+    if !has_pylsl && std::env::var_os("NEUROLOOP_REQUIRE_LSL").is_some() {
+        panic!("{message}");
+    }
+    if !has_pylsl {
+        eprintln!("\n!!!!!!!!!! SKIPPED: LSL TEST NOT RUN: {message} !!!!!!!!!!\n");
+    }
+    has_pylsl
+}
+
 /// A running `peer.py`; killed if the test ends first.
 struct Peer {
     child: Child,
@@ -40,14 +58,6 @@ struct Peer {
 
 impl Peer {
     fn start(dir: &Path, args: &[&str]) -> Peer {
-        let has_pylsl = Command::new("python3")
-            .args(["-c", "import pylsl"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            has_pylsl,
-            "these tests need python3 with pylsl: pip install pylsl==1.18.6 (tests/run-all.sh does)"
-        );
         let report = dir.join(format!("peer-{}.json", args.join("-").len()));
         let mut command = on_loopback(Command::new("python3"));
         let child = command
@@ -166,6 +176,9 @@ fn cut_edf(from: &Path, seconds: usize, to: &Path) {
 /// stim's marker carries the time the outputs scheduled it for.
 #[test]
 fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
+    if !lsl_available() {
+        return;
+    }
     const SECONDS: usize = 600;
     let dir = tempfile::tempdir().unwrap();
     let excerpt = dir.path().join("excerpt1-600s.edf");
@@ -321,6 +334,9 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
 /// flushed and the session folder is written, marked as an error.
 #[test]
 fn a_vanishing_stream_is_a_device_fault_that_disarms_first() {
+    if !lsl_available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let stream = unique("vanish");
     let pulse_pal = PulsePalEmulator::start().unwrap();
@@ -395,6 +411,9 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 /// printed for docs/performance.md, not asserted (no wall-clock thresholds).
 #[test]
 fn lsl_source_to_decision_latency_at_500_hz_by_32_channels() {
+    if !lsl_available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let stream = unique("latency");
     let pulse_pal = PulsePalEmulator::start().unwrap();
