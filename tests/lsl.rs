@@ -538,3 +538,76 @@ fn lsl_source_to_decision_latency_at_500_hz_by_32_channels() {
         s["latency"],
     );
 }
+
+/// Bad input from the stream: text offered as EEG is refused at start;
+/// timestamps that go backwards or skip ahead are counted (a gap becomes
+/// dropped frames), never resampled; a NaN sample is a clear fault.
+#[test]
+fn bad_streams_are_refused_counted_or_faulted() {
+    if !lsl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = |what: &str, peer_args: &[&str], seconds: &str| {
+        let stream = unique(what);
+        let mut config = Preset::SleepSpindle.config();
+        let mut source = lsl_source(&stream);
+        source.stall_ms = 1000.0;
+        config.source = SourceConfig::Lsl(source);
+        let sub = dir.path().join(what);
+        std::fs::create_dir(&sub).unwrap();
+        let config_path = write_config(&sub, &config);
+        let mut args = vec!["--name", &stream, "--rate", "250", "--channels", "4"];
+        args.extend_from_slice(peer_args);
+        let peer = Peer::start(&sub, &args);
+        let out = sub.join("s");
+        let run = neuroloop(&[
+            "run",
+            "--config",
+            p(&config_path),
+            "--duration-s",
+            seconds,
+            "--out",
+            p(&out),
+        ]);
+        drop(peer);
+        (run, out)
+    };
+
+    let (run, _) = session("text", &["--seconds", "5", "--format", "string"], "2");
+    assert!(!run.status.success());
+    assert!(text(&run).contains("carries text"), "{}", text(&run));
+
+    let (run, out) = session(
+        "clock",
+        &[
+            "--seconds",
+            "10",
+            "--reset-at",
+            "300",
+            "--gap-at",
+            "500",
+            "--gap-frames",
+            "3",
+        ],
+        "4",
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let s = read_summary(&out);
+    assert_eq!(s["source"]["timestamps_backwards"], 1, "{}", s["source"]);
+    assert_eq!(s["source"]["gaps"], 1);
+    assert_eq!(s["source"]["gap_frames"], 3);
+    assert_eq!(s["controller"]["dropped_frames"], 3);
+    assert_eq!(s["samples"], 1000);
+
+    let (run, out) = session("nan", &["--seconds", "10", "--nan-at", "400"], "4");
+    assert!(!run.status.success());
+    let s = read_summary(&out);
+    assert_eq!(s["status"], "error");
+    let error = s["error"].as_str().unwrap();
+    assert!(
+        error.contains("non-finite") && error.contains("sample 400"),
+        "{error}"
+    );
+    assert_eq!(s["runtime"]["outputs_disarmed_before_flush"], true);
+}
