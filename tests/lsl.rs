@@ -10,6 +10,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use neuroloop::config::{Config, Preset, TriggerMode};
 use neuroloop::device::lsl::{LslMarkersConfig, LslSourceConfig};
@@ -30,6 +31,15 @@ fn on_loopback(mut command: Command) -> Command {
 /// A stream name no other test (or run) uses.
 fn unique(what: &str) -> String {
     format!("nl-{what}-{}", std::process::id())
+}
+
+/// Held by each test while it runs: the sessions stream faster than real
+/// time, and side by side on a small shared machine they fell behind liblsl's
+/// inlet buffer (the oldest samples dropped: a gap the test then reports).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether python3 has pylsl. Without it the tests skip, loudly, unless
@@ -92,6 +102,34 @@ impl Drop for Peer {
 fn neuroloop(args: &[&str]) -> Output {
     let mut command = on_loopback(Command::new(env!("CARGO_BIN_EXE_neuroloop")));
     command.args(args).output().unwrap()
+}
+
+/// `neuroloop run` of `config` for `seconds` into `out`.
+fn run_session(config: &Path, seconds: &str, out: &Path) -> Output {
+    neuroloop(&[
+        "run",
+        "--config",
+        p(config),
+        "--duration-s",
+        seconds,
+        "--out",
+        p(out),
+    ])
+}
+
+/// `sleep-spindle` stimulating on the emulated Pulse Pal, reading `source`.
+fn stim_config(source: LslSourceConfig, pulse_pal: &PulsePalEmulator) -> Config {
+    let mut config = Preset::SleepSpindle.config();
+    config.trigger.mode = TriggerMode::Stim;
+    config.source = SourceConfig::Lsl(source);
+    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
+        port: p(&pulse_pal.path).into(),
+        channel: 1,
+        volts: 5.0,
+        write_timeout_ms: 50.0,
+        check_period_ms: 1000.0,
+    })];
+    config
 }
 
 fn text(output: &Output) -> String {
@@ -179,6 +217,7 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
     if !lsl_available() {
         return;
     }
+    let _serial = one_at_a_time();
     const SECONDS: usize = 600;
     let dir = tempfile::tempdir().unwrap();
     let excerpt = dir.path().join("excerpt1-600s.edf");
@@ -204,20 +243,11 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
 
     let (stream, markers) = (unique("dreams"), unique("dreams-markers"));
     let pulse_pal = PulsePalEmulator::start().unwrap();
-    let mut config = Preset::SleepSpindle.config();
-    config.trigger.mode = TriggerMode::Stim;
     let mut source = lsl_source(&stream);
     source.rate_hz = Some(100.0);
     source.channel_count = Some(1);
     source.range_uv = 1000.0;
-    config.source = SourceConfig::Lsl(source);
-    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
-        port: p(&pulse_pal.path).into(),
-        channel: 1,
-        volts: 5.0,
-        write_timeout_ms: 50.0,
-        check_period_ms: 1000.0,
-    })];
+    let mut config = stim_config(source, &pulse_pal);
     config.lsl_markers = Some(LslMarkersConfig {
         name: markers.clone(),
         source_id: markers.clone(),
@@ -248,15 +278,7 @@ fn dreams_over_lsl_decides_like_the_file_and_sends_every_event_as_a_marker() {
         ],
     );
     let live = dir.path().join("live");
-    let run = neuroloop(&[
-        "run",
-        "--config",
-        p(&config_path),
-        "--duration-s",
-        &SECONDS.to_string(),
-        "--out",
-        p(&live),
-    ]);
+    let run = run_session(&config_path, &SECONDS.to_string(), &live);
     assert!(run.status.success(), "{}", text(&run));
     let report = peer.finish();
     let pp = pulse_pal.finish().unwrap();
@@ -337,21 +359,13 @@ fn a_vanishing_stream_is_a_device_fault_that_disarms_first() {
     if !lsl_available() {
         return;
     }
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let stream = unique("vanish");
     let pulse_pal = PulsePalEmulator::start().unwrap();
-    let mut config = Preset::SleepSpindle.config();
-    config.trigger.mode = TriggerMode::Stim;
     let mut source = lsl_source(&stream);
     source.stall_ms = 300.0;
-    config.source = SourceConfig::Lsl(source);
-    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
-        port: p(&pulse_pal.path).into(),
-        channel: 1,
-        volts: 5.0,
-        write_timeout_ms: 50.0,
-        check_period_ms: 1000.0,
-    })];
+    let config = stim_config(source, &pulse_pal);
     let config_path = write_config(dir.path(), &config);
     let peer = Peer::start(
         dir.path(),
@@ -371,15 +385,7 @@ fn a_vanishing_stream_is_a_device_fault_that_disarms_first() {
         ],
     );
     let out = dir.path().join("s");
-    let run = neuroloop(&[
-        "run",
-        "--config",
-        p(&config_path),
-        "--duration-s",
-        "30",
-        "--out",
-        p(&out),
-    ]);
+    let run = run_session(&config_path, "30", &out);
     drop(peer);
     assert!(!run.status.success(), "{}", text(&run));
     let s = read_summary(&out);
@@ -414,29 +420,21 @@ fn lsl_source_to_decision_latency_at_500_hz_by_32_channels() {
     if !lsl_available() {
         return;
     }
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let stream = unique("latency");
     let pulse_pal = PulsePalEmulator::start().unwrap();
-    let mut config = Preset::SleepSpindle.config();
-    config.trigger.mode = TriggerMode::Stim;
     let mut source = lsl_source(&stream);
     source.rate_hz = Some(500.0);
     source.channel_count = Some(32);
-    config.source = SourceConfig::Lsl(source);
-    config.outputs = vec![OutputConfig::PulsePal(PulsePalConfig {
-        port: p(&pulse_pal.path).into(),
-        channel: 1,
-        volts: 5.0,
-        write_timeout_ms: 50.0,
-        check_period_ms: 1000.0,
-    })];
+    let mut config = stim_config(source, &pulse_pal);
     config.lsl_markers = Some(LslMarkersConfig {
         name: unique("latency-markers"),
         source_id: unique("latency-markers"),
     });
     let config_path = write_config(dir.path(), &config);
     // DREAMS excerpt 1's first 400 s, linearly interpolated from 100 to
-    // 500 Hz, on all 32 channels: pushed at 40× real time up to 340 s (the
+    // 500 Hz, on all 32 channels: pushed at 20× real time up to 340 s (the
     // detector's history), then at real time, where spindles abound.
     const SECONDS: usize = 400;
     const REALTIME_FROM: usize = 340 * 500;
@@ -471,21 +469,13 @@ fn lsl_source_to_decision_latency_at_500_hz_by_32_channels() {
             "--chunk",
             "1",
             "--speed",
-            "40",
+            "20",
             "--realtime-from",
             &REALTIME_FROM.to_string(),
         ],
     );
     let out = dir.path().join("s");
-    let run = neuroloop(&[
-        "run",
-        "--config",
-        p(&config_path),
-        "--duration-s",
-        &SECONDS.to_string(),
-        "--out",
-        p(&out),
-    ]);
+    let run = run_session(&config_path, &SECONDS.to_string(), &out);
     assert!(run.status.success(), "{}", text(&run));
     let report = peer.finish();
     let pp = pulse_pal.finish().unwrap();
@@ -547,6 +537,7 @@ fn bad_streams_are_refused_counted_or_faulted() {
     if !lsl_available() {
         return;
     }
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let session = |what: &str, peer_args: &[&str], seconds: &str| {
         let stream = unique(what);
@@ -561,15 +552,7 @@ fn bad_streams_are_refused_counted_or_faulted() {
         args.extend_from_slice(peer_args);
         let peer = Peer::start(&sub, &args);
         let out = sub.join("s");
-        let run = neuroloop(&[
-            "run",
-            "--config",
-            p(&config_path),
-            "--duration-s",
-            seconds,
-            "--out",
-            p(&out),
-        ]);
+        let run = run_session(&config_path, seconds, &out);
         drop(peer);
         (run, out)
     };
