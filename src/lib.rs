@@ -25,6 +25,9 @@
 //! * [`eval`]: scoring against ground truth by the rules of `EVALUATION.md`.
 //! * [`click`]: the pink-noise click of auditory sleep stimulation (pure rendering).
 //! * [`config`]: the TOML schema, presets and up-front validation.
+//! * [`logging`]: `tracing` to the terminal and to each session's `log.txt`.
+//! * [`protocol`]: the host ⇄ trigger-box wire format and its test vectors.
+//! * [`device`]: devices, one file each (for now the trigger box).
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
@@ -38,6 +41,8 @@ pub mod dsp;
 pub mod eval;
 pub mod event;
 pub mod io;
+pub mod logging;
+pub mod protocol;
 pub mod recording;
 pub mod rng;
 pub mod runtime;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
+use neuroloop::device::trigger_box;
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
 use neuroloop::io::emulate;
@@ -30,6 +31,12 @@ use neuroloop::time::SampleRate;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More diagnostics (-v debug, -vv trace); `RUST_LOG` overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Fewer diagnostics (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
 }
 
 #[derive(Subcommand)]
@@ -51,8 +58,99 @@ enum Command {
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
-    /// List serial ports (with USB vendor/product ids), audio devices (ALSA PCM names) and LSL streams.
-    Devices,
+    /// List serial ports (with USB vendor/product ids), audio devices (ALSA
+    /// PCM names) and LSL streams; say HELLO to the ports a trigger box may be on.
+    Devices(DevicesArgs),
+    /// The trigger box (`firmware/`, `hardware/`).
+    TriggerBox(TriggerBoxArgs),
+    /// Print what the reader sees in a recording: format, streams, channels
+    /// (index, label, unit, rate, length), annotations and notices, to pick
+    /// `--stream` and `--channel` for `replay`.
+    Info(InfoArgs),
+}
+
+/// How to read a recording file (the formats that need to be told).
+#[derive(Args)]
+struct FileArgs {
+    /// Channels in a headerless .dat file.
+    #[arg(long)]
+    raw_channels: Option<usize>,
+    /// Sample rate of a headerless .dat file.
+    #[arg(long)]
+    raw_rate_hz: Option<f64>,
+    /// Scale of a headerless .dat file.
+    #[arg(long, default_value_t = 1.0)]
+    raw_uv_per_bit: f64,
+    /// Volts at digital full scale, for .wav input.
+    #[arg(long, default_value_t = 1.0)]
+    wav_volts_per_full_scale: f64,
+}
+
+impl FileArgs {
+    fn options(&self) -> Result<FileOptions> {
+        Ok(FileOptions {
+            raw: match (self.raw_channels, self.raw_rate_hz) {
+                (Some(channels), Some(rate_hz)) => Some(RawLayout {
+                    channels,
+                    rate_hz,
+                    uv_per_bit: self.raw_uv_per_bit,
+                }),
+                (None, None) => None,
+                _ => bail!("--raw-channels and --raw-rate-hz go together"),
+            },
+            wav_volts_per_full_scale: self.wav_volts_per_full_scale,
+        })
+    }
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A recording in any format `replay` reads.
+    input: PathBuf,
+    /// Also read every sample of every stream: checks the whole file and
+    /// prints each signal's range and the read throughput.
+    #[arg(long)]
+    read: bool,
+    #[command(flatten)]
+    file: FileArgs,
+}
+
+#[derive(Args)]
+struct DevicesArgs {
+    /// Also say HELLO on this port (one without USB ids, e.g. `tb_sim`'s pty).
+    #[arg(long)]
+    probe: Vec<String>,
+}
+
+#[derive(Args)]
+struct TriggerBoxArgs {
+    #[command(subcommand)]
+    command: TriggerBoxCommand,
+}
+
+#[derive(Subcommand)]
+enum TriggerBoxCommand {
+    /// Arm the box and fire a train on each output in turn (wire a scope or
+    /// LEDs to the BNCs, not a stimulator); print what the box reports.
+    Test(TriggerBoxTestArgs),
+}
+
+#[derive(Args)]
+struct TriggerBoxTestArgs {
+    /// The box's serial port (`neuroloop devices` lists it).
+    #[arg(long)]
+    port: String,
+    /// Outputs to pulse, in this order.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4])]
+    outputs: Vec<u8>,
+    #[arg(long, default_value_t = 10.0)]
+    width_ms: f64,
+    /// Pulses per output.
+    #[arg(long, default_value_t = 5)]
+    count: u16,
+    /// Start to start.
+    #[arg(long, default_value_t = 100.0)]
+    interval_ms: f64,
 }
 
 #[derive(Args)]
@@ -191,9 +289,15 @@ struct PipelineArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Recording: .edf/.bdf, .wav, headerless int16 .dat/.bin/.raw, an Open Ephys structure.oebin,
-    /// or a session folder `neuroloop run` recorded (replayed with its own config and compared).
+    /// Recording: .edf/.bdf, .wav, NeuroScope .dat/.lfp with its .xml, Intan amplifier.dat with
+    /// info.rhd, legacy Open Ephys .continuous (a file or a folder of them), an Open Ephys
+    /// structure.oebin, OpenBCI GUI .txt, .xdf, headerless int16 .dat/.bin/.raw, or a session
+    /// folder `neuroloop run` recorded (replayed with its own config and compared).
     input: PathBuf,
+    /// The stream to replay, by name, in a file that has several (XDF, Open Ephys binary,
+    /// OpenBCI GUI text): `--channel` then picks within it. `neuroloop info FILE` lists them.
+    #[arg(long)]
+    stream: Option<String>,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Pace the replay at the recording's rate instead of as fast as possible.
@@ -202,18 +306,8 @@ struct ReplayArgs {
     /// Stimulate only in N2/N3 epochs of this hypnogram (DREAMS .txt or EDF+ .edf).
     #[arg(long)]
     hypnogram: Option<PathBuf>,
-    /// Channels in a headerless .dat file.
-    #[arg(long)]
-    raw_channels: Option<usize>,
-    /// Sample rate of a headerless .dat file.
-    #[arg(long)]
-    raw_rate_hz: Option<f64>,
-    /// Scale of a headerless .dat file.
-    #[arg(long, default_value_t = 1.0)]
-    raw_uv_per_bit: f64,
-    /// Volts at digital full scale, for .wav input.
-    #[arg(long, default_value_t = 1.0)]
-    wav_volts_per_full_scale: f64,
+    #[command(flatten)]
+    file: FileArgs,
 }
 
 #[derive(Args)]
@@ -268,6 +362,8 @@ struct EvalArgs {
 
 fn main() {
     let cli = Cli::parse();
+    let verbosity = i8::try_from(i16::from(cli.verbose) - i16::from(cli.quiet)).unwrap_or(0);
+    let logging = neuroloop::logging::init(verbosity);
     let result = match cli.command {
         Command::Simulate(a) => simulate(a),
         Command::Replay(a) => replay(a),
@@ -276,10 +372,15 @@ fn main() {
         Command::LatencyTest(a) => latency_test(a),
         Command::Click(a) => click(a),
         Command::Emulate(a) => emulate(a),
-        Command::Devices => devices(),
+        Command::Devices(a) => devices(&a.probe),
+        Command::Info(a) => info(a),
+        Command::TriggerBox(a) => match a.command {
+            TriggerBoxCommand::Test(t) => trigger_box_test(&t),
+        },
     };
     if let Err(e) = result {
-        eprintln!("error: {}", error_text(&e));
+        tracing::error!("{}", error_text(&e));
+        drop(logging); // flushes log.txt before exiting
         std::process::exit(1);
     }
 }
@@ -312,24 +413,55 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     }
     spec.artifacts = !args.no_artifacts;
     spec.event_snr = args.event_snr;
-    let simulation = sim::simulate(&spec)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let truth_path = args.out.join("truth.tsv");
-    std::fs::write(&truth_path, sim::truth::truth_to_tsv(&simulation.truth))
-        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     let edf_path = args.out.join("recording.edf");
-    io::edf::write_edf(&edf_path, &simulation.recording)?;
+    let truth = write_simulated_edf(&spec, &edf_path)?;
+    let truth_path = args.out.join("truth.tsv");
+    std::fs::write(&truth_path, sim::truth::truth_to_tsv(&truth))
+        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     println!(
         "wrote {} ({} channels, {} Hz, {} min) and {} ({} truth events)",
         edf_path.display(),
-        simulation.recording.signals.len(),
+        spec.channels,
         rate.hz(),
         args.minutes,
         truth_path.display(),
-        simulation.truth.len()
+        truth.len()
     );
     Ok(())
+}
+
+/// Simulate `spec` into an EDF file block by block, in two passes (the header
+/// states each signal's range before any sample), and return the truth.
+/// Memory does not grow with the length; the file equals
+/// `write_edf(simulate(spec))`.
+fn write_simulated_edf(spec: &SimSpec, path: &Path) -> Result<Vec<sim::TruthEvent>> {
+    const BLOCK_FRAMES: usize = 1 << 16;
+    let mut stream = sim::SimStream::new(spec)?;
+    let mut ranges = vec![io::edf::DataRange::default(); spec.channels];
+    let mut block = Vec::new();
+    while stream.render_next(BLOCK_FRAMES, &mut block) > 0 {
+        for (range, channel) in ranges.iter_mut().zip(&block) {
+            range.extend(channel);
+        }
+    }
+    let mut stream = sim::SimStream::new(spec)?;
+    let signals: Vec<io::edf::SignalToWrite> = stream
+        .labels()
+        .into_iter()
+        .map(|label| io::edf::SignalToWrite {
+            label,
+            unit: sim::UNIT.to_string(),
+            rate: spec.rate,
+            samples: stream.samples(),
+        })
+        .collect();
+    // One rate: every signal has the same number of samples per record.
+    io::edf::write_edf_streamed(path, &signals, &ranges, |samples_per_record, record| {
+        stream.render_next(samples_per_record[0], record);
+    })?;
+    Ok(stream.truth().to_vec())
 }
 
 fn load_config(args: &PipelineArgs, default: Preset) -> Result<Config> {
@@ -383,24 +515,124 @@ fn print_summary(dir: &Path, progress: &Progress, interrupted: bool, wall_s: f64
     println!("session written to {}", dir.display());
 }
 
+/// `neuroloop info FILE`.
+fn info(args: InfoArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut reader = io::open_reader(&args.input, &args.file.options()?)?;
+    print!("{}", describe_source(reader.info()));
+    if args.read {
+        read_everything(reader.as_mut(), started)?;
+    }
+    Ok(())
+}
+
+/// `info --read`: every stream read to its end in blocks of up to 64 Ki
+/// values; per signal its sample count and range, then the throughput.
+fn read_everything(
+    reader: &mut dyn io::reader::SignalReader,
+    started: std::time::Instant,
+) -> Result<()> {
+    let info = reader.info().clone();
+    let mut streams: Vec<usize> = info.signals.iter().map(|s| s.stream).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut values = 0u64;
+    println!("read:");
+    for stream in streams {
+        let members: Vec<usize> = (0..info.signals.len())
+            .filter(|&i| info.signals[i].stream == stream)
+            .collect();
+        reader.select(&members)?;
+        let mut buf = vec![0.0; ((1 << 16) / members.len()).max(1) * members.len()];
+        let mut ranges = vec![(f64::INFINITY, f64::NEG_INFINITY); members.len()];
+        let mut frames = 0u64;
+        while let Some(block) = reader.read_block(&mut buf)? {
+            for frame in buf[..block.frames * members.len()].chunks_exact(members.len()) {
+                for (range, &v) in ranges.iter_mut().zip(frame) {
+                    *range = (range.0.min(v), range.1.max(v));
+                }
+            }
+            frames += block.frames as u64;
+        }
+        values += frames * members.len() as u64;
+        for (&signal, (low, high)) in members.iter().zip(ranges) {
+            println!(
+                "  {signal:>3}  {:<24} {frames} samples, {low} to {high} {}",
+                format!("{:?}", info.signals[signal].label),
+                info.signals[signal].unit
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "opened and read {values} values in {seconds:.3} s ({:.1} M values/s)",
+        values as f64 / seconds.max(1e-9) / 1e6
+    );
+    Ok(())
+}
+
+/// What `neuroloop info` prints: one line per stream, signal, annotation
+/// (the first [`LISTED_ANNOTATIONS`]) and notice.
+fn describe_source(info: &io::SourceInfo) -> String {
+    const LISTED_ANNOTATIONS: usize = 20;
+    let mut out = format!("{}: {}\n", info.path.display(), info.format);
+    if !info.streams.is_empty() {
+        out += &format!(
+            "streams ({}; pick one with --stream NAME):\n",
+            info.streams.len()
+        );
+        for stream in &info.streams {
+            out += &format!("  {:?}: {}\n", stream.name, stream.description);
+        }
+    }
+    out += &format!(
+        "signals ({}; pick with --channel LABEL or --channel INDEX):\n",
+        info.signals.len()
+    );
+    for (index, signal) in info.signals.iter().enumerate() {
+        let stream = info
+            .streams
+            .iter()
+            .find(|s| s.id == Some(signal.stream))
+            .map(|s| format!(", stream {:?}", s.name))
+            .unwrap_or_default();
+        out += &format!(
+            "  {index:>3}  {:<24} {:<6} {} Hz, {} samples ({:.3} s){stream}\n",
+            format!("{:?}", signal.label),
+            if signal.unit.is_empty() {
+                "-"
+            } else {
+                &signal.unit
+            },
+            signal.rate.hz(),
+            signal.samples,
+            signal.samples as f64 / signal.rate.hz(),
+        );
+    }
+    if !info.annotations.is_empty() {
+        out += &format!("annotations ({}):\n", info.annotations.len());
+        for a in info.annotations.iter().take(LISTED_ANNOTATIONS) {
+            out += &format!("  {:>10.3} s  {:?}\n", a.onset_s, a.text);
+        }
+        if info.annotations.len() > LISTED_ANNOTATIONS {
+            out += &format!(
+                "  ... and {} more\n",
+                info.annotations.len() - LISTED_ANNOTATIONS
+            );
+        }
+    }
+    for notice in &info.notices {
+        out += &format!("notice: {notice}\n");
+    }
+    out
+}
+
 fn replay(args: ReplayArgs) -> Result<()> {
-    if args.input.is_dir() {
+    if args.input.is_dir() && args.input.join("recording.bdf").exists() {
         return replay_session(args);
     }
     let config = load_config(&args.pipeline, Preset::RodentRipple)?;
-    let options = FileOptions {
-        raw: match (args.raw_channels, args.raw_rate_hz) {
-            (Some(channels), Some(rate_hz)) => Some(RawLayout {
-                channels,
-                rate_hz,
-                uv_per_bit: args.raw_uv_per_bit,
-            }),
-            (None, None) => None,
-            _ => bail!("--raw-channels and --raw-rate-hz go together"),
-        },
-        wav_volts_per_full_scale: args.wav_volts_per_full_scale,
-    };
-    let source = io::open_reader(&args.input, &options)?;
+    let source = io::open_reader(&args.input, &args.file.options()?)?;
     let out = args.pipeline.out.clone().unwrap_or_else(|| {
         let stem = args.input.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from("sessions").join(format!("replay-{stem}"))
@@ -473,12 +705,16 @@ fn replay_source(
     out: &Path,
 ) -> Result<()> {
     let info = source.info().clone();
-    let signals = info
-        .select(&selectors(&args.pipeline, config))
-        .with_context(|| format!("{}", args.input.display()))?;
+    let selectors = selectors(&args.pipeline, config);
+    let signals = match &args.stream {
+        Some(stream) => info.select_in_stream(stream, &selectors)?,
+        None => info
+            .select(&selectors)
+            .with_context(|| format!("{}", args.input.display()))?,
+    };
     source.select(&signals)?;
     for notice in &info.notices {
-        eprintln!("warning: {notice}");
+        tracing::warn!("{notice}");
     }
     let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
@@ -552,12 +788,7 @@ fn run(args: RunArgs) -> Result<()> {
                 &simulation.recording,
                 config.input.block_size,
                 1.0,
-                format!(
-                    "simulator {} seed {} at {} Hz",
-                    sim_config.preset,
-                    sim_config.seed,
-                    rate.hz()
-                ),
+                format!("simulator {} seed {}", sim_config.preset, sim_config.seed),
             )?
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
@@ -628,7 +859,7 @@ fn format_latency(s: &Option<LatencySummary>) -> String {
 /// Settings the detector could not apply as configured (also in summary.json).
 fn warn_adjustments(adjustments: &[String]) {
     for a in adjustments {
-        eprintln!("warning: {a}");
+        tracing::warn!("{a}");
     }
 }
 
@@ -864,24 +1095,34 @@ fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::
     Ok((simulation.recording.interleaved(), simulation))
 }
 
-fn devices() -> Result<()> {
+fn devices(probe: &[String]) -> Result<()> {
     let ports = serialport::available_ports().context("cannot list serial ports")?;
     if ports.is_empty() {
         println!("no serial ports found");
     }
+    let say_hello = |port: &str| match trigger_box::hello(port) {
+        Ok(answer) => println!("{port}  {answer}"),
+        Err(e) => println!("{port}  no trigger box: {e}"),
+    };
     for p in ports {
         match p.port_type {
-            serialport::SerialPortType::UsbPort(usb) => println!(
-                "{}  usb {:04x}:{:04x}  {} {}{}",
-                p.port_name,
-                usb.vid,
-                usb.pid,
-                usb.manufacturer.unwrap_or_default(),
-                usb.product.unwrap_or_default(),
-                usb.serial_number
-                    .map(|s| format!(" (serial {s})"))
-                    .unwrap_or_default()
-            ),
+            serialport::SerialPortType::UsbPort(usb) => {
+                println!(
+                    "{}  usb {:04x}:{:04x}  {} {}{}",
+                    p.port_name,
+                    usb.vid,
+                    usb.pid,
+                    usb.manufacturer.unwrap_or_default(),
+                    usb.product.unwrap_or_default(),
+                    usb.serial_number
+                        .map(|s| format!(" (serial {s})"))
+                        .unwrap_or_default()
+                );
+                if let Some(board) = trigger_box::board(usb.vid, usb.pid) {
+                    println!("  {board}: saying HELLO (the board resets when its port opens)");
+                    say_hello(&p.port_name);
+                }
+            }
             serialport::SerialPortType::PciPort => println!("{}  pci", p.port_name),
             serialport::SerialPortType::BluetoothPort => println!("{}  bluetooth", p.port_name),
             serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
@@ -908,6 +1149,34 @@ fn devices() -> Result<()> {
             }
         }
         Err(e) => println!("LSL streams not listed: {e}"),
+    }
+    for port in probe {
+        say_hello(port);
+    }
+    Ok(())
+}
+
+fn trigger_box_test(a: &TriggerBoxTestArgs) -> Result<()> {
+    let mut c = trigger_box::TriggerBoxConfig::new(&a.port);
+    c.width_ms = Some(a.width_ms);
+    c.count = a.count;
+    c.interval_ms = a.interval_ms;
+    c.validate()?;
+    for o in trigger_box::pulse_outputs(&c, &a.outputs)? {
+        match o.refused {
+            Some(code) => println!("output {}: refused: {}", o.output, code.name()),
+            None => println!(
+                "output {}: {} of {} pulses fired{}",
+                o.output,
+                o.fired,
+                o.pulses,
+                if o.fired > 0 {
+                    format!(", at most {} µs after their planned time", o.late_max_us)
+                } else {
+                    String::new()
+                }
+            ),
+        }
     }
     Ok(())
 }

@@ -97,6 +97,22 @@ impl Rng {
         radius * cos
     }
 
+    /// Advance as `count` calls of [`Rng::gaussian`] would, without computing
+    /// them: each pair costs two raw draws, so only an odd last one (whose
+    /// partner becomes the spare) is computed.
+    pub fn skip_gaussians(&mut self, count: u64) {
+        let mut count = count;
+        if count > 0 && self.spare_gaussian.take().is_some() {
+            count -= 1;
+        }
+        for _ in 0..count / 2 * 2 {
+            self.next_u64();
+        }
+        if count % 2 == 1 {
+            self.gaussian();
+        }
+    }
+
     /// Exponential draw with the given mean (waiting time of a Poisson process).
     pub fn exponential(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.uniform()).ln()
@@ -140,6 +156,31 @@ mod tests {
         assert_eq!(rng.next_u64(), 0x99EC_5F36_CB75_F2B4);
         assert_eq!(rng.next_u64(), 0xBF6E_1F78_4956_452A);
         assert_eq!(rng.next_u64(), 0x1A5F_849D_4933_E6E0);
+    }
+
+    #[test]
+    fn skipping_gaussians_equals_drawing_them() {
+        for start in 0..2 {
+            for count in [0, 1, 2, 3, 10, 11] {
+                let mut drawn = Rng::new(5);
+                let mut skipped = Rng::new(5);
+                for _ in 0..start {
+                    drawn.gaussian();
+                    skipped.gaussian();
+                }
+                for _ in 0..count {
+                    drawn.gaussian();
+                }
+                skipped.skip_gaussians(count);
+                for _ in 0..3 {
+                    assert_eq!(
+                        drawn.gaussian().to_bits(),
+                        skipped.gaussian().to_bits(),
+                        "start {start} count {count}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

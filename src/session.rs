@@ -129,22 +129,25 @@ pub fn run_session(
                    error: Option<String>,
                    controller: &Controller,
                    wall_s: f64| {
-        let mut summary = summary_json(SummaryParts {
-            command,
-            input: &description,
-            config,
-            rate,
-            labels: &labels,
-            progress,
-            status,
-            error,
-            controller: controller.counters(),
-            trigger: controller.trigger_counters(),
-            adjustments: controller.adjustments(),
-            wall_s,
-        });
-        summary["input_notices"] = serde_json::json!(info.notices);
-        summary
+        let summary = Summary::new(
+            SummaryParts {
+                command,
+                input: &description,
+                config,
+                rate,
+                labels: &labels,
+                progress,
+                status,
+                error,
+                controller: controller.counters(),
+                trigger: controller.trigger_counters(),
+                adjustments: controller.adjustments(),
+                wall_s,
+            },
+            &info.notices,
+            (),
+        );
+        serde_json::to_value(summary).expect("the summary serialises")
     };
 
     // A failed session keeps its partial events and a summary saying why; returns the folder.
@@ -234,6 +237,8 @@ pub(crate) fn count<'a>(progress: &mut Progress, events: impl IntoIterator<Item 
     }
 }
 
+/// What every `summary.json` has: how the session ended, what it read, what
+/// it found and decided, its settings.
 pub(crate) struct SummaryParts<'a> {
     pub command: &'a str,
     /// Description of the source.
@@ -250,42 +255,80 @@ pub(crate) struct SummaryParts<'a> {
     pub wall_s: f64,
 }
 
-pub(crate) fn summary_json(p: SummaryParts) -> serde_json::Value {
-    let minutes = p.progress.seconds_done / 60.0;
-    let per_minute: BTreeMap<&str, f64> = p
-        .progress
-        .counts
-        .iter()
-        .map(|(k, v)| {
-            (
-                *k,
-                if minutes > 0.0 {
-                    *v as f64 / minutes
+/// `summary.json`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Summary<'a, Live: serde::Serialize> {
+    status: &'a str,
+    error: Option<String>,
+    neuroloop_version: &'static str,
+    command: &'a str,
+    input: &'a str,
+    rate_hz: f64,
+    channels: &'a [String],
+    samples: u64,
+    duration_s: f64,
+    counts: &'a BTreeMap<&'static str, u64>,
+    per_minute: BTreeMap<&'static str, f64>,
+    trigger: TriggerCounters,
+    controller: ControllerCounters,
+    adjustments: &'a [String],
+    processing: Processing,
+    settings: &'a Config,
+    /// What the reader tolerated (replay).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    input_notices: &'a [String],
+    /// A live session's own sections.
+    #[serde(flatten)]
+    live: Live,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Processing {
+    wall_s: f64,
+    realtime_factor: f64,
+}
+
+impl<'a, Live: serde::Serialize> Summary<'a, Live> {
+    pub fn new(p: SummaryParts<'a>, input_notices: &'a [String], live: Live) -> Self {
+        let minutes = p.progress.seconds_done / 60.0;
+        let rate = |n: u64| {
+            if minutes > 0.0 {
+                n as f64 / minutes
+            } else {
+                0.0
+            }
+        };
+        Self {
+            status: p.status,
+            error: p.error,
+            neuroloop_version: env!("CARGO_PKG_VERSION"),
+            command: p.command,
+            input: p.input,
+            rate_hz: p.rate.hz(),
+            channels: p.labels,
+            samples: p.progress.frames_done,
+            duration_s: p.progress.seconds_done,
+            counts: &p.progress.counts,
+            per_minute: p
+                .progress
+                .counts
+                .iter()
+                .map(|(k, &v)| (*k, rate(v)))
+                .collect(),
+            trigger: p.trigger,
+            controller: p.controller,
+            adjustments: p.adjustments,
+            processing: Processing {
+                wall_s: p.wall_s,
+                realtime_factor: if p.wall_s > 0.0 {
+                    p.progress.seconds_done / p.wall_s
                 } else {
                     0.0
                 },
-            )
-        })
-        .collect();
-    serde_json::json!({
-        "status": p.status,
-        "error": p.error,
-        "neuroloop_version": env!("CARGO_PKG_VERSION"),
-        "command": p.command,
-        "input": p.input,
-        "rate_hz": p.rate.hz(),
-        "channels": p.labels,
-        "samples": p.progress.frames_done,
-        "duration_s": p.progress.seconds_done,
-        "counts": p.progress.counts,
-        "per_minute": per_minute,
-        "trigger": p.trigger,
-        "controller": p.controller,
-        "adjustments": p.adjustments,
-        "processing": {
-            "wall_s": p.wall_s,
-            "realtime_factor": if p.wall_s > 0.0 { p.progress.seconds_done / p.wall_s } else { 0.0 },
-        },
-        "settings": serde_json::to_value(p.config).expect("config serialises"),
-    })
+            },
+            settings: p.config,
+            input_notices,
+            live,
+        }
+    }
 }

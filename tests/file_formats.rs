@@ -1314,11 +1314,11 @@ fn read_recording_dispatches_on_the_extension_in_any_case() {
     let upper = write_temp(&dir, "PSG.BDF", &bytes);
     let recording = read_recording(&upper, &FileOptions::default()).expect("upper-case .BDF");
     assert_eq!(recording.signals.len(), 7);
-    let unknown = write_temp(&dir, "psg.xdf", &bytes);
+    let unknown = write_temp(&dir, "psg.xyz", &bytes);
     let error = read_recording(&unknown, &FileOptions::default()).expect_err("unknown extension");
     assert!(
         matches!(error, FileError::UnknownExtension { .. })
-            && error.to_string().contains("psg.xdf"),
+            && error.to_string().contains("psg.xyz"),
         "{error}"
     );
     let missing = read_recording(&dir.path().join("missing.edf"), &FileOptions::default())

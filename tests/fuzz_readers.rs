@@ -1,4 +1,4 @@
-//! Fuzzing every binary reader and the OpenBCI serial parser with mutated real
+//! Fuzzing every file reader and the OpenBCI serial parser with mutated real
 //! files: truncations, byte flips, numeric header fields set to 0, negative,
 //! huge, tiny and non-numeric values, appended bytes. Every mutated file goes
 //! through the real entry point (`open_reader` on a file on disk) and is read
@@ -517,6 +517,85 @@ proptest! {
         exercise("Open Ephys", &path, &FileOptions::default(), length + data_bytes)?;
     }
 
+    #[test]
+    fn neuroscope(changes in mutations(), xml_changes in few_mutations(0), lfp in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = scratch(dir.path(), "neuroscope");
+        std::fs::create_dir(&folder).unwrap();
+        let mut xml = test_data("neuroscope/session.xml");
+        for change in &xml_changes {
+            mutate_numbers(&mut xml, usize::MAX, change);
+        }
+        let mut data = test_data("neuroscope/session.dat");
+        for change in &changes {
+            mutate_bytes(&mut data, change);
+        }
+        let name = if lfp { "session.lfp" } else { "session.dat" };
+        let length = write(&folder.join("session.xml"), &xml) + write(&folder.join(name), &data);
+        exercise("NeuroScope", &folder.join(name), &FileOptions::default(), length)?;
+    }
+
+    #[test]
+    fn intan(header_changes in mutations(), data_changes in few_mutations(0)) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = scratch(dir.path(), "intan");
+        std::fs::create_dir(&folder).unwrap();
+        let mut header = test_data("intan/info.rhd");
+        for change in &header_changes {
+            mutate_binary(&mut header, change);
+        }
+        let mut data = test_data("intan/amplifier.dat");
+        for change in &data_changes {
+            mutate_bytes(&mut data, change);
+        }
+        let length = write(&folder.join("info.rhd"), &header)
+            + write(&folder.join("amplifier.dat"), &data)
+            + write(&folder.join("time.dat"), &test_data("intan/time.dat"));
+        exercise("Intan", &folder.join("amplifier.dat"), &FileOptions::default(), length)?;
+    }
+
+    #[test]
+    fn open_ephys_continuous(changes in mutations(), channel in 0..3usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = scratch(dir.path(), "continuous");
+        std::fs::create_dir(&folder).unwrap();
+        let mut length = 0;
+        for (index, name) in ["100_CH1.continuous", "100_CH2.continuous", "100_AUX1.continuous"].into_iter().enumerate() {
+            let mut bytes = test_data(&format!("openephys_legacy/{name}"));
+            if index == channel {
+                for change in &changes {
+                    mutate_numbers(&mut bytes, 1024, change);
+                }
+            }
+            length += write(&folder.join(name), &bytes);
+        }
+        exercise("Open Ephys .continuous", &folder, &FileOptions::default(), length)?;
+    }
+
+    #[test]
+    fn openbci_gui_text(changes in mutations()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = openbci_text_seed().to_vec();
+        for change in &changes {
+            mutate_numbers(&mut bytes, 1000, change);
+        }
+        let path = scratch(dir.path(), "x.txt");
+        let length = write(&path, &bytes);
+        exercise("OpenBCI GUI text", &path, &FileOptions::default(), length)?;
+    }
+
+    #[test]
+    fn xdf(seed in 0..XDF_SEEDS.len(), changes in mutations()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = seed_bytes(XDF_SEEDS[seed]);
+        for change in &changes {
+            mutate_numbers(&mut bytes, 4096, change);
+        }
+        let path = scratch(dir.path(), "x.xdf");
+        let length = write(&path, &bytes);
+        exercise("XDF", &path, &FileOptions::default(), length)?;
+    }
+
     /// The Cyton's packets of the real OpenBCI GUI recording (its µV at gain
     /// 24, its own sample counter), mutated, fed in chunks of any size to the
     /// parser and framer of both board layouts.
@@ -551,6 +630,82 @@ proptest! {
         if tally.files == u64::from(cases()) {
             eprintln!("fuzz OpenBCI serial: {} mutated streams parsed", tally.files);
         }
+    }
+}
+
+/// A file of tests/data/formats/ (written by tests/data/golden/gen_rodent_formats.py).
+fn test_data(relative: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/formats")).join(relative),
+    )
+    .unwrap()
+}
+
+const XDF_SEEDS: [&str; 3] = [
+    "formats/xdf_minimal.xdf",
+    "formats/xdf_empty_streams.xdf",
+    "formats/xdf_clock_resets.xdf",
+];
+
+/// The real OpenBCI GUI file's header and first 2000 lines.
+fn openbci_text_seed() -> &'static [u8] {
+    static SEED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        let text = std::fs::read_to_string(shared_data(
+            "formats/openbci_gui_v6_blinks_jawclench_alpha.txt",
+        ))
+        .unwrap();
+        text.split_inclusive('\n')
+            .take(2005)
+            .collect::<String>()
+            .into_bytes()
+    })
+}
+
+/// For text fields (an `.xml`, a text header, XDF's XML stream headers):
+/// `Field` sets the `field`-th number in the first `within` bytes to one of
+/// [`TEXT_VALUES`]; other mutations as [`mutate_bytes`].
+fn mutate_numbers(bytes: &mut Vec<u8>, within: usize, mutation: &Mutation) {
+    let Mutation::Field { field, value, .. } = *mutation else {
+        return mutate_bytes(bytes, mutation);
+    };
+    let span = &bytes[..bytes.len().min(within)];
+    let mut numbers = Vec::new();
+    let mut at = 0;
+    while at < span.len() {
+        if span[at].is_ascii_digit() {
+            let start = at;
+            while at < span.len() && (span[at].is_ascii_digit() || span[at] == b'.') {
+                at += 1;
+            }
+            numbers.push(start..at);
+        } else {
+            at += 1;
+        }
+    }
+    if numbers.is_empty() {
+        return;
+    }
+    let range = numbers[field % numbers.len()].clone();
+    bytes.splice(range, TEXT_VALUES[value % TEXT_VALUES.len()].bytes());
+}
+
+/// For binary headers (Intan's): `Field` sets a 2- or 4-byte field at an even
+/// offset to one of [`BINARY_VALUES`]; other mutations as [`mutate_bytes`].
+fn mutate_binary(bytes: &mut Vec<u8>, mutation: &Mutation) {
+    let Mutation::Field {
+        field,
+        signal,
+        value,
+    } = *mutation
+    else {
+        return mutate_bytes(bytes, mutation);
+    };
+    let width = if signal % 2 == 0 { 2 } else { 4 };
+    let offset = (field * 7 + signal * 13) * 2 % bytes.len().max(1);
+    let value = BINARY_VALUES[value % BINARY_VALUES.len()].to_le_bytes();
+    if offset + width <= bytes.len() {
+        bytes[offset..offset + width].copy_from_slice(&value[..width]);
     }
 }
 

@@ -56,6 +56,7 @@ impl MemoryReader {
                 path: PathBuf::from("memory"),
                 format: "memory",
                 signals,
+                streams: Vec::new(),
                 annotations: Vec::new(),
                 notices: Vec::new(),
             },

@@ -682,7 +682,7 @@ fn record_stream_error(
     if let Ok(mut list) = errors.lock() {
         if !list.iter().any(|m| m.starts_with(kind)) {
             let message = format!("{kind}: {e}");
-            eprintln!("warning: audio {stream}: {message} (counted in summary.json)");
+            tracing::warn!("audio {stream}: {message} (counted in summary.json)");
             list.push(message);
         }
     }

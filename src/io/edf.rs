@@ -288,6 +288,7 @@ impl EdfReader {
             path: path.to_path_buf(),
             format: header.format(),
             signals,
+            streams: Vec::new(),
             annotations: timing.annotations,
             notices,
         };
@@ -1130,6 +1131,59 @@ struct PhysicalRange {
     max: f64,
 }
 
+/// A signal to write, described before its samples are produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalToWrite {
+    pub label: String,
+    pub unit: String,
+    pub rate: SampleRate,
+    /// Samples the signal will have.
+    pub samples: usize,
+}
+
+/// The extremes of a signal's samples (the EDF header states its physical range
+/// before any sample), accumulated block by block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRange {
+    min: f64,
+    max: f64,
+    samples: usize,
+    first_non_finite: Option<usize>,
+}
+
+impl Default for DataRange {
+    fn default() -> Self {
+        Self {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            samples: 0,
+            first_non_finite: None,
+        }
+    }
+}
+
+impl DataRange {
+    /// The range of `samples`.
+    pub fn of(samples: &[f64]) -> Self {
+        let mut range = Self::default();
+        range.extend(samples);
+        range
+    }
+
+    /// Take in the signal's next samples.
+    pub fn extend(&mut self, samples: &[f64]) {
+        if self.first_non_finite.is_none() {
+            self.first_non_finite = samples
+                .iter()
+                .position(|x| !x.is_finite())
+                .map(|index| self.samples + index);
+        }
+        self.min = samples.iter().copied().fold(self.min, f64::min);
+        self.max = samples.iter().copied().fold(self.max, f64::max);
+        self.samples += samples.len();
+    }
+}
+
 /// Write `recording` as plain 16-bit EDF (annotations are not written).
 ///
 /// Each signal's physical range is its data range, widened outward to what the
@@ -1143,27 +1197,69 @@ struct PhysicalRange {
 /// The file is written under a temporary name in the same folder and renamed
 /// at the end, so a failure never leaves a complete-looking partial file.
 pub fn write_edf(path: &Path, recording: &Recording) -> Result<(), FileError> {
+    let signals: Vec<SignalToWrite> = recording
+        .signals
+        .iter()
+        .map(|signal| SignalToWrite {
+            label: signal.label.clone(),
+            unit: signal.unit.clone(),
+            rate: signal.rate,
+            samples: signal.samples.len(),
+        })
+        .collect();
+    let ranges: Vec<DataRange> = recording
+        .signals
+        .iter()
+        .map(|signal| DataRange::of(&signal.samples))
+        .collect();
+    let mut written = vec![0; signals.len()];
+    write_edf_streamed(path, &signals, &ranges, |samples_per_record, record| {
+        for (((signal, buffer), &count), done) in recording
+            .signals
+            .iter()
+            .zip(record.iter_mut())
+            .zip(samples_per_record)
+            .zip(written.iter_mut())
+        {
+            buffer.clear();
+            buffer.extend_from_slice(&signal.samples[*done..*done + count]);
+            *done += count;
+        }
+    })
+}
+
+/// Write `signals` as [`write_edf`] does, without holding them: `ranges` are
+/// the signals' data ranges (from a first pass over the samples), and
+/// `next_record` fills one `Vec` per signal with that signal's next
+/// `samples_per_record[s]` samples, once per data record, in order.
+/// Samples outside `ranges` are clipped to the digital range.
+pub fn write_edf_streamed(
+    path: &Path,
+    signals: &[SignalToWrite],
+    ranges: &[DataRange],
+    mut next_record: impl FnMut(&[usize], &mut Vec<Vec<f64>>),
+) -> Result<(), FileError> {
     let cannot_write = |problem: String| FileError::CannotWrite {
         path: path.to_path_buf(),
         problem,
     };
-    if recording.signals.is_empty() {
+    if signals.is_empty() {
         return Err(cannot_write("the recording has no signals".into()));
     }
-    for signal in &recording.signals {
-        if let Some(index) = signal.samples.iter().position(|x| !x.is_finite()) {
+    for (signal, range) in signals.iter().zip(ranges) {
+        if let Some(index) = range.first_non_finite {
             return Err(cannot_write(format!(
                 "signal {:?} has a non-finite sample at index {index}",
                 signal.label
             )));
         }
     }
-    let layout = choose_record_layout(recording).map_err(cannot_write)?;
-    let ranges = recording
-        .signals
+    let layout = choose_record_layout(signals).map_err(cannot_write)?;
+    let ranges = signals
         .iter()
-        .map(|signal| {
-            physical_range(&signal.samples).ok_or_else(|| {
+        .zip(ranges)
+        .map(|(signal, range)| {
+            physical_range(range).ok_or_else(|| {
                 cannot_write(format!(
                     "the physical range of signal {:?} does not fit the 8-character header field",
                     signal.label
@@ -1171,29 +1267,42 @@ pub fn write_edf(path: &Path, recording: &Recording) -> Result<(), FileError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let header = encode_header(recording, &layout, &ranges);
+    let header = encode_header(signals, &layout, &ranges);
     let record_samples: usize = layout.samples_per_record.iter().sum();
-    // Record by record: memory beyond the recording itself is one record.
+    // Record by record: memory is one record's samples and bytes.
     let mut record = Vec::with_capacity(2 * record_samples);
+    let mut samples = vec![Vec::new(); signals.len()];
     write_atomically_with(path, |out| {
         out.write_all(&header)?;
         for index in 0..layout.record_count {
+            next_record(&layout.samples_per_record, &mut samples);
+            let short = samples
+                .iter()
+                .zip(&layout.samples_per_record)
+                .position(|(signal, &per_record)| signal.len() != per_record);
+            if let Some(signal) = short {
+                return Err(std::io::Error::other(format!(
+                    "record {index} got {} samples of signal {:?} instead of {}",
+                    samples[signal].len(),
+                    signals[signal].label,
+                    layout.samples_per_record[signal]
+                )));
+            }
             record.clear();
-            encode_record(recording, &layout, &ranges, index, &mut record);
+            encode_record(&samples, &ranges, &mut record);
             out.write_all(&record)?;
         }
         Ok(())
     })
 }
 
-fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
+fn choose_record_layout(signals: &[SignalToWrite]) -> Result<RecordLayout, String> {
     let mut length_problem = None;
     for duration_text in RECORD_DURATIONS_S {
         let duration_s: f64 = duration_text
             .parse()
             .expect("RECORD_DURATIONS_S holds decimal numbers");
-        let samples_per_record: Option<Vec<usize>> = recording
-            .signals
+        let samples_per_record: Option<Vec<usize>> = signals
             .iter()
             .map(|signal| {
                 let exact = signal.rate.hz() * duration_s;
@@ -1205,13 +1314,12 @@ fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
         let Some(samples_per_record) = samples_per_record else {
             continue;
         };
-        let first = &recording.signals[0];
-        let record_count = first.samples.len() / samples_per_record[0];
-        let mismatch = recording
-            .signals
+        let first = &signals[0];
+        let record_count = first.samples / samples_per_record[0];
+        let mismatch = signals
             .iter()
             .zip(&samples_per_record)
-            .find(|(signal, &per_record)| signal.samples.len() != record_count * per_record);
+            .find(|(signal, &per_record)| signal.samples != record_count * per_record);
         match mismatch {
             None if record_count <= MAX_COUNT_FIELD => {
                 return Ok(RecordLayout {
@@ -1224,13 +1332,13 @@ fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
             Some((signal, per_record)) => {
                 length_problem.get_or_insert(format!(
                     "signal lengths do not fill whole records at any record duration (at {duration_text} s, signal {:?} has {} samples for {per_record} per record, signal {:?} {} samples)",
-                    signal.label, signal.samples.len(), first.label, first.samples.len()
+                    signal.label, signal.samples, first.label, first.samples
                 ));
             }
         }
     }
     Err(length_problem.unwrap_or_else(|| {
-        let rates: Vec<String> = recording.signals.iter().map(|s| s.rate.to_string()).collect();
+        let rates: Vec<String> = signals.iter().map(|s| s.rate.to_string()).collect();
         format!(
             "no record duration from 0.001 s to 60 s holds a whole number of samples of every signal (rates {})",
             rates.join(", ")
@@ -1239,16 +1347,14 @@ fn choose_record_layout(recording: &Recording) -> Result<RecordLayout, String> {
 }
 
 /// The data range, widened outward to values that 8 characters can hold.
-fn physical_range(samples: &[f64]) -> Option<PhysicalRange> {
-    let data_min = samples.iter().copied().fold(f64::INFINITY, f64::min);
-    let data_max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (low, high) = if samples.is_empty() {
+fn physical_range(data: &DataRange) -> Option<PhysicalRange> {
+    let (low, high) = if data.samples == 0 {
         (-1.0, 1.0)
-    } else if data_min == data_max {
+    } else if data.min == data.max {
         // A constant signal still needs a non-degenerate range to scale by.
-        (data_min - 1.0, data_max + 1.0)
+        (data.min - 1.0, data.max + 1.0)
     } else {
-        (data_min, data_max)
+        (data.min, data.max)
     };
     let (min_text, min) = format_bound(low, Rounding::Down, 8)?;
     let (max_text, max) = format_bound(high, Rounding::Up, 8)?;
@@ -1298,11 +1404,11 @@ pub(crate) fn format_bound(value: f64, rounding: Rounding, width: usize) -> Opti
 }
 
 fn encode_header(
-    recording: &Recording,
+    signals: &[SignalToWrite],
     layout: &RecordLayout,
     ranges: &[PhysicalRange],
 ) -> Vec<u8> {
-    let signal_count = recording.signals.len();
+    let signal_count = signals.len();
     let header_bytes = HEADER_BLOCK_BYTES * (signal_count + 1);
     let mut bytes = Vec::with_capacity(header_bytes);
     let mut field = |text: &str, width: usize| push_ascii_field(&mut bytes, text, width);
@@ -1316,7 +1422,6 @@ fn encode_header(
     field(&layout.record_count.to_string(), 8);
     field(layout.duration_text, 8);
     field(&signal_count.to_string(), 4);
-    let signals = &recording.signals;
     signals.iter().for_each(|s| field(&s.label, 16));
     signals.iter().for_each(|_| field("", 80)); // transducer type
     signals.iter().for_each(|s| field(&s.unit, 8));
@@ -1337,23 +1442,12 @@ fn encode_header(
     bytes
 }
 
-/// Append data record `record` (every signal's samples as 16-bit digital values).
-fn encode_record(
-    recording: &Recording,
-    layout: &RecordLayout,
-    ranges: &[PhysicalRange],
-    record: usize,
-    bytes: &mut Vec<u8>,
-) {
+/// Append one data record (one slice of samples per signal) as 16-bit digital values.
+fn encode_record(samples: &[Vec<f64>], ranges: &[PhysicalRange], bytes: &mut Vec<u8>) {
     let digital_span = f64::from(WRITE_DIGITAL_MAX - WRITE_DIGITAL_MIN);
-    for ((signal, range), &per_record) in recording
-        .signals
-        .iter()
-        .zip(ranges)
-        .zip(&layout.samples_per_record)
-    {
+    for (signal, range) in samples.iter().zip(ranges) {
         let steps_per_unit = digital_span / (range.max - range.min);
-        for &value in &signal.samples[record * per_record..(record + 1) * per_record] {
+        for &value in signal {
             let digital = (f64::from(WRITE_DIGITAL_MIN) + (value - range.min) * steps_per_unit)
                 .round()
                 .clamp(f64::from(WRITE_DIGITAL_MIN), f64::from(WRITE_DIGITAL_MAX));

@@ -6,9 +6,13 @@
 //! (physical units, f64), which is also what the EDF writer takes.
 
 pub mod audio;
+pub mod continuous;
 pub mod edf;
 pub mod emulate;
+pub mod intan;
+pub mod neuroscope;
 pub mod openbci;
+pub mod openbci_text;
 pub mod openephys;
 pub mod pulsepal;
 pub mod raw;
@@ -16,12 +20,13 @@ pub mod reader;
 pub mod recorder;
 pub mod session;
 pub mod wav;
+pub mod xdf;
 
 use std::path::{Path, PathBuf};
 
 use crate::recording::Recording;
 pub use raw::RawLayout;
-pub use reader::{BlockMeta, SignalInfo, SignalReader, SourceInfo};
+pub use reader::{BlockMeta, SignalInfo, SignalReader, SourceInfo, StreamInfo};
 
 /// Why a recording file could not be read or written. Every message is one
 /// line that names the file and the problem (and the field, signal or byte
@@ -138,18 +143,28 @@ pub enum FileError {
         bits: u16,
         format: &'static str,
     },
-    #[error("{}: {length} bytes is not a whole number of {frame_bytes}-byte frames ({channels} channel(s) of int16)", .path.display())]
+    #[error("{}: {length} bytes is not a whole number of {frame_bytes}-byte frames ({channels} channel(s) of int16, as {described_by} says): the channel count is wrong or the file was cut", .path.display())]
     PartialFrame {
         path: PathBuf,
         length: u64,
         frame_bytes: u64,
         channels: usize,
+        /// Where the channel count comes from (an option, a sidecar's field).
+        described_by: String,
     },
     #[error("{}: {problem}", .path.display())]
     BadOption { path: PathBuf, problem: String },
+    #[error("{}: {format}: {problem}", .path.display())]
+    Malformed {
+        path: PathBuf,
+        /// "NeuroScope", "Intan RHD", "Open Ephys .continuous", "OpenBCI GUI text", "XDF".
+        format: &'static str,
+        /// What is wrong, naming the field (and the sidecar or record) where one applies.
+        problem: String,
+    },
     #[error("{}: Open Ephys metadata: {problem}", .path.display())]
     OpenEphysMetadata { path: PathBuf, problem: String },
-    #[error("{}: unknown file extension; expected .edf, .bdf, .wav, .dat, .bin, .raw or .oebin", .path.display())]
+    #[error("{}: unknown file extension; expected .edf, .bdf, .wav, .dat/.lfp/.eeg with a NeuroScope .xml, amplifier.dat or info.rhd (Intan), .continuous or a folder of them (Open Ephys), .oebin, .txt/.csv (OpenBCI GUI), .xdf, or a headerless .dat/.bin/.raw with its layout", .path.display())]
     UnknownExtension { path: PathBuf },
     #[error("{}: cannot write EDF: {problem}", .path.display())]
     CannotWrite { path: PathBuf, problem: String },
@@ -176,8 +191,13 @@ impl Default for FileOptions {
 
 /// Open a streaming reader, choosing the format from the extension (any case):
 /// .edf/.bdf → [`edf::EdfReader`], .wav → [`wav::open_wav`],
-/// .dat/.bin/.raw → [`raw::open_raw`] (needs `options.raw`),
-/// .oebin → [`openephys::open_open_ephys`] (an Open Ephys binary `structure.oebin`).
+/// .dat/.bin/.raw with `options.raw` → [`raw::open_raw`] (headerless int16);
+/// without it, an `amplifier.dat` beside an `info.rhd` → [`intan::open_intan`]
+/// and a `.dat` beside a NeuroScope `.xml` → [`neuroscope::open_neuroscope`];
+/// .lfp/.eeg/.xml → NeuroScope, .rhd → Intan, .continuous or a folder of them
+/// → [`continuous::open_continuous`] (legacy Open Ephys), .oebin →
+/// [`openephys::open_open_ephys`], .txt/.csv → [`openbci_text::open_openbci_text`],
+/// .xdf → [`xdf::open_xdf`].
 pub fn open_reader(path: &Path, options: &FileOptions) -> Result<Box<dyn SignalReader>, FileError> {
     let extension = path
         .extension()
@@ -186,18 +206,29 @@ pub fn open_reader(path: &Path, options: &FileOptions) -> Result<Box<dyn SignalR
     Ok(match extension.as_deref() {
         Some("edf" | "bdf") => Box::new(edf::EdfReader::open(path)?),
         Some("wav") => Box::new(wav::open_wav(path, options.wav_volts_per_full_scale)?),
-        Some("dat" | "bin" | "raw") => {
-            match &options.raw {
-                Some(layout) => Box::new(raw::open_raw(path, layout)?),
-                None => return Err(FileError::BadOption {
-                    path: path.to_path_buf(),
-                    problem:
-                        "a headerless raw file needs its layout (channel count, rate, µV per bit)"
-                            .into(),
-                }),
+        Some("dat" | "bin" | "raw") => match &options.raw {
+            Some(layout) => Box::new(raw::open_raw(path, layout)?),
+            None if intan::header_beside(path).is_some() => Box::new(intan::open_intan(path)?),
+            None if neuroscope::sidecar_of(path).is_file() => {
+                Box::new(neuroscope::open_neuroscope(path)?)
             }
-        }
+            None => {
+                return Err(FileError::BadOption {
+                    path: path.to_path_buf(),
+                    problem: format!(
+                        "no sidecar describes it (neither {} nor an info.rhd beside an amplifier.dat): a headerless raw file needs its layout (channel count, rate, µV per bit)",
+                        neuroscope::sidecar_of(path).display()
+                    ),
+                })
+            }
+        },
+        Some("lfp" | "eeg" | "xml") => Box::new(neuroscope::open_neuroscope(path)?),
+        Some("rhd") => Box::new(intan::open_intan(path)?),
+        Some("continuous") => Box::new(continuous::open_continuous(path)?),
         Some("oebin") => Box::new(openephys::open_open_ephys(path)?),
+        Some("txt" | "csv") => Box::new(openbci_text::open_openbci_text(path)?),
+        Some("xdf") => Box::new(xdf::open_xdf(path)?),
+        _ if path.is_dir() => Box::new(continuous::open_continuous(path)?),
         _ => {
             return Err(FileError::UnknownExtension {
                 path: path.to_path_buf(),
@@ -237,25 +268,28 @@ pub(crate) fn write_atomically_with(
             "the path has no file name",
         ))
     })?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".partial-{}", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let result = (|| {
-        let file =
-            std::fs::File::create(&temporary).map_err(io_error("create a temporary file"))?;
-        let mut out = std::io::BufWriter::new(file);
-        write(&mut out).map_err(io_error("write"))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("write")(e.into_error()))?;
-        file.sync_all().map_err(io_error("write"))?;
-        std::fs::rename(&temporary, path)
-            .map_err(io_error("rename the temporary file to the final name"))
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Dropped on any error before `persist`: the temporary is removed.
+    let temporary = tempfile::Builder::new()
+        .prefix(&{
+            let mut prefix = std::ffi::OsString::from(".");
+            prefix.push(file_name);
+            prefix
+        })
+        .suffix(".partial")
+        .tempfile_in(folder)
+        .map_err(io_error("create a temporary file"))?;
+    let mut out = std::io::BufWriter::new(temporary);
+    write(&mut out).map_err(io_error("write"))?;
+    let temporary = out
+        .into_inner()
+        .map_err(|e| io_error("write")(e.into_error()))?;
+    temporary.as_file().sync_all().map_err(io_error("write"))?;
+    temporary
+        .persist(path)
+        .map(|_| ())
+        .map_err(|e| io_error("rename the temporary file to the final name")(e.error))
 }

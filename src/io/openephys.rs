@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::raw::{open_int16_stream, Int16Channel, Int16Stream, MAX_CHANNELS};
 use super::reader::{
-    collect_recording, open_regular, read_exact_at, InterleavedReader, SourceInfo, MAX_RATE_HZ,
+    collect_recording, open_regular, read_exact_at, InterleavedReader, SourceInfo, StreamInfo,
+    MAX_RATE_HZ,
 };
 use super::FileError;
 use crate::recording::Recording;
@@ -77,7 +78,17 @@ pub fn open_open_ephys(path: &Path) -> Result<InterleavedReader, FileError> {
     let mut signals = Vec::new();
     let mut streams = Vec::new();
     let mut places = Vec::new();
+    let mut names = Vec::new();
     for (index, stream) in read_oebin(path)?.into_iter().enumerate() {
+        names.push(StreamInfo {
+            id: Some(index),
+            description: format!(
+                "{} channel(s) of int16 at {}",
+                stream.channels.len(),
+                stream.rate
+            ),
+            name: stream.folder_name.trim_end_matches('/').to_string(),
+        });
         let data_path = folder
             .join("continuous")
             .join(stream.folder_name.trim_end_matches('/'))
@@ -85,6 +96,7 @@ pub fn open_open_ephys(path: &Path) -> Result<InterleavedReader, FileError> {
         let description = Int16Stream {
             rate: stream.rate,
             rate_origin: format!("{} continuous[{index}] \"sample_rate\"", path.display()),
+            described_by: format!("{} continuous[{index}] \"channels\"", path.display()),
             channels: stream
                 .channels
                 .into_iter()
@@ -104,6 +116,7 @@ pub fn open_open_ephys(path: &Path) -> Result<InterleavedReader, FileError> {
         path: path.to_path_buf(),
         format: "Open Ephys binary",
         signals,
+        streams: names,
         annotations: Vec::new(),
         notices: Vec::new(),
     };

@@ -66,6 +66,7 @@ pub fn open_raw(path: &Path, layout: &RawLayout) -> Result<InterleavedReader, Fi
     let stream = Int16Stream {
         rate,
         rate_origin: "the raw layout's sample rate (--raw-rate-hz)".into(),
+        described_by: "the raw layout (--raw-channels)".into(),
         channels,
     };
     let (frames, signals) = open_int16_stream(path, stream, 0)?;
@@ -74,6 +75,7 @@ pub fn open_raw(path: &Path, layout: &RawLayout) -> Result<InterleavedReader, Fi
         path: path.to_path_buf(),
         format: "raw int16",
         signals,
+        streams: Vec::new(),
         annotations: Vec::new(),
         notices: Vec::new(),
     };
@@ -92,6 +94,8 @@ pub(crate) struct Int16Channel {
 pub(crate) struct Int16Stream {
     pub rate: SampleRate,
     pub rate_origin: String,
+    /// Where the channel count comes from, for errors.
+    pub described_by: String,
     /// At least one.
     pub channels: Vec<Int16Channel>,
 }
@@ -113,6 +117,7 @@ pub(crate) fn open_int16_stream(
             length,
             frame_bytes,
             channels,
+            described_by: description.described_by,
         });
     }
     let frames = length / frame_bytes;

@@ -24,6 +24,8 @@ pub use crate::time::MAX_RATE_HZ;
 
 /// Bytes an interleaved reader reads at once (at least one frame).
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+/// The shortest window [`SequentialReader::window_at`] gives before the end of the file.
+pub(crate) const MIN_WINDOW_BYTES: usize = CHUNK_BYTES / 2;
 
 /// One signal as the file describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,9 +50,12 @@ pub struct SignalInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceInfo {
     pub path: PathBuf,
-    /// "EDF", "EDF+", "BDF+", "WAV", "raw int16", "Open Ephys binary".
+    /// "EDF", "EDF+", "BDF+", "WAV", "raw int16", "Open Ephys binary", "XDF", ...
     pub format: &'static str,
     pub signals: Vec<SignalInfo>,
+    /// The named streams of a file that has several (XDF streams, Open Ephys
+    /// binary streams): what `--stream` picks. Empty for other formats.
+    pub streams: Vec<StreamInfo>,
     /// EDF+/BDF+ annotations, onsets in seconds from the first sample.
     pub annotations: Vec<Annotation>,
     /// What the reader tolerated but the user must know (a truncated final
@@ -58,7 +63,74 @@ pub struct SourceInfo {
     pub notices: Vec<String>,
 }
 
+/// A named stream of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    /// The `SignalInfo::stream` of its signals; `None` for a stream that is
+    /// not read as signals (markers, text, irregular samples).
+    pub id: Option<usize>,
+    pub name: String,
+    /// One line for `neuroloop info`: what the stream holds, and why it is not
+    /// read as signals where it is not.
+    pub description: String,
+}
+
 impl SourceInfo {
+    /// Resolve channel selectors among the signals of the stream named
+    /// `stream` (ignoring case and surrounding spaces); indices count within
+    /// that stream. Errors name the file, the stream and what it has.
+    pub fn select_in_stream(
+        &self,
+        stream: &str,
+        selectors: &[ChannelSelector],
+    ) -> Result<Vec<usize>, FileError> {
+        let problem = |problem: String| FileError::BadOption {
+            path: self.path.clone(),
+            problem,
+        };
+        let names = || {
+            self.streams
+                .iter()
+                .map(|s| format!("{:?}", s.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let found = self
+            .streams
+            .iter()
+            .find(|s| s.name.trim().eq_ignore_ascii_case(stream.trim()))
+            .ok_or_else(|| {
+                problem(if self.streams.is_empty() {
+                    format!(
+                        "a {} file has no named streams to pick {stream:?} from",
+                        self.format
+                    )
+                } else {
+                    format!("no stream is named {stream:?}; the file has {}", names())
+                })
+            })?;
+        let id = found.id.ok_or_else(|| {
+            problem(format!(
+                "stream {:?} is not read as signals: {}",
+                found.name, found.description
+            ))
+        })?;
+        let members: Vec<usize> = (0..self.signals.len())
+            .filter(|&i| self.signals[i].stream == id)
+            .collect();
+        let selectable: Vec<Selectable> = members
+            .iter()
+            .map(|&i| Selectable {
+                label: &self.signals[i].label,
+                rate: self.signals[i].rate,
+                stream: id,
+            })
+            .collect();
+        let chosen = select_signals(&selectable, selectors)
+            .map_err(|e| problem(format!("stream {:?}: {e}", found.name)))?;
+        Ok(chosen.into_iter().map(|i| members[i]).collect())
+    }
+
     /// Resolve channel selectors (see [`select_signals`]).
     pub fn select(&self, selectors: &[ChannelSelector]) -> Result<Vec<usize>, SelectError> {
         let selectable: Vec<Selectable> = self
@@ -479,5 +551,69 @@ impl SignalReader for InterleavedReader {
             return Ok(None);
         };
         self.streams[self.places[first].0].read_block(&self.info, buf)
+    }
+}
+
+/// A file read front to back through one fixed buffer of [`CHUNK_BYTES`]
+/// (text lines, XDF chunks, Open Ephys records): a request inside the buffer
+/// is served from it, any other refills the buffer from the requested offset.
+pub(crate) struct SequentialReader {
+    path: PathBuf,
+    file: File,
+    length: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    buf_len: usize,
+}
+
+impl SequentialReader {
+    pub(crate) fn new(path: &Path, file: File, length: u64) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file,
+            length,
+            buf: vec![0; CHUNK_BYTES],
+            buf_start: 0,
+            buf_len: 0,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's length when it was opened.
+    pub(crate) fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// `count` bytes (at most [`CHUNK_BYTES`]) from `offset`; the caller
+    /// checks that they lie inside [`Self::length`] (a file cut while it is
+    /// read is an error naming the offset).
+    pub(crate) fn bytes_at(&mut self, offset: u64, count: usize) -> Result<&[u8], FileError> {
+        debug_assert!(count <= CHUNK_BYTES);
+        let end = self.buf_start + self.buf_len as u64;
+        if offset < self.buf_start || offset + count as u64 > end {
+            let available = (self.length.saturating_sub(offset)).min(CHUNK_BYTES as u64) as usize;
+            let wanted = available.max(count);
+            read_exact_at(&self.file, &self.path, &mut self.buf[..wanted], offset)?;
+            (self.buf_start, self.buf_len) = (offset, wanted);
+        }
+        let from = (offset - self.buf_start) as usize;
+        Ok(&self.buf[from..from + count])
+    }
+
+    /// At least [`MIN_WINDOW_BYTES`] (or up to the end of the file) and at
+    /// most [`CHUNK_BYTES`] bytes from `offset`, for scanning text: served
+    /// from the buffer while it holds that much, so that scanning line by line
+    /// reads each byte once.
+    pub(crate) fn window_at(&mut self, offset: u64) -> Result<&[u8], FileError> {
+        let end = self.buf_start + self.buf_len as u64;
+        let held = offset >= self.buf_start && offset <= end;
+        if held && (end - offset >= MIN_WINDOW_BYTES as u64 || end >= self.length) {
+            return Ok(&self.buf[(offset - self.buf_start) as usize..self.buf_len]);
+        }
+        let count = (self.length.saturating_sub(offset)).min(CHUNK_BYTES as u64) as usize;
+        self.bytes_at(offset, count)
     }
 }

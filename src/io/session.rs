@@ -27,13 +27,14 @@ pub const EVENTS_HEADER: &str =
 
 /// Files a session writes; a folder holding any of them is refused, so nothing
 /// (a session's record, or the user's own `config.toml`) is ever overwritten.
-pub const SESSION_FILES: [&str; 6] = [
+pub const SESSION_FILES: [&str; 7] = [
     "config.toml",
     "events.tsv",
     "events.partial.tsv",
     "summary.json",
     "latency.tsv",
     "recording.bdf",
+    crate::logging::LOG_FILE,
 ];
 
 /// Space kept free for the last files of a session (`summary.json`,
@@ -138,6 +139,7 @@ impl SessionWriter {
                     error,
                 }
             })?;
+        crate::logging::attach_session_log(dir).map_err(write_err(dir))?;
         write_atomically(&dir.join("config.toml"), config_toml.as_bytes())?;
         let partial_path = dir.join("events.partial.tsv");
         let mut partial = File::create(&partial_path).map_err(write_err(&partial_path))?;
@@ -278,7 +280,7 @@ impl SessionWriter {
     /// and the partial log removed, so a folder with `events.tsv` always has
     /// the summary that says it is complete. If anything fails, the session
     /// is left as an abandoned one (partial log, no `events.tsv`).
-    pub fn finish(mut self, summary: &serde_json::Value) -> Result<PathBuf, SessionError> {
+    pub fn finish(mut self, summary: &impl serde::Serialize) -> Result<PathBuf, SessionError> {
         self.release_reserve();
         self.flush()?;
         self.rows.sort_by_key(|r| r.onset);
@@ -306,7 +308,7 @@ impl SessionWriter {
 
     /// A failed session: keep `events.partial.tsv`, write the summary (whose
     /// status says `error`), write no `events.tsv`.
-    pub fn abandon(mut self, summary: &serde_json::Value) -> Result<PathBuf, SessionError> {
+    pub fn abandon(mut self, summary: &impl serde::Serialize) -> Result<PathBuf, SessionError> {
         self.release_reserve();
         // The log may be what failed; the summary is still worth writing.
         let flushed = if self.failed.is_some() {
@@ -318,8 +320,8 @@ impl SessionWriter {
         flushed.map(|()| self.dir)
     }
 
-    fn write_summary(&self, summary: &serde_json::Value) -> Result<(), SessionError> {
-        let text = serde_json::to_string_pretty(summary).expect("JSON value serialises");
+    fn write_summary(&self, summary: &impl serde::Serialize) -> Result<(), SessionError> {
+        let text = serde_json::to_string_pretty(summary).expect("the summary serialises");
         Ok(write_atomically(
             &self.dir.join("summary.json"),
             text.as_bytes(),

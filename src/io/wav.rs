@@ -134,6 +134,7 @@ pub fn open_wav(path: &Path, volts_per_full_scale: f64) -> Result<InterleavedRea
         path: path.to_path_buf(),
         format: "WAV",
         signals,
+        streams: Vec::new(),
         annotations: Vec::new(),
         notices,
     };

@@ -107,6 +107,9 @@ pub enum OutputConfig {
     /// A sound card playing the pink-noise click (`click.rs`) at the output
     /// frame that corresponds to each delivered stim's onset sample.
     AudioClick(AudioClickConfig),
+    /// The trigger box (`firmware/`): a TTL pulse (or train) on `output` at
+    /// the box's clock time of each delivered stim's onset.
+    TriggerBox(crate::device::trigger_box::TriggerBoxConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +306,7 @@ impl OutputConfig {
                 }
                 check_range("outputs.max_clock_error_ms", c.max_clock_error_ms, 0.1, 1e6)
             }
+            OutputConfig::TriggerBox(c) => c.validate(),
         }
     }
 }

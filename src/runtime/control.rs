@@ -66,7 +66,7 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
                         _ = hangup.recv() => "SIGHUP",
                     };
                     if !flag.swap(true, Ordering::SeqCst) {
-                        eprintln!("{name}: stopping (outputs are disarmed first)");
+                        tracing::warn!("{name}: stopping (outputs are disarmed first)");
                     }
                 }
             })
@@ -91,7 +91,7 @@ pub(super) fn supervise(
     let mut warned = std::collections::BTreeSet::new();
     let mut warn_once = move |key: String, message: String| {
         if warned.insert(key) {
-            eprintln!("warning: {message}");
+            tracing::warn!("{message}");
         }
     };
     Ok(runtime.block_on(async move {

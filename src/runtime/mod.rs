@@ -49,7 +49,7 @@ use crate::io::pulsepal;
 use crate::io::recorder::{DigitalScale, RecordingCounters, RecordingSpec, RecordingWriter};
 use crate::io::session::{SessionError, SessionWriter};
 use crate::recording::{Recording, SelectError, Signal};
-use crate::session::{summary_json, Progress, SummaryParts};
+use crate::session::{Progress, Summary, SummaryParts};
 use crate::time::{SampleIndex, SampleRate};
 pub use control::stop_on_signals;
 use control::Notice;
@@ -549,15 +549,36 @@ pub trait TriggerOutput: Send {
         false
     }
     /// Is the device still there? Called by the output's thread about every
-    /// 100 ms while no command is pending; an error ends the session like a
-    /// failed `fire`, so losing an output is noticed before a stim is due.
+    /// `check_period` while no command is pending; an error ends the session
+    /// like a failed `fire`, so losing an output is noticed before a stim is
+    /// due. A device that needs keep-alives or clock sync does them here.
     fn check(&mut self) -> Result<(), DeviceError> {
         Ok(())
+    }
+    /// How often `check` should be called.
+    fn check_period(&self) -> Duration {
+        sinks::DEFAULT_CHECK_PERIOD
     }
     /// Device counters for `summary.json` (after `disarm`).
     fn report(&self) -> Option<serde_json::Value> {
         None
     }
+    /// For a device with its own clock: per `fire`, in order, when the
+    /// stimulus was planned and when the device fired it (after `disarm`).
+    fn device_times(&self) -> Vec<DeviceTime> {
+        Vec::new()
+    }
+}
+
+/// A stimulus on a device's own clock (µs since the driver opened it, as
+/// far as the device's clock runs): planned from the stim's onset through
+/// the clock sync, fired as the device reported (`None`: never fired, e.g.
+/// refused or cancelled by the disarm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceTime {
+    pub onset: SampleIndex,
+    pub planned_us: u64,
+    pub fired_us: Option<u64>,
 }
 
 /// A sound card playing the click at the output frame of each stim's onset.
@@ -737,6 +758,9 @@ pub fn open_outputs(
             config::OutputConfig::AudioClick(c) => {
                 Ok(Box::new(AudioClick::open(c, session_rate)?) as Box<dyn TriggerOutput>)
             }
+            config::OutputConfig::TriggerBox(c) => Ok(Box::new(
+                crate::device::trigger_box::TriggerBox::open(c, config.trigger.pulse_ms)?,
+            ) as Box<dyn TriggerOutput>),
         })
         .collect()
 }
@@ -749,6 +773,8 @@ pub struct TriggerRecord {
     pub onset: SampleIndex,
     pub arrived: Instant,
     pub written: Instant,
+    /// On the device's clock, for devices that report it.
+    pub device: Option<DeviceTime>,
 }
 
 /// Why a live session ended.
@@ -785,6 +811,48 @@ impl Ending {
             Ending::Storage(e) => Some(format!("the session could not be recorded: {e}")),
         }
     }
+}
+
+/// A live session's sections of `summary.json`.
+#[derive(Debug, serde::Serialize)]
+struct LiveSummary<'a> {
+    latency: &'a LatencyReport,
+    runtime: RuntimeCounters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<RecordingSummary>,
+    /// The source's own counters (a Cyton's packets, a sound card's xruns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<serde_json::Value>,
+    /// Each output device's own counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outputs: Vec<serde_json::Value>,
+    /// The LSL marker outlet's stream and counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lsl_markers: Option<serde_json::Value>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RuntimeCounters {
+    outputs_disarmed_before_flush: bool,
+    triggers_written: usize,
+    triggers_suppressed_after_disarm: u64,
+    triggers_withheld_unlogged: u64,
+    acquisition_overrun_frames: u64,
+    event_ring_full: u64,
+    command_ring_full: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RecordingSummary {
+    file: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counters: Option<RecordingCounters>,
+    /// Samples beyond the recording's range, clipped for the detectors too.
+    clipped_samples: u64,
+    /// Events not annotated in the recording (its queue was full).
+    annotation_ring_full: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -903,6 +971,13 @@ pub fn run_live(
     let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
     let monitor = SourceMonitor::of(&spec.opened.source);
     let description = spec.opened.description.clone();
+    tracing::debug!(
+        "neuroloop {} {command}: {description}, {} Hz, channels {labels:?}, {} output(s), folder {}",
+        env!("CARGO_PKG_VERSION"),
+        rate.hz(),
+        spec.outputs.len(),
+        spec.out.display()
+    );
 
     let flags = Flags::default();
     flags.armed.store(true, Ordering::SeqCst);
@@ -924,7 +999,12 @@ pub fn run_live(
             on_status(&p);
         },
     )?;
+    tracing::debug!(
+        "session ending ({}): disarming outputs first",
+        ending.status()
+    );
     let joined = shut_down(threads, &flags)?;
+    tracing::debug!("outputs disarmed, threads joined");
     let wall_s = started.elapsed().as_secs_f64();
     let progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(write_session(
@@ -1234,55 +1314,60 @@ fn write_session(
     };
     progress.frames_done = processed.controller.next_sample();
     progress.seconds_done = facts.rate.seconds(progress.frames_done);
-    let mut summary = summary_json(SummaryParts {
-        command: facts.command,
-        input: facts.description,
-        config: facts.config,
-        rate: facts.rate,
-        labels: facts.labels,
-        progress: &progress,
-        status: ending.status(),
-        error: ending.error(),
-        controller: processed.controller.counters(),
-        trigger: processed.controller.trigger_counters(),
-        adjustments: processed.controller.adjustments(),
-        wall_s: facts.wall_s,
-    });
-    summary["latency"] = serde_json::to_value(&latency).expect("serialises");
-    summary["runtime"] = serde_json::json!({
-        "outputs_disarmed_before_flush": true,
-        "triggers_written": records.len(),
-        "triggers_suppressed_after_disarm": shared.suppressed_disarmed.load(Ordering::Relaxed),
-        "triggers_withheld_unlogged": shared.triggers_withheld.load(Ordering::Relaxed),
-        "acquisition_overrun_frames": shared.overrun_frames.load(Ordering::Relaxed),
-        "event_ring_full": shared.event_ring_full.load(Ordering::Relaxed),
-        "command_ring_full": shared.command_ring_full.load(Ordering::Relaxed),
-    });
     let mut unwritten = Vec::new();
-    if let Some(recording) = &recording {
-        summary["recording"] = match recording {
-            Ok(counters) => serde_json::json!({
-                "file": "recording.bdf",
-                "counters": counters,
-                "clipped_samples": shared.clipped_samples.load(Ordering::Relaxed),
-                "annotation_ring_full": shared.annotation_ring_full.load(Ordering::Relaxed),
-            }),
-            Err(e) => {
-                unwritten.push(format!("recording.bdf: {e}"));
-                serde_json::json!({ "file": "recording.bdf", "error": e })
+    let recording = recording.map(|r| match r {
+        Ok(counters) => RecordingSummary {
+            file: "recording.bdf",
+            counters: Some(counters),
+            clipped_samples: shared.clipped_samples.load(Ordering::Relaxed),
+            annotation_ring_full: shared.annotation_ring_full.load(Ordering::Relaxed),
+            error: None,
+        },
+        Err(e) => {
+            unwritten.push(format!("recording.bdf: {e}"));
+            RecordingSummary {
+                file: "recording.bdf",
+                counters: None,
+                clipped_samples: shared.clipped_samples.load(Ordering::Relaxed),
+                annotation_ring_full: shared.annotation_ring_full.load(Ordering::Relaxed),
+                error: Some(e),
             }
-        };
-    }
-    if let Some(source) = facts.monitor.report() {
-        summary["source"] = source;
-    }
-    if let Some(markers) = facts.markers {
-        summary["lsl_markers"] = markers.report();
-    }
-    let devices: Vec<_> = sinks.iter().filter_map(|r| r.device.clone()).collect();
-    if !devices.is_empty() {
-        summary["outputs"] = serde_json::Value::Array(devices);
-    }
+        }
+    });
+    let live = LiveSummary {
+        latency: &latency,
+        runtime: RuntimeCounters {
+            outputs_disarmed_before_flush: true,
+            triggers_written: records.len(),
+            triggers_suppressed_after_disarm: shared.suppressed_disarmed.load(Ordering::Relaxed),
+            triggers_withheld_unlogged: shared.triggers_withheld.load(Ordering::Relaxed),
+            acquisition_overrun_frames: shared.overrun_frames.load(Ordering::Relaxed),
+            event_ring_full: shared.event_ring_full.load(Ordering::Relaxed),
+            command_ring_full: shared.command_ring_full.load(Ordering::Relaxed),
+        },
+        recording,
+        source: facts.monitor.report(),
+        outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
+        lsl_markers: facts.markers.map(|m| m.report()),
+    };
+    let summary = Summary::new(
+        SummaryParts {
+            command: facts.command,
+            input: facts.description,
+            config: facts.config,
+            rate: facts.rate,
+            labels: facts.labels,
+            progress: &progress,
+            status: ending.status(),
+            error: ending.error(),
+            controller: processed.controller.counters(),
+            trigger: processed.controller.trigger_counters(),
+            adjustments: processed.controller.adjustments(),
+            wall_s: facts.wall_s,
+        },
+        &[],
+        live,
+    );
     let dir = writer.dir().to_path_buf();
     let events_logged = writer.rows();
     // The reserve goes first: on a full disk it is what makes room for these files.
@@ -1318,7 +1403,8 @@ fn thread_panicked(which: &str) -> RuntimeError {
 
 /// Per delivered trigger: the deciding sample, its scheduled onset, when the
 /// deciding sample arrived and when the command was written (s from the
-/// session start), and the difference.
+/// session start), the difference, and for a device with its own clock the
+/// planned and fired device times (µs) and their difference.
 fn write_latency_tsv(
     dir: &Path,
     records: &[TriggerRecord],
@@ -1332,13 +1418,26 @@ fn write_latency_tsv(
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
     writeln!(
         f,
-        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us"
+        "decided_at_sample\tonset_sample\tsink\tarrived_s\twritten_s\tarrival_to_command_us\tplanned_device_us\tfired_device_us\tfired_minus_planned_us"
     )
     .map_err(err)?;
     for r in records {
+        let na = || "n/a".to_string();
+        let (planned, fired, late) = match r.device {
+            Some(DeviceTime {
+                planned_us,
+                fired_us,
+                ..
+            }) => (
+                planned_us.to_string(),
+                fired_us.map_or_else(na, |f| f.to_string()),
+                fired_us.map_or_else(na, |f| (f as i64 - planned_us as i64).to_string()),
+            ),
+            None => (na(), na(), na()),
+        };
         writeln!(
             f,
-            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}",
+            "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.1}\t{planned}\t{fired}\t{late}",
             r.decided_at,
             r.onset,
             r.sink,

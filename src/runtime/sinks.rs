@@ -16,8 +16,9 @@ use super::control::Notice;
 use super::latency::LatencyHistogram;
 use super::{spawn, RuntimeError, Shared, TriggerCommand, TriggerOutput, TriggerRecord};
 
-/// How often an idle output is asked whether its device is still there.
-const CHECK_PERIOD: Duration = Duration::from_millis(100);
+/// How often an idle output is asked whether its device is still there,
+/// unless it asks otherwise (`TriggerOutput::check_period`).
+pub(super) const DEFAULT_CHECK_PERIOD: Duration = Duration::from_millis(100);
 
 pub(super) struct SinkReport {
     pub records: Vec<TriggerRecord>,
@@ -50,17 +51,18 @@ impl Sink {
             arrival_to_command: LatencyHistogram::new(),
             device: None,
         };
+        let check_period = self.output.check_period();
         let mut checked = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
             let Some(cmd) = self.commands.try_pop() else {
-                if checked.elapsed() >= CHECK_PERIOD {
+                if checked.elapsed() >= check_period {
                     if let Err(e) = self.output.check() {
                         let _ = self.notices.send(Notice::Device(e));
                         break;
                     }
                     checked = Instant::now();
                 }
-                std::thread::park_timeout(CHECK_PERIOD);
+                std::thread::park_timeout(check_period);
                 continue;
             };
             if let Some(wait) = cmd.due.checked_duration_since(Instant::now()) {
@@ -89,12 +91,17 @@ impl Sink {
                     onset: cmd.decision.onset,
                     arrived: cmd.arrived,
                     written,
+                    device: None,
                 });
             }
         }
         // Best effort: the device may be the thing that failed.
         let _ = self.output.disarm();
         report.device = self.output.report();
+        for (r, t) in report.records.iter_mut().zip(self.output.device_times()) {
+            debug_assert_eq!(r.onset, t.onset);
+            r.device = Some(t);
+        }
         report
     }
 }

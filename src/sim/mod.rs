@@ -1,13 +1,16 @@
 //! Synthetic EEG/LFP with ground truth, deterministic from a seed.
 //!
-//! [`simulate`] renders a [`Recording`] (µV) and the list of true events
-//! ([`TruthEvent`]) for a [`Preset`] at any sample rate the preset supports.
+//! [`SimStream`] schedules a [`Preset`]'s recording at any sample rate the
+//! preset supports, holds the list of true events ([`TruthEvent`]) and renders
+//! the signals (µV) block by block, with memory independent of the length;
+//! [`simulate`] collects a whole [`Recording`] from it.
 //! Pure code: no file system, threads or clocks; the caller writes files.
 //!
 //! Determinism: all randomness comes from [`crate::rng::Rng`] (xoshiro256**), split
 //! into independent streams. The event schedule (and thus the truth table)
 //! comes from its own stream and does not depend on the sample rate; noise is
-//! drawn from another stream. Same [`SimSpec`] → bit-identical output.
+//! drawn from another stream. Same [`SimSpec`] → bit-identical output, whatever
+//! the block size (see [`layers`] for how).
 //!
 //! Conventions of the truth table: `channel` is `all` (every event is on every
 //! channel with a per-channel gain; the strongest channel has gain 1 and the
@@ -15,6 +18,7 @@
 //! the envelope unless the parameter is named `ptp_uv`. Events with a flat
 //! envelope (epochs, mains, clipping, sleep stages) have `peak_s` at their midpoint.
 
+pub mod layers;
 mod noise;
 mod rodent;
 mod sleep;
@@ -25,14 +29,19 @@ use std::fmt;
 
 use crate::recording::{Recording, Signal};
 use crate::time::SampleRate;
+use layers::{LayerRenderer, Layers};
+use noise::BackgroundNoise;
 pub use truth::{truth_to_tsv, TruthEvent};
 
 /// The longest simulation accepted (48 h).
 pub const MAX_DURATION_S: f64 = 48.0 * 3600.0;
 /// Most channels accepted.
 pub const MAX_CHANNELS: usize = 256;
-/// Most samples (all channels together) held in memory: 2^29 f64 = 4 GiB.
+/// Most samples (all channels together) [`simulate`] holds in memory: 2^29 f64
+/// = 4 GiB. [`SimStream`] has no such limit.
 pub const MAX_TOTAL_SAMPLES: u64 = 1 << 29;
+/// Unit of every simulated signal.
+pub const UNIT: &str = "uV";
 /// Largest event SNR scale accepted.
 pub const MAX_EVENT_SNR: f64 = 100.0;
 
@@ -152,13 +161,10 @@ impl SimSpec {
             return Err(SimError::BadEventSnr(self.event_snr));
         }
         let samples = self.rate.samples_in_s(self.duration_s).max(1);
-        if samples.saturating_mul(self.channels as u64) > MAX_TOTAL_SAMPLES {
-            return Err(SimError::TooLarge {
-                channels: self.channels,
-                samples,
-            });
-        }
-        Ok(samples as usize)
+        usize::try_from(samples).map_err(|_| SimError::TooLarge {
+            channels: self.channels,
+            samples,
+        })
     }
 }
 
@@ -191,20 +197,108 @@ pub enum SimError {
     TooLarge { channels: usize, samples: u64 },
 }
 
-/// Render the recording and truth a spec describes.
+/// What a preset schedules before rendering: the background, the layers on
+/// it, and the truth (in scheduling order).
+struct Plan {
+    background: BackgroundNoise,
+    layers: Layers,
+    truth: Vec<TruthEvent>,
+}
+
+/// A simulation rendered block by block. Its memory is the schedule (a few
+/// hundred bytes per true event) and the caller's block, whatever the length.
+pub struct SimStream {
+    spec: SimSpec,
+    truth: Vec<TruthEvent>,
+    background: BackgroundNoise,
+    layers: LayerRenderer,
+    samples: usize,
+    next_sample: usize,
+}
+
+impl SimStream {
+    /// Check the spec and schedule the whole recording (the truth is known
+    /// from here on; no sample is rendered yet).
+    pub fn new(spec: &SimSpec) -> Result<Self, SimError> {
+        let samples = spec.validate()?;
+        let Plan {
+            background,
+            layers,
+            mut truth,
+        } = match spec.preset {
+            Preset::RodentRipple => rodent::plan(spec, samples),
+            Preset::Sleep => sleep::plan(spec, samples),
+        };
+        truth.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+        Ok(Self {
+            spec: spec.clone(),
+            truth,
+            background,
+            layers: LayerRenderer::new(layers),
+            samples,
+            next_sample: 0,
+        })
+    }
+
+    /// True events sorted by onset.
+    pub fn truth(&self) -> &[TruthEvent] {
+        &self.truth
+    }
+
+    /// Samples per channel of the whole recording.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The channels' labels, in order.
+    pub fn labels(&self) -> Vec<String> {
+        (0..self.spec.channels)
+            .map(|index| self.spec.preset.channel_label(index))
+            .collect()
+    }
+
+    /// Render the next `max_frames` frames (fewer at the end) into `block`,
+    /// one `Vec` per channel, replacing its contents. Returns the number of
+    /// frames rendered: 0 once the whole recording has been.
+    pub fn render_next(&mut self, max_frames: usize, block: &mut Vec<Vec<f64>>) -> usize {
+        let frames = max_frames.min(self.samples - self.next_sample);
+        block.resize_with(self.spec.channels, Vec::new);
+        for channel in block.iter_mut() {
+            channel.clear();
+            channel.resize(frames, 0.0);
+        }
+        self.background.render(block, frames);
+        self.layers.render(block, self.next_sample, frames);
+        self.next_sample += frames;
+        frames
+    }
+}
+
+/// Render the recording and truth a spec describes, all in memory.
 pub fn simulate(spec: &SimSpec) -> Result<Simulation, SimError> {
     let samples = spec.validate()?;
-    let (channels, mut truth) = match spec.preset {
-        Preset::RodentRipple => rodent::render(spec, samples),
-        Preset::Sleep => sleep::render(spec, samples),
-    };
-    truth.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s));
+    if (samples as u64).saturating_mul(spec.channels as u64) > MAX_TOTAL_SAMPLES {
+        return Err(SimError::TooLarge {
+            channels: spec.channels,
+            samples: samples as u64,
+        });
+    }
+    let mut stream = SimStream::new(spec)?;
+    /// Frames rendered at a time, then appended to the whole channels.
+    const BLOCK_FRAMES: usize = 1 << 16;
+    let mut channels = vec![Vec::with_capacity(samples); spec.channels];
+    let mut block = Vec::new();
+    while stream.render_next(BLOCK_FRAMES, &mut block) > 0 {
+        for (channel, rendered) in channels.iter_mut().zip(&block) {
+            channel.extend_from_slice(rendered);
+        }
+    }
     let signals = channels
         .into_iter()
-        .enumerate()
-        .map(|(index, samples)| Signal {
-            label: spec.preset.channel_label(index),
-            unit: "uV".to_string(),
+        .zip(stream.labels())
+        .map(|(samples, label)| Signal {
+            label,
+            unit: UNIT.to_string(),
             rate: spec.rate,
             samples,
         })
@@ -214,7 +308,7 @@ pub fn simulate(spec: &SimSpec) -> Result<Simulation, SimError> {
             signals,
             annotations: Vec::new(),
         },
-        truth,
+        truth: stream.truth,
     })
 }
 

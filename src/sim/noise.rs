@@ -134,57 +134,68 @@ pub struct BackgroundSpec {
     pub reference_rms_uv_per_channel: Vec<f64>,
 }
 
-/// A rendered background plus the per-channel shaping needed to state its level
-/// in any band.
-pub struct Background {
-    pub channels: Vec<Vec<f64>>,
+/// Partly correlated 1/f^alpha noise on several channels, generated block by
+/// block: the filters and the random stream carry over from one block to the next.
+pub struct BackgroundNoise {
     designs: Vec<ColoredNoiseDesign>,
     white_sd: Vec<f64>,
+    filters: Vec<ColoredNoise>,
+    shared_weight: f64,
+    private_weight: f64,
+    rng: Rng,
 }
 
-impl Background {
+impl BackgroundNoise {
+    /// The background of a `samples`-frame recording, drawing its white noise
+    /// from `rng`: it keeps a copy of `rng` and advances `rng` past every draw
+    /// it will make (one shared and one private gaussian per channel and frame),
+    /// so what `rng` draws next does not depend on how the background is rendered.
+    pub fn new(spec: &BackgroundSpec, rate: SampleRate, samples: usize, rng: &mut Rng) -> Self {
+        let designs: Vec<ColoredNoiseDesign> = spec
+            .alpha_per_channel
+            .iter()
+            .map(|&alpha| {
+                ColoredNoiseDesign::new(alpha, spec.corner_low_hz, spec.corner_high_hz, rate)
+            })
+            .collect();
+        let (band_low, band_high) = spec.reference_band_hz;
+        let white_sd: Vec<f64> = designs
+            .iter()
+            .zip(&spec.reference_rms_uv_per_channel)
+            .map(|(design, &target)| target / design.band_rms(band_low, band_high))
+            .collect();
+        let shared_fraction = spec.shared_fraction.clamp(0.0, 1.0);
+        let filters = designs.iter().cloned().map(ColoredNoise::new).collect();
+        let own_rng = rng.clone();
+        rng.skip_gaussians((designs.len() as u64 + 1) * samples as u64);
+        Self {
+            designs,
+            white_sd,
+            filters,
+            shared_weight: shared_fraction.sqrt(),
+            private_weight: (1.0 - shared_fraction).sqrt(),
+            rng: own_rng,
+        }
+    }
+
     /// Expected RMS (µV) of channel `channel` in the band [`low_hz`, `high_hz`].
     pub fn band_rms_uv(&self, channel: usize, low_hz: f64, high_hz: f64) -> f64 {
         self.white_sd[channel] * self.designs[channel].band_rms(low_hz, high_hz)
     }
-}
 
-/// Render `samples` samples per channel of partly correlated 1/f^alpha noise.
-pub fn render_background(
-    spec: &BackgroundSpec,
-    rate: SampleRate,
-    samples: usize,
-    rng: &mut Rng,
-) -> Background {
-    let channel_count = spec.alpha_per_channel.len();
-    let designs: Vec<ColoredNoiseDesign> = spec
-        .alpha_per_channel
-        .iter()
-        .map(|&alpha| ColoredNoiseDesign::new(alpha, spec.corner_low_hz, spec.corner_high_hz, rate))
-        .collect();
-    let (band_low, band_high) = spec.reference_band_hz;
-    let white_sd: Vec<f64> = designs
-        .iter()
-        .zip(&spec.reference_rms_uv_per_channel)
-        .map(|(design, &target)| target / design.band_rms(band_low, band_high))
-        .collect();
-    let shared_weight = spec.shared_fraction.clamp(0.0, 1.0).sqrt();
-    let private_weight = (1.0 - spec.shared_fraction.clamp(0.0, 1.0)).sqrt();
-    let mut filters: Vec<ColoredNoise> = designs.iter().cloned().map(ColoredNoise::new).collect();
-    let mut channels = vec![vec![0.0; samples]; channel_count];
-    // Frame-major: one shared draw per frame feeds every channel.
-    #[allow(clippy::needless_range_loop)]
-    for i in 0..samples {
-        let shared = rng.gaussian();
-        for (c, filter) in filters.iter_mut().enumerate() {
-            let white = shared_weight * shared + private_weight * rng.gaussian();
-            channels[c][i] = white_sd[c] * filter.next(white);
+    /// Overwrite the first `frames` samples of each channel of `block` (one
+    /// `Vec` per channel) with the next `frames` frames of the background.
+    pub fn render(&mut self, block: &mut [Vec<f64>], frames: usize) {
+        // Frame-major: one shared draw per frame feeds every channel.
+        for i in 0..frames {
+            let shared = self.rng.gaussian();
+            for ((channel, filter), white_sd) in
+                block.iter_mut().zip(&mut self.filters).zip(&self.white_sd)
+            {
+                let white = self.shared_weight * shared + self.private_weight * self.rng.gaussian();
+                channel[i] = white_sd * filter.next(white);
+            }
         }
-    }
-    Background {
-        channels,
-        designs,
-        white_sd,
     }
 }
 
@@ -244,26 +255,39 @@ impl OnePoleLowPass {
     }
 }
 
-/// `samples` of white noise band-limited by one-pole filters to roughly
-/// [`high_pass_hz`, `low_pass_hz`] (low-pass capped below Nyquist), scaled to unit RMS.
+/// White noise band-limited by one-pole filters to roughly [`high_pass_hz`,
+/// `low_pass_hz`] (low-pass capped below Nyquist), drawn sample by sample.
 /// Muscle and movement artifacts are built from it.
-pub fn band_noise(
-    rng: &mut Rng,
-    samples: usize,
-    rate: SampleRate,
-    high_pass_hz: f64,
-    low_pass_hz: f64,
-) -> Vec<f64> {
-    let mut high_pass = OnePoleHighPass::new(high_pass_hz, rate);
-    let mut low_pass = OnePoleLowPass::new(low_pass_hz.min(0.45 * rate.hz()), rate);
-    let noise: Vec<f64> = (0..samples)
-        .map(|_| low_pass.next(high_pass.next(rng.gaussian())))
-        .collect();
-    let rms = (noise.iter().map(|v| v * v).sum::<f64>() / samples.max(1) as f64).sqrt();
-    if rms > 0.0 {
-        noise.into_iter().map(|v| v / rms).collect()
-    } else {
-        noise
+#[derive(Debug, Clone)]
+pub struct BandNoise {
+    rng: Rng,
+    high_pass: OnePoleHighPass,
+    low_pass: OnePoleLowPass,
+}
+
+impl BandNoise {
+    pub fn new(rng: Rng, rate: SampleRate, high_pass_hz: f64, low_pass_hz: f64) -> Self {
+        Self {
+            rng,
+            high_pass: OnePoleHighPass::new(high_pass_hz, rate),
+            low_pass: OnePoleLowPass::new(low_pass_hz.min(0.45 * rate.hz()), rate),
+        }
+    }
+
+    #[inline]
+    pub fn next(&mut self) -> f64 {
+        self.low_pass.next(self.high_pass.next(self.rng.gaussian()))
+    }
+
+    /// RMS of the next `samples` values (drawn and discarded).
+    pub fn rms_of_next(&mut self, samples: usize) -> f64 {
+        let sum_of_squares: f64 = (0..samples)
+            .map(|_| {
+                let value = self.next();
+                value * value
+            })
+            .sum();
+        (sum_of_squares / samples.max(1) as f64).sqrt()
     }
 }
 
@@ -312,6 +336,19 @@ mod tests {
         cov / var
     }
 
+    /// `samples` frames of `spec`'s background in one block, and the generator.
+    fn render_whole(
+        spec: &BackgroundSpec,
+        rate: SampleRate,
+        samples: usize,
+        rng: &mut Rng,
+    ) -> (BackgroundNoise, Vec<Vec<f64>>) {
+        let mut background = BackgroundNoise::new(spec, rate, samples, rng);
+        let mut channels = vec![vec![0.0; samples]; spec.alpha_per_channel.len()];
+        background.render(&mut channels, samples);
+        (background, channels)
+    }
+
     #[test]
     fn rendered_noise_has_the_designed_slope_and_level() {
         let rate = SampleRate::new(2000.0).unwrap();
@@ -325,13 +362,13 @@ mod tests {
                 reference_rms_uv_per_channel: vec![100.0],
             };
             let mut rng = Rng::new(3);
-            let background = render_background(&spec, rate, 400_000, &mut rng);
+            let (background, channels) = render_whole(&spec, rate, 400_000, &mut rng);
             let segment = 4096;
-            let psd = welch_psd(&background.channels[0], segment);
+            let psd = welch_psd(&channels[0], segment);
             let slope = log_log_slope(&psd, rate.hz() / segment as f64, 5.0, 500.0);
             assert!((slope + alpha).abs() < 0.15, "alpha {alpha}: slope {slope}");
             // Level: the measured total RMS matches the design's full-band RMS.
-            let x = &background.channels[0];
+            let x = &channels[0];
             let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt();
             let expected = background.band_rms_uv(0, 0.0, rate.nyquist_hz());
             assert!(
@@ -352,8 +389,8 @@ mod tests {
             reference_band_hz: (1.0, 100.0),
             reference_rms_uv_per_channel: vec![100.0, 100.0],
         };
-        let background = render_background(&spec, rate, 200_000, &mut Rng::new(9));
-        let (a, b) = (&background.channels[0], &background.channels[1]);
+        let (_, channels) = render_whole(&spec, rate, 200_000, &mut Rng::new(9));
+        let (a, b) = (&channels[0], &channels[1]);
         let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
         let correlation = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt();
         assert!((correlation - 0.6).abs() < 0.1, "correlation {correlation}");

@@ -4,14 +4,13 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::noise::{render_background, representable, BackgroundSpec};
+use super::layers::Layers;
+use super::noise::{representable, BackgroundNoise, BackgroundSpec};
 use super::waves::{
-    add_burst, add_noise_burst, add_shape, channel_gains, epoch_weight, sample_span, BurstEnvelope,
-    Occupied, SmoothPlateau,
+    add_burst, add_noise_burst, channel_gains, epoch_weight, BurstEnvelope, Occupied, SmoothPlateau,
 };
-use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
+use super::{event_on_all, Plan, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
 use crate::rng::Rng;
-use crate::time::SampleRate;
 
 /// Band in which ripple amplitude is stated relative to the background.
 pub const RIPPLE_BAND_HZ: (f64, f64) = (150.0, 250.0);
@@ -20,14 +19,15 @@ const FAST_GAMMA_BAND_HZ: (f64, f64) = (90.0, 140.0);
 /// Gap kept between a ripple and any distractor (s).
 const RIPPLE_CLEARANCE_S: f64 = 0.1;
 
+#[derive(Clone, Copy)]
 struct Epoch {
     start_s: f64,
     end_s: f64,
     running: bool,
 }
 
-/// Render the channels and the truth for `samples` samples per channel.
-pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<TruthEvent>) {
+/// Schedule the background, the layers and the truth of `samples` samples per channel.
+pub(super) fn plan(spec: &SimSpec, samples: usize) -> Plan {
     let rate = spec.rate;
     let duration_s = samples as f64 / rate.hz();
     let mut schedule = Rng::stream(spec.seed, STREAM_SCHEDULE);
@@ -46,7 +46,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
             .map(|_| schedule.range(80.0, 130.0))
             .collect(),
     };
-    let background = render_background(&background_spec, rate, samples, &mut noise_rng);
+    let background = BackgroundNoise::new(&background_spec, rate, samples, &mut noise_rng);
     let ripple_band_rms: Vec<f64> = (0..spec.channels)
         .map(|c| background.band_rms_uv(c, RIPPLE_BAND_HZ.0, RIPPLE_BAND_HZ.1))
         .collect();
@@ -55,7 +55,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
         .map(|c| background.band_rms_uv(c, FAST_GAMMA_BAND_HZ.0, FAST_GAMMA_BAND_HZ.1))
         .sum::<f64>()
         / spec.channels as f64;
-    let mut channels = background.channels;
+    let mut layers = Layers::new(rate, samples, spec.channels);
 
     let ripple_style = RippleStyle {
         sharp_wave_sign: if schedule.chance(0.7) { -1.0 } else { 1.0 },
@@ -64,7 +64,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     let epochs = schedule_epochs(&mut schedule, duration_s);
     for epoch in &epochs {
         if epoch.running {
-            add_theta_epoch(&mut channels, rate, epoch, &mut schedule, &mut truth);
+            add_theta_epoch(&mut layers, epoch, &mut schedule, &mut truth);
         } else {
             truth.push(event_on_all(
                 "immobility_epoch",
@@ -79,7 +79,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     let mut distractors = Occupied::default();
     let mut clippings = Vec::new();
     if spec.artifacts {
-        add_mains(&mut channels, rate, duration_s, &mut schedule, &mut truth);
+        add_mains(&mut layers, duration_s, &mut schedule, &mut truth);
         for epoch in &epochs {
             let (emg_per_min, gamma_per_min, clip_per_min) = if epoch.running {
                 (1.0, 12.0, 0.3)
@@ -87,8 +87,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
                 (3.0, 2.0, 0.5)
             };
             add_emg_bursts(
-                &mut channels,
-                rate,
+                &mut layers,
                 epoch,
                 emg_per_min,
                 mean_ripple_band_rms,
@@ -98,8 +97,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
                 &mut truth,
             );
             add_gamma_bursts(
-                &mut channels,
-                rate,
+                &mut layers,
                 epoch,
                 gamma_per_min,
                 mean_gamma_band_rms,
@@ -118,8 +116,7 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     }
     for epoch in epochs.iter().filter(|e| !e.running) {
         add_ripples(
-            &mut channels,
-            rate,
+            &mut layers,
             epoch,
             &ripple_style,
             &ripple_band_rms,
@@ -130,12 +127,13 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     }
     // Clipping is last: the rail replaces whatever the signal was.
     for (start_s, end_s, rail_uv) in clippings {
-        for channel in channels.iter_mut() {
-            let span = sample_span(rate, start_s, end_s, channel.len());
-            channel[span].fill(rail_uv);
-        }
+        layers.set(start_s, end_s, rail_uv);
     }
-    (channels, truth)
+    Plan {
+        background,
+        layers,
+        truth,
+    }
 }
 
 /// Alternating running (theta) and immobility epochs of tens of seconds.
@@ -164,8 +162,7 @@ fn schedule_epochs(schedule: &mut Rng, duration_s: f64) -> Vec<Epoch> {
 /// Theta (6–10 Hz, slightly asymmetric, drifting frequency) with theta-nested
 /// slow (30–50 Hz) and fast (60–100 Hz) gamma at opposite theta phases.
 fn add_theta_epoch(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     epoch: &Epoch,
     schedule: &mut Rng,
     truth: &mut Vec<TruthEvent>,
@@ -177,7 +174,7 @@ fn add_theta_epoch(
     let slow_gamma_hz = schedule.range(30.0, 50.0);
     let fast_gamma_hz = schedule.range(60.0, 100.0);
     let mut theta_phase = schedule.range(0.0, TAU);
-    let gains: Vec<f64> = (0..channels.len())
+    let gains: Vec<f64> = (0..layers.channels())
         .map(|_| schedule.range(0.8, 1.2))
         .collect();
     truth.push(event_on_all(
@@ -187,7 +184,8 @@ fn add_theta_epoch(
         0.5 * (epoch.start_s + epoch.end_s),
         &[("freq_hz", theta_hz), ("amplitude_uv", theta_uv)],
     ));
-    add_shape(channels, &gains, rate, epoch.start_s, epoch.end_s, |t| {
+    let (rate, epoch) = (layers.rate(), *epoch);
+    layers.add(&gains, epoch.start_s, epoch.end_s, move |t| {
         let weight = epoch_weight(t, epoch.start_s, epoch.end_s, 1.0);
         let instantaneous_hz = theta_hz + 0.5 * (TAU * drift_hz * t + drift_phase).sin();
         theta_phase = (theta_phase + TAU * instantaneous_hz / rate.hz()) % TAU;
@@ -216,8 +214,7 @@ const MAX_BURST: u32 = 3;
 /// the previous one is back under the background (peaks ~0.1–0.25 s apart).
 #[allow(clippy::too_many_arguments)]
 fn add_ripples(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     epoch: &Epoch,
     style: &RippleStyle,
     ripple_band_rms: &[f64],
@@ -240,7 +237,7 @@ fn add_ripples(
         let freq_hz = schedule.range(155.0, 245.0);
         let phase = schedule.range(0.0, TAU);
         let snr = schedule.log_range(3.0, 8.0) * style.event_snr;
-        let gains = channel_gains(schedule, channels.len(), 0.75);
+        let gains = channel_gains(schedule, layers.channels(), 0.75);
         let sharp_wave_s = schedule.range(0.04, 0.1);
         let sharp_wave_jitter_s = schedule.range(-0.01, 0.01);
         let sharp_wave_uv = schedule.log_range(200.0, 700.0);
@@ -264,7 +261,7 @@ fn add_ripples(
                 peak_s,
                 end_s,
             };
-            add_burst(channels, &amplitudes, rate, &envelope, freq_hz, phase, 1.0);
+            add_burst(layers, &amplitudes, envelope, freq_hz, phase, 1.0);
             let strongest = amplitudes.iter().cloned().fold(0.0, f64::max);
             truth.push(event_on_all(
                 "ripple",
@@ -288,14 +285,9 @@ fn add_ripples(
                 fall_s: 0.6 * sharp_wave_s,
             };
             let signed_uv = style.sharp_wave_sign * sharp_wave_uv;
-            add_shape(
-                channels,
-                &gains,
-                rate,
-                sharp_wave.onset_s,
-                sharp_wave.end_s(),
-                |t| signed_uv * sharp_wave.at(t),
-            );
+            layers.add(&gains, sharp_wave.onset_s, sharp_wave.end_s(), move |t| {
+                signed_uv * sharp_wave.at(t)
+            });
             truth.push(event_on_all(
                 "sharp_wave",
                 sharp_wave.onset_s,
@@ -321,13 +313,13 @@ fn add_ripples(
 /// Mains interference (50 or 60 Hz) with odd-dominant harmonics below Nyquist,
 /// common to all channels, over the whole recording.
 fn add_mains(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     duration_s: f64,
     schedule: &mut Rng,
     truth: &mut Vec<TruthEvent>,
 ) {
     const HARMONIC_WEIGHTS: [f64; 5] = [1.0, 0.15, 0.4, 0.1, 0.2];
+    let rate = layers.rate();
     let freq_hz = if schedule.chance(0.5) { 50.0 } else { 60.0 };
     let amplitude_uv = schedule.range(5.0, 30.0);
     let phases: Vec<f64> = HARMONIC_WEIGHTS
@@ -347,8 +339,10 @@ fn add_mains(
         })
         .collect();
     let harmonic_count = harmonics.len();
-    let samples = channels[0].len();
-    for i in 0..samples {
+    // Common to all channels: gain 1.
+    let gains = vec![1.0; layers.channels()];
+    let mut index = 0usize;
+    layers.add(&gains, 0.0, duration_s, move |_| {
         let mut value = 0.0;
         for (weight, re, im, step_re, step_im) in harmonics.iter_mut() {
             value += *weight * *im;
@@ -356,7 +350,7 @@ fn add_mains(
             *im = *re * *step_im + *im * *step_re;
             *re = next_re;
         }
-        if i % 4096 == 4095 {
+        if index % 4096 == 4095 {
             // Renormalise so rounding cannot make the phasors grow or shrink.
             for (_, re, im, _, _) in harmonics.iter_mut() {
                 let norm = (*re * *re + *im * *im).sqrt();
@@ -364,10 +358,9 @@ fn add_mains(
                 *im /= norm;
             }
         }
-        for channel in channels.iter_mut() {
-            channel[i] += amplitude_uv * value;
-        }
-    }
+        index += 1;
+        amplitude_uv * value
+    });
     truth.push(event_on_all(
         "mains",
         0.0,
@@ -385,8 +378,7 @@ fn add_mains(
 /// 0.2–2 s, some modulated at a 4–7 Hz chewing rhythm.
 #[allow(clippy::too_many_arguments)]
 fn add_emg_bursts(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     epoch: &Epoch,
     per_min: f64,
     ripple_band_rms: f64,
@@ -409,7 +401,7 @@ fn add_emg_bursts(
         } else {
             0.0
         };
-        let gains = channel_gains(schedule, channels.len(), 0.8);
+        let gains = channel_gains(schedule, layers.channels(), 0.8);
         let plateau = SmoothPlateau {
             onset_s,
             rise_s: 0.05,
@@ -417,14 +409,13 @@ fn add_emg_bursts(
             fall_s: 0.05,
         };
         add_noise_burst(
-            channels,
+            layers,
             &gains,
-            rate,
             onset_s,
             onset_s + duration_s,
             noise_rng,
             (100.0, 600.0),
-            |t| {
+            move |t| {
                 let chewing = if chew_hz > 0.0 {
                     0.5 * (1.0 - (TAU * chew_hz * (t - onset_s)).cos())
                 } else {
@@ -449,8 +440,7 @@ fn add_emg_bursts(
 /// their band as ripples are in theirs.
 #[allow(clippy::too_many_arguments)]
 fn add_gamma_bursts(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     epoch: &Epoch,
     per_min: f64,
     gamma_band_rms: f64,
@@ -468,21 +458,13 @@ fn add_gamma_bursts(
         let freq_hz = schedule.range(FAST_GAMMA_BAND_HZ.0, FAST_GAMMA_BAND_HZ.1);
         let amplitude_uv = schedule.log_range(3.0, 8.0) * gamma_band_rms;
         let phase = schedule.range(0.0, PI);
-        let gains = channel_gains(schedule, channels.len(), 0.7);
+        let gains = channel_gains(schedule, layers.channels(), 0.7);
         let envelope = BurstEnvelope {
             onset_s,
             peak_s,
             end_s: onset_s + duration_s,
         };
-        add_burst(
-            channels,
-            &gains,
-            rate,
-            &envelope,
-            freq_hz,
-            phase,
-            amplitude_uv,
-        );
+        add_burst(layers, &gains, envelope, freq_hz, phase, amplitude_uv);
         distractors.add(onset_s, onset_s + duration_s);
         truth.push(event_on_all(
             "gamma_burst",

@@ -6,14 +6,13 @@
 
 use std::f64::consts::TAU;
 
-use super::noise::{render_background, representable, BackgroundSpec};
+use super::layers::Layers;
+use super::noise::{representable, BackgroundNoise, BackgroundSpec};
 use super::waves::{
-    add_burst, add_noise_burst, add_shape, channel_gains, epoch_weight, BurstEnvelope, Occupied,
-    SmoothPlateau,
+    add_burst, add_noise_burst, channel_gains, epoch_weight, BurstEnvelope, Occupied, SmoothPlateau,
 };
-use super::{event_on_all, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
+use super::{event_on_all, Plan, SimSpec, TruthEvent, STREAM_NOISE, STREAM_SCHEDULE};
 use crate::rng::Rng;
-use crate::time::SampleRate;
 
 /// Length of a scoring epoch (s).
 pub const EPOCH_S: f64 = 30.0;
@@ -54,13 +53,15 @@ impl Stage {
 }
 
 /// Consecutive epochs of one stage.
+#[derive(Clone, Copy)]
 struct StageRun {
     stage: Stage,
     start_s: f64,
     end_s: f64,
 }
 
-pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<TruthEvent>) {
+/// Schedule the background, the layers and the truth of `samples` samples per channel.
+pub(super) fn plan(spec: &SimSpec, samples: usize) -> Plan {
     let rate = spec.rate;
     let duration_s = samples as f64 / rate.hz();
     let mut schedule = Rng::stream(spec.seed, STREAM_SCHEDULE);
@@ -95,15 +96,15 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
             .map(|_| schedule.range(12.0, 18.0))
             .collect(),
     };
-    let mut channels = render_background(&background_spec, rate, samples, &mut noise_rng).channels;
-    apply_stage_gains(&mut channels, rate, &epochs);
+    let background = BackgroundNoise::new(&background_spec, rate, samples, &mut noise_rng);
+    let mut layers = Layers::new(rate, samples, spec.channels);
+    scale_by_stage(&mut layers, duration_s, epochs);
 
     let mut taken = Occupied::default();
     if spec.artifacts {
         for run in &runs {
             add_artifacts(
-                &mut channels,
-                rate,
+                &mut layers,
                 run,
                 &mut schedule,
                 &mut noise_rng,
@@ -114,13 +115,10 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
     }
     for run in &runs {
         match run.stage {
-            Stage::Wake => {
-                add_wake_rhythms(&mut channels, rate, run, &mut schedule, &mut noise_rng)
-            }
-            Stage::N1 => add_n1_rhythms(&mut channels, rate, run, &mut schedule),
+            Stage::Wake => add_wake_rhythms(&mut layers, run, &mut schedule, &mut noise_rng),
+            Stage::N1 => add_n1_rhythms(&mut layers, run, &mut schedule),
             Stage::N2 => add_n2_events(
-                &mut channels,
-                rate,
+                &mut layers,
                 run,
                 spec.event_snr,
                 &mut schedule,
@@ -128,18 +126,21 @@ pub(super) fn render(spec: &SimSpec, samples: usize) -> (Vec<Vec<f64>>, Vec<Trut
                 &mut truth,
             ),
             Stage::N3 => add_slow_oscillations(
-                &mut channels,
-                rate,
+                &mut layers,
                 run,
                 spec.event_snr,
                 &mut schedule,
                 &mut taken,
                 &mut truth,
             ),
-            Stage::Rem => add_rem_events(&mut channels, rate, run, &mut schedule, &mut truth),
+            Stage::Rem => add_rem_events(&mut layers, run, &mut schedule, &mut truth),
         }
     }
-    (channels, truth)
+    Plan {
+        background,
+        layers,
+        truth,
+    }
 }
 
 /// Stages of consecutive 30-s epochs covering `duration_s`: a first cycle
@@ -186,14 +187,13 @@ fn stage_runs(epochs: &[Stage], duration_s: f64) -> Vec<StageRun> {
 
 /// Scale the background by each epoch's stage gain, cross-fading over 2 s at
 /// stage changes so the level does not jump.
-fn apply_stage_gains(channels: &mut [Vec<f64>], rate: SampleRate, epochs: &[Stage]) {
+fn scale_by_stage(layers: &mut Layers, duration_s: f64, epochs: Vec<Stage>) {
     const CROSSFADE_S: f64 = 2.0;
-    let gain_of = |k: usize| epochs[k.min(epochs.len() - 1)].background_gain();
-    for i in 0..channels[0].len() {
-        let t = rate.seconds(i as u64);
+    layers.scale(0.0, duration_s, move |t| {
+        let gain_of = |k: usize| epochs[k.min(epochs.len() - 1)].background_gain();
         let k = ((t / EPOCH_S) as usize).min(epochs.len() - 1);
         let into_epoch_s = t - k as f64 * EPOCH_S;
-        let gain = if k > 0 && into_epoch_s < 0.5 * CROSSFADE_S {
+        if k > 0 && into_epoch_s < 0.5 * CROSSFADE_S {
             let w = 0.5 + into_epoch_s / CROSSFADE_S;
             w * gain_of(k) + (1.0 - w) * gain_of(k - 1)
         } else if into_epoch_s > EPOCH_S - 0.5 * CROSSFADE_S && k + 1 < epochs.len() {
@@ -201,19 +201,15 @@ fn apply_stage_gains(channels: &mut [Vec<f64>], rate: SampleRate, epochs: &[Stag
             w * gain_of(k) + (1.0 - w) * gain_of(k + 1)
         } else {
             gain_of(k)
-        };
-        for channel in channels.iter_mut() {
-            channel[i] *= gain;
         }
-    }
+    });
 }
 
 /// Add a steady tone with a slowly waxing-waning amplitude over a stage run,
 /// if it is representable at this rate.
 #[allow(clippy::too_many_arguments)]
 fn add_steady_rhythm(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     run: &StageRun,
     freq_hz: f64,
     amplitude_uv: f64,
@@ -223,10 +219,11 @@ fn add_steady_rhythm(
     let modulation_hz = schedule.range(0.05, 0.2);
     let modulation_phase = schedule.range(0.0, TAU);
     let phase = schedule.range(0.0, TAU);
-    if !representable(freq_hz, rate) {
+    if !representable(freq_hz, layers.rate()) {
         return;
     }
-    add_shape(channels, gains, rate, run.start_s, run.end_s, |t| {
+    let run = *run;
+    layers.add(gains, run.start_s, run.end_s, move |t| {
         let waxing = 0.6 + 0.4 * (TAU * modulation_hz * t + modulation_phase).sin();
         amplitude_uv
             * epoch_weight(t, run.start_s, run.end_s, 1.0)
@@ -236,58 +233,43 @@ fn add_steady_rhythm(
 }
 
 /// Wake: alpha 8–12 Hz, low beta, and muscle tone above 20 Hz.
-fn add_wake_rhythms(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
-    run: &StageRun,
-    schedule: &mut Rng,
-    noise_rng: &mut Rng,
-) {
-    let alpha_gains = channel_gains(schedule, channels.len(), 0.7);
+fn add_wake_rhythms(layers: &mut Layers, run: &StageRun, schedule: &mut Rng, noise_rng: &mut Rng) {
+    let alpha_gains = channel_gains(schedule, layers.channels(), 0.7);
     let alpha_hz = schedule.range(8.5, 11.5);
     let alpha_uv = schedule.range(10.0, 25.0);
-    add_steady_rhythm(
-        channels,
-        rate,
-        run,
-        alpha_hz,
-        alpha_uv,
-        &alpha_gains,
-        schedule,
-    );
-    let beta_gains = channel_gains(schedule, channels.len(), 0.7);
+    add_steady_rhythm(layers, run, alpha_hz, alpha_uv, &alpha_gains, schedule);
+    let beta_gains = channel_gains(schedule, layers.channels(), 0.7);
     let beta_hz = schedule.range(16.0, 28.0);
-    add_steady_rhythm(channels, rate, run, beta_hz, 3.0, &beta_gains, schedule);
+    add_steady_rhythm(layers, run, beta_hz, 3.0, &beta_gains, schedule);
     let muscle_uv = schedule.range(2.0, 5.0);
     // Muscle tone is common to all channels (gain 1).
+    let (start_s, end_s) = (run.start_s, run.end_s);
     add_noise_burst(
-        channels,
-        &vec![1.0; channels.len()],
-        rate,
-        run.start_s,
-        run.end_s,
+        layers,
+        &vec![1.0; layers.channels()],
+        start_s,
+        end_s,
         noise_rng,
         (20.0, 100.0),
-        |t| muscle_uv * epoch_weight(t, run.start_s, run.end_s, 1.0),
+        move |t| muscle_uv * epoch_weight(t, start_s, end_s, 1.0),
     );
 }
 
 /// N1: fading alpha and low-amplitude 4–7 Hz theta.
-fn add_n1_rhythms(channels: &mut [Vec<f64>], rate: SampleRate, run: &StageRun, schedule: &mut Rng) {
-    let gains = channel_gains(schedule, channels.len(), 0.8);
+fn add_n1_rhythms(layers: &mut Layers, run: &StageRun, schedule: &mut Rng) {
+    let gains = channel_gains(schedule, layers.channels(), 0.8);
     let alpha_hz = schedule.range(8.0, 10.0);
-    add_steady_rhythm(channels, rate, run, alpha_hz, 5.0, &gains, schedule);
+    add_steady_rhythm(layers, run, alpha_hz, 5.0, &gains, schedule);
     let theta_hz = schedule.range(4.0, 7.0);
     let theta_uv = schedule.range(5.0, 10.0);
-    add_steady_rhythm(channels, rate, run, theta_hz, theta_uv, &gains, schedule);
+    add_steady_rhythm(layers, run, theta_hz, theta_uv, &gains, schedule);
 }
 
 /// One spindle: 11–16 Hz, waxing-waning, 20–60 µV peak-to-peak × `event_snr`.
 /// Skipped if it would touch an occupied interval.
 #[allow(clippy::too_many_arguments)]
 fn add_spindle(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     onset_s: f64,
     duration_s: f64,
     peak_fraction: f64,
@@ -299,7 +281,7 @@ fn add_spindle(
     let freq_hz = schedule.range(11.0, 16.0);
     let amplitude_uv = 0.5 * schedule.range(20.0, 60.0) * event_snr;
     let phase = schedule.range(0.0, TAU);
-    let gains = channel_gains(schedule, channels.len(), 0.7);
+    let gains = channel_gains(schedule, layers.channels(), 0.7);
     let end_s = onset_s + duration_s;
     if taken.overlaps(onset_s, end_s, EVENT_CLEARANCE_S) {
         return;
@@ -310,15 +292,7 @@ fn add_spindle(
         peak_s,
         end_s,
     };
-    add_burst(
-        channels,
-        &gains,
-        rate,
-        &envelope,
-        freq_hz,
-        phase,
-        amplitude_uv,
-    );
+    add_burst(layers, &gains, envelope, freq_hz, phase, amplitude_uv);
     taken.add(onset_s, end_s);
     truth.push(event_on_all(
         "spindle",
@@ -332,8 +306,7 @@ fn add_spindle(
 /// N2: spindles (~6/min) and K-complexes (~1.5/min).
 #[allow(clippy::too_many_arguments)]
 fn add_n2_events(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     run: &StageRun,
     event_snr: f64,
     schedule: &mut Rng,
@@ -350,7 +323,7 @@ fn add_n2_events(
             break;
         }
         let amplitude_uv = schedule.range(70.0, 140.0);
-        let gains = channel_gains(schedule, channels.len(), 0.7);
+        let gains = channel_gains(schedule, layers.channels(), 0.7);
         if !taken.overlaps(t, end_s, EVENT_CLEARANCE_S) {
             // A sharp negative wave then a slower positive one (compact supports
             // so the trough is exactly -amplitude at `trough_s`).
@@ -366,7 +339,7 @@ fn add_n2_events(
                 hold_s: 0.0,
                 fall_s: up_s,
             };
-            add_shape(channels, &gains, rate, t, end_s, |x| {
+            layers.add(&gains, t, end_s, move |x| {
                 amplitude_uv * (0.4 * positive.at(x) - negative.at(x))
             });
             taken.add(t, end_s);
@@ -388,8 +361,7 @@ fn add_n2_events(
         }
         let peak_fraction = schedule.range(0.35, 0.65);
         add_spindle(
-            channels,
-            rate,
+            layers,
             t,
             duration_s,
             peak_fraction,
@@ -406,8 +378,7 @@ fn add_n2_events(
 /// each a truth row; about half carry a spindle nested in the up-state.
 #[allow(clippy::too_many_arguments)]
 fn add_slow_oscillations(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     run: &StageRun,
     event_snr: f64,
     schedule: &mut Rng,
@@ -423,7 +394,7 @@ fn add_slow_oscillations(
             let period_s = 1.0 / freq_hz;
             let ptp_uv = schedule.range(75.0, 250.0);
             let up_share = schedule.range(0.3, 0.42);
-            let gains = channel_gains(schedule, channels.len(), 0.75);
+            let gains = channel_gains(schedule, layers.channels(), 0.75);
             let nested_spindle = schedule.chance(0.5);
             let spindle_s = schedule.log_range(0.5, 1.2);
             let spindle_offset_s = schedule.range(-0.1, 0.1);
@@ -435,7 +406,7 @@ fn add_slow_oscillations(
             // Down-state lobe (trough at T/4), then up-state lobe (peak at 3T/4):
             // sin² lobes join with zero slope, so unequal lobes leave no kink
             // (a kink would leak power into the spindle band).
-            add_shape(channels, &gains, rate, onset_s, onset_s + period_s, |x| {
+            layers.add(&gains, onset_s, onset_s + period_s, move |x| {
                 let lobe = (TAU * (x - onset_s) / period_s).sin();
                 if lobe < 0.0 {
                     peak_uv * lobe * lobe
@@ -463,8 +434,7 @@ fn add_slow_oscillations(
                 let spindle_onset_s = spindle_peak_s - 0.5 * spindle_s;
                 if spindle_onset_s + spindle_s < run.end_s {
                     add_spindle(
-                        channels,
-                        rate,
+                        layers,
                         spindle_onset_s,
                         spindle_s,
                         0.5,
@@ -483,8 +453,7 @@ fn add_slow_oscillations(
 
 /// REM: sawtooth-wave bursts (2–5 Hz, band-limited) and rapid eye movements.
 fn add_rem_events(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     run: &StageRun,
     schedule: &mut Rng,
     truth: &mut Vec<TruthEvent>,
@@ -497,7 +466,7 @@ fn add_rem_events(
         }
         let freq_hz = schedule.range(2.0, 5.0);
         let amplitude_uv = schedule.range(15.0, 30.0);
-        let gains = channel_gains(schedule, channels.len(), 0.7);
+        let gains = channel_gains(schedule, layers.channels(), 0.7);
         let envelope = BurstEnvelope {
             onset_s: t,
             peak_s: t + 0.5 * duration_s,
@@ -505,9 +474,9 @@ fn add_rem_events(
         };
         // Sawtooth as a Fourier series, truncated below Nyquist so it cannot alias.
         let harmonics = (1..=8)
-            .filter(|&k| representable(k as f64 * freq_hz, rate))
+            .filter(|&k| representable(k as f64 * freq_hz, layers.rate()))
             .count();
-        add_shape(channels, &gains, rate, t, t + duration_s, |x| {
+        layers.add(&gains, t, t + duration_s, move |x| {
             let phase = TAU * freq_hz * (x - envelope.onset_s);
             let saw: f64 = (1..=harmonics)
                 .map(|k| (k as f64 * phase).sin() / k as f64)
@@ -518,7 +487,7 @@ fn add_rem_events(
     }
     let mut t = run.start_s + schedule.exponential(10.0);
     while t + 1.0 < run.end_s {
-        add_eye_movement(channels, rate, t, true, schedule, truth);
+        add_eye_movement(layers, t, true, schedule, truth);
         t += 1.0 + schedule.exponential(10.0);
     }
 }
@@ -526,8 +495,7 @@ fn add_rem_events(
 /// An eye movement: a smooth step (40 ms) held then returning over 0.3–0.8 s.
 /// `kind` in the truth: 1 = blink, 2 = saccade; `rem` = 1 for REM eye movements.
 fn add_eye_movement(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     onset_s: f64,
     during_rem: bool,
     schedule: &mut Rng,
@@ -540,8 +508,8 @@ fn add_eye_movement(
         hold_s: schedule.range(0.0, 0.3),
         fall_s: schedule.range(0.3, 0.8),
     };
-    let gains = channel_gains(schedule, channels.len(), 0.6);
-    add_shape(channels, &gains, rate, onset_s, shape.end_s(), |t| {
+    let gains = channel_gains(schedule, layers.channels(), 0.6);
+    layers.add(&gains, onset_s, shape.end_s(), move |t| {
         amplitude_uv * shape.at(t)
     });
     truth.push(event_on_all(
@@ -561,8 +529,7 @@ fn add_eye_movement(
 /// movements in other stages.
 #[allow(clippy::too_many_arguments)]
 fn add_artifacts(
-    channels: &mut [Vec<f64>],
-    rate: SampleRate,
+    layers: &mut Layers,
     run: &StageRun,
     schedule: &mut Rng,
     noise_rng: &mut Rng,
@@ -582,14 +549,14 @@ fn add_artifacts(
                 break;
             }
             let amplitude_uv = schedule.range(80.0, 200.0);
-            let gains = channel_gains(schedule, channels.len(), 0.6);
+            let gains = channel_gains(schedule, layers.channels(), 0.6);
             let shape = SmoothPlateau {
                 onset_s: t,
                 rise_s: half_s,
                 hold_s: 0.0,
                 fall_s: half_s,
             };
-            add_shape(channels, &gains, rate, t, shape.end_s(), |x| {
+            layers.add(&gains, t, shape.end_s(), move |x| {
                 amplitude_uv * shape.at(x)
             });
             taken.add(t, shape.end_s());
@@ -606,7 +573,7 @@ fn add_artifacts(
     if saccades_per_min > 0.0 {
         let mut t = run.start_s + schedule.exponential(60.0 / saccades_per_min);
         while t + 1.2 < run.end_s {
-            add_eye_movement(channels, rate, t, false, schedule, truth);
+            add_eye_movement(layers, t, false, schedule, truth);
             taken.add(t, t + 1.2);
             t += 1.2 + schedule.exponential(60.0 / saccades_per_min);
         }
@@ -618,7 +585,7 @@ fn add_artifacts(
             break;
         }
         let rms_uv = schedule.range(50.0, 200.0);
-        let gains = channel_gains(schedule, channels.len(), 0.7);
+        let gains = channel_gains(schedule, layers.channels(), 0.7);
         let shape = SmoothPlateau {
             onset_s: t,
             rise_s: 0.1,
@@ -626,14 +593,13 @@ fn add_artifacts(
             fall_s: 0.1,
         };
         add_noise_burst(
-            channels,
+            layers,
             &gains,
-            rate,
             t,
             t + duration_s,
             noise_rng,
             (0.5, 100.0),
-            |x| rms_uv * shape.at(x),
+            move |x| rms_uv * shape.at(x),
         );
         taken.add(t, t + duration_s);
         truth.push(event_on_all(

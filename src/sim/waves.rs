@@ -4,18 +4,10 @@
 //! event times do not depend on the sample rate.
 
 use std::f64::consts::{FRAC_PI_2, TAU};
-use std::ops::Range;
 
-use super::noise::band_noise;
+use super::layers::Layers;
+use super::noise::BandNoise;
 use crate::rng::Rng;
-use crate::time::SampleRate;
-
-/// Indices of the samples whose time lies in [`start_s`, `end_s`), clamped to `len`.
-pub fn sample_span(rate: SampleRate, start_s: f64, end_s: f64, len: usize) -> Range<usize> {
-    let first = (rate.index_at(start_s) as usize).min(len);
-    let last = (rate.index_at(end_s) as usize).min(len);
-    first..last.max(first)
-}
 
 /// Waxing–waning envelope: an asymmetric gaussian peaking (value 1) at `peak_s`,
 /// with its edge value subtracted so it reaches exactly 0 at `onset_s` and `end_s`
@@ -106,70 +98,38 @@ pub fn epoch_weight(t: f64, start_s: f64, end_s: f64, ramp_s: f64) -> f64 {
 
 /// Add `amplitude × gain[c] × envelope(t) × sin(2π f (t − peak) + phase)` to each channel.
 pub fn add_burst(
-    channels: &mut [Vec<f64>],
+    layers: &mut Layers,
     gains: &[f64],
-    rate: SampleRate,
-    envelope: &BurstEnvelope,
+    envelope: BurstEnvelope,
     freq_hz: f64,
     phase: f64,
     amplitude: f64,
 ) {
-    let Some(first) = channels.first() else {
-        return;
-    };
-    let span = sample_span(rate, envelope.onset_s, envelope.end_s, first.len());
-    for i in span {
-        let t = rate.seconds(i as u64);
-        let value =
-            amplitude * envelope.at(t) * (TAU * freq_hz * (t - envelope.peak_s) + phase).sin();
-        for (channel, gain) in channels.iter_mut().zip(gains) {
-            channel[i] += gain * value;
-        }
-    }
-}
-
-/// Add `gain[c] × shape(t)` over [`start_s`, `end_s`) to each channel; `shape`
-/// is called once per sample, in time order (so it may carry state).
-pub fn add_shape(
-    channels: &mut [Vec<f64>],
-    gains: &[f64],
-    rate: SampleRate,
-    start_s: f64,
-    end_s: f64,
-    mut shape: impl FnMut(f64) -> f64,
-) {
-    let Some(first) = channels.first() else {
-        return;
-    };
-    for i in sample_span(rate, start_s, end_s, first.len()) {
-        let value = shape(rate.seconds(i as u64));
-        for (channel, gain) in channels.iter_mut().zip(gains) {
-            channel[i] += gain * value;
-        }
-    }
+    layers.add(gains, envelope.onset_s, envelope.end_s, move |t| {
+        amplitude * envelope.at(t) * (TAU * freq_hz * (t - envelope.peak_s) + phase).sin()
+    });
 }
 
 /// Add `gain[c] × envelope(t) × noise` over [`start_s`, `end_s`) to each
-/// channel, the noise drawn from `rng` and band-limited to `band_hz` (high-pass, low-pass).
-#[allow(clippy::too_many_arguments)]
+/// channel, the noise drawn from `rng` and band-limited to `band_hz` (high-pass,
+/// low-pass), scaled to unit RMS over the interval. `rng` is advanced past the
+/// noise's draws now; the layer draws them again from a copy as it renders.
 pub fn add_noise_burst(
-    channels: &mut [Vec<f64>],
+    layers: &mut Layers,
     gains: &[f64],
-    rate: SampleRate,
     start_s: f64,
     end_s: f64,
     rng: &mut Rng,
     band_hz: (f64, f64),
-    envelope: impl Fn(f64) -> f64,
+    envelope: impl Fn(f64) -> f64 + Send + 'static,
 ) {
-    let Some(first) = channels.first() else {
-        return;
-    };
-    let samples = sample_span(rate, start_s, end_s, first.len()).len();
-    // add_shape visits exactly these samples, so the noise never runs out.
-    let mut noise = band_noise(rng, samples, rate, band_hz.0, band_hz.1).into_iter();
-    add_shape(channels, gains, rate, start_s, end_s, |t| {
-        envelope(t) * noise.next().unwrap_or(0.0)
+    let samples = layers.span(start_s, end_s).len();
+    let mut noise = BandNoise::new(rng.clone(), layers.rate(), band_hz.0, band_hz.1);
+    let rms = noise.clone().rms_of_next(samples);
+    rng.skip_gaussians(samples as u64);
+    layers.add(gains, start_s, end_s, move |t| {
+        let value = noise.next();
+        envelope(t) * if rms > 0.0 { value / rms } else { value }
     });
 }
 

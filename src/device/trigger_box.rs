@@ -1,0 +1,935 @@
+//! The trigger box (`firmware/`, `hardware/`): an Arduino Uno/Nano that fires
+//! TTL pulses at times of its own clock. This file holds its config section
+//! (`[[outputs]] kind = "trigger-box"`), the serial driver, the clock sync
+//! and the [`TriggerOutput`] adapter.
+//!
+//! Time: a stim's onset becomes a host `Instant` in the runtime
+//! ([`TriggerCommand::due`]); the clock sync maps that to the box's clock
+//! (offset and drift fitted to two-step round trips, `docs/protocol.md`) and
+//! the box fires at that device time, so host jitter drops out of the
+//! stimulus timing. A stim already due when it reaches the box fires as soon
+//! as possible; its FIRED report says how late. Per stim, the planned and
+//! fired device times come back through [`TriggerOutput::device_times`].
+//!
+//! A reader thread owns the receiving side of the port and stamps each chunk
+//! with its arrival `Instant` (the sync's receive time); everything else runs
+//! on the caller's thread (the runtime's sink thread).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::clock_sync::{ClockSync, RoundTrip, SyncSummary};
+use crate::config::{check_range, invalid, ConfigError};
+use crate::io::openbci::DeviceError;
+use crate::protocol::{self, Code, Command, FrameCounts, FrameReader, Hello, Reply, Schedule};
+use crate::runtime::{DeviceTime, TriggerCommand, TriggerOutput};
+
+const DEVICE: &str = "trigger-box";
+/// USB vendor:product ids of the boards and USB-serial chips it is built on.
+pub const USB_IDS: [(u16, u16, &str); 5] = [
+    (0x2341, 0x0043, "Arduino Uno (ATmega16U2)"),
+    (0x2341, 0x0001, "Arduino Uno (ATmega8U2)"),
+    (0x2A03, 0x0043, "Arduino Uno (arduino.org)"),
+    (0x1A86, 0x7523, "CH340 USB-serial (Nano clones)"),
+    (0x0403, 0x6001, "FTDI FT232R (Nano)"),
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBoxConfig {
+    /// Serial port, e.g. `/dev/ttyUSB0` (`neuroloop devices` lists the boxes).
+    pub port: String,
+    /// Output 1–4 (BNC 1–4; pins D4–D7).
+    #[serde(default = "default_output")]
+    pub output: u8,
+    /// Pulse width; `trigger.pulse_ms` if absent.
+    #[serde(default)]
+    pub width_ms: Option<f64>,
+    /// Pulses per stim (a train), `interval_ms` apart (start to start).
+    #[serde(default = "default_count")]
+    pub count: u16,
+    #[serde(default)]
+    pub interval_ms: f64,
+    /// The host sends a heartbeat this often while idle.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: f64,
+    /// With no frame from the host for this long, the box disarms itself.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u16,
+    /// How long to wait for the box to answer after opening the port (an
+    /// Arduino resets when its port opens and boots for about a second).
+    #[serde(default = "default_hello_timeout_ms")]
+    pub hello_timeout_ms: f64,
+    /// One clock-sync round trip this often.
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: f64,
+}
+
+fn default_output() -> u8 {
+    1
+}
+fn default_count() -> u16 {
+    1
+}
+fn default_heartbeat_ms() -> f64 {
+    100.0
+}
+fn default_timeout_ms() -> u16 {
+    500
+}
+fn default_hello_timeout_ms() -> f64 {
+    3000.0
+}
+fn default_sync_interval_ms() -> f64 {
+    250.0
+}
+
+impl TriggerBoxConfig {
+    /// A config for `port` with every default.
+    pub fn new(port: &str) -> Self {
+        Self {
+            port: port.into(),
+            output: default_output(),
+            width_ms: None,
+            count: default_count(),
+            interval_ms: 0.0,
+            heartbeat_ms: default_heartbeat_ms(),
+            timeout_ms: default_timeout_ms(),
+            hello_timeout_ms: default_hello_timeout_ms(),
+            sync_interval_ms: default_sync_interval_ms(),
+        }
+    }
+
+    /// Checks what the host can; the box's own limits are checked against
+    /// its HELLO reply when it is opened.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.port.trim().is_empty() {
+            return Err(invalid("outputs.port", "must name a serial port".into()));
+        }
+        check_range("outputs.output", f64::from(self.output), 1.0, 4.0)?;
+        if let Some(w) = self.width_ms {
+            check_range("outputs.width_ms", w, 0.001, 10_000.0)?;
+        }
+        check_range("outputs.count", f64::from(self.count), 1.0, 1000.0)?;
+        if self.count > 1 {
+            check_range("outputs.interval_ms", self.interval_ms, 0.001, 60_000.0)?;
+        }
+        check_range(
+            "outputs.timeout_ms",
+            f64::from(self.timeout_ms),
+            20.0,
+            5000.0,
+        )?;
+        check_range(
+            "outputs.heartbeat_ms",
+            self.heartbeat_ms,
+            5.0,
+            f64::from(self.timeout_ms) / 3.0,
+        )?;
+        check_range(
+            "outputs.hello_timeout_ms",
+            self.hello_timeout_ms,
+            10.0,
+            60_000.0,
+        )?;
+        check_range(
+            "outputs.sync_interval_ms",
+            self.sync_interval_ms,
+            10.0,
+            60_000.0,
+        )
+    }
+}
+
+/// What the reader thread passes on.
+enum Received {
+    Frame(Instant, Result<protocol::Frame, protocol::FrameError>),
+    Closed(String),
+}
+
+/// Round trips before arming (the first completes none: two-step).
+const INITIAL_SYNCS: usize = 12;
+
+/// A train handed to the box, as far as the box has answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub tag: u16,
+    /// Planned as asked; fired as the box reported its first pulse.
+    pub time: DeviceTime,
+    /// When the box said the first pulse would start: as planned, or later
+    /// when the request reached it too late for that.
+    pub start_us: Option<u64>,
+    pub refused: Option<Code>,
+    /// Pulses the box reported fired, and the latest of them against its
+    /// planned time (µs).
+    pub pulses_fired: u16,
+    pub late_max_us: i64,
+}
+
+/// A trigger box on a serial port, handshaken, clock-synced and armed.
+pub struct TriggerBox {
+    port: Box<dyn serialport::SerialPort>,
+    received: Receiver<Received>,
+    stop_reader: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    /// Frames the reader thread accepted and rejected.
+    host_frames: Arc<Mutex<FrameCounts>>,
+    pub hello: Hello,
+    epoch: Instant,
+    seq: u8,
+    /// Device clock unwrapped from 32 bits.
+    last_device_us: u64,
+    sync: ClockSync,
+    /// Armed by `arm` (the box may have disarmed itself since).
+    armed: bool,
+    /// SYNC requests sent (seq → t0) and replies awaiting their follow-up.
+    sync_sent: HashMap<u8, f64>,
+    sync_replied: HashMap<u8, (f64, f64, f64)>,
+    /// RESULTs awaited: seq → the tag of the schedule it answers (None: another command).
+    awaiting: HashMap<u8, Option<u16>>,
+    deliveries: Vec<Delivery>,
+    next_tag: u16,
+    schedule: Schedule,
+    heartbeat: Duration,
+    sync_interval: Duration,
+    silence: Duration,
+    last_sent: Instant,
+    last_sync: Instant,
+    last_heard: Instant,
+    counts: Counts,
+    box_status: Option<Reply>,
+    port_name: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+struct Counts {
+    scheduled: u64,
+    fired: u64,
+    refused: HashMap<String, u64>,
+    skipped: u64,
+    late_over_100us: u64,
+    unmatched_reports: u64,
+    box_frame_errors: u64,
+    undecodable_replies: u64,
+}
+
+fn open_err(port: &str, message: String) -> DeviceError {
+    DeviceError::Open {
+        device: DEVICE,
+        port: port.into(),
+        message,
+    }
+}
+
+fn protocol_err(message: String) -> DeviceError {
+    DeviceError::Protocol {
+        device: DEVICE,
+        message,
+    }
+}
+
+fn disconnected(message: String) -> DeviceError {
+    DeviceError::Disconnected {
+        device: DEVICE,
+        message,
+    }
+}
+
+fn us(d: f64) -> u32 {
+    (d * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+impl TriggerBox {
+    /// Open, handshake (refusing a missing, silent or wrong-version box),
+    /// check the pulses against the box's limits, set the heartbeat, sync
+    /// the clocks and arm. `pulse_ms` is `trigger.pulse_ms`.
+    pub fn open(c: &TriggerBoxConfig, pulse_ms: f64) -> Result<Self, DeviceError> {
+        let mut tb = Self::connect(c, pulse_ms)?;
+        tb.arm(c.timeout_ms)?;
+        Ok(tb)
+    }
+
+    /// Open and handshake only: the box stays disarmed.
+    pub fn connect(c: &TriggerBoxConfig, pulse_ms: f64) -> Result<Self, DeviceError> {
+        let port = serialport::new(&c.port, 115_200)
+            .timeout(Duration::from_millis(50))
+            .open()
+            .map_err(|e| open_err(&c.port, e.to_string()))?;
+        let mut read_port = port
+            .try_clone()
+            .map_err(|e| open_err(&c.port, e.to_string()))?;
+        let (tx, received) = mpsc::channel();
+        let stop_reader = Arc::new(AtomicBool::new(false));
+        let stop = stop_reader.clone();
+        let host_frames = Arc::new(Mutex::new(FrameCounts::default()));
+        let counts = host_frames.clone();
+        let reader = std::thread::Builder::new()
+            .name("neuroloop-trigger-box-rx".into())
+            .spawn(move || {
+                let mut frames = FrameReader::new();
+                let mut buf = [0u8; 256];
+                while !stop.load(Ordering::Relaxed) {
+                    match read_port.read(&mut buf) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            let at = Instant::now();
+                            for &b in &buf[..n] {
+                                if let Some(f) = frames.push(b) {
+                                    let _ = tx.send(Received::Frame(at, f));
+                                }
+                            }
+                            if let Ok(mut c) = counts.lock() {
+                                *c = frames.counts;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(e) => {
+                            let _ = tx.send(Received::Closed(e.to_string()));
+                            break;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| open_err(&c.port, e.to_string()))?;
+        let now = Instant::now();
+        let width_ms = c.width_ms.unwrap_or(pulse_ms);
+        let mut tb = TriggerBox {
+            port,
+            received,
+            stop_reader,
+            reader: Some(reader),
+            host_frames,
+            hello: Hello {
+                re: 0,
+                protocol: 0,
+                firmware: (0, 0),
+                outputs: 0,
+                reset_cause: 0,
+                min_width_us: 0,
+                max_width_us: 0,
+                min_interval_us: 0,
+                min_gap_us: 0,
+                max_rate_hz: 0,
+                rate_burst: 0,
+                heartbeat_ms: 0,
+            },
+            epoch: now,
+            seq: 0,
+            last_device_us: 0,
+            sync: ClockSync::default(),
+            armed: false,
+            sync_sent: HashMap::new(),
+            sync_replied: HashMap::new(),
+            awaiting: HashMap::new(),
+            deliveries: Vec::new(),
+            next_tag: 0,
+            schedule: Schedule {
+                output: c.output,
+                immediate: false,
+                tag: 0,
+                start_us: 0,
+                width_us: us(width_ms),
+                interval_us: if c.count > 1 { us(c.interval_ms) } else { 0 },
+                count: c.count,
+            },
+            heartbeat: Duration::from_secs_f64(c.heartbeat_ms / 1000.0),
+            sync_interval: Duration::from_secs_f64(c.sync_interval_ms / 1000.0),
+            silence: Duration::from_millis(u64::from(c.timeout_ms)),
+            last_sent: now,
+            last_sync: now,
+            last_heard: now,
+            counts: Counts::default(),
+            box_status: None,
+            port_name: c.port.clone(),
+        };
+        tb.hello = tb.handshake(Duration::from_secs_f64(c.hello_timeout_ms / 1000.0))?;
+        tb.check_limits()?;
+        Ok(tb)
+    }
+
+    /// Set the box's heartbeat timeout, sync the clocks, arm.
+    pub fn arm(&mut self, timeout_ms: u16) -> Result<(), DeviceError> {
+        self.command_ok(Command::Configure {
+            heartbeat_ms: timeout_ms,
+        })?;
+        for _ in 0..INITIAL_SYNCS {
+            self.sync_round_trip()?;
+        }
+        self.command_ok(Command::Arm)?;
+        self.armed = true;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    fn host_us(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.epoch).as_secs_f64() * 1e6
+    }
+
+    fn unwrap_device(&mut self, us: u32) -> u64 {
+        let delta = i64::from(us.wrapping_sub(self.last_device_us as u32) as i32);
+        let v = (self.last_device_us as i64 + delta).max(0) as u64;
+        self.last_device_us = self.last_device_us.max(v);
+        v
+    }
+
+    fn send(&mut self, cmd: Command) -> Result<u8, DeviceError> {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let wire = cmd.encode(seq);
+        std::io::Write::write_all(&mut self.port, &wire)
+            .and_then(|()| std::io::Write::flush(&mut self.port))
+            .map_err(|e| {
+                disconnected(if e.kind() == std::io::ErrorKind::TimedOut {
+                    "stopped accepting data (write timed out)".into()
+                } else {
+                    e.to_string()
+                })
+            })?;
+        self.last_sent = Instant::now();
+        Ok(seq)
+    }
+
+    /// Send HELLO until the box answers (it may be booting).
+    fn handshake(&mut self, timeout: Duration) -> Result<Hello, DeviceError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let seq = self.send(Command::Hello)?;
+            let until = (Instant::now() + Duration::from_millis(250)).min(deadline);
+            while let Some((_, reply)) = self.next_reply(until)? {
+                if let Reply::Hello(h) = reply {
+                    if h.re == seq {
+                        if h.protocol != protocol::PROTOCOL_VERSION {
+                            return Err(protocol_err(format!(
+                                "{}: the box speaks protocol {}, this neuroloop speaks {}; flash firmware/ from this version (hardware/README.md)",
+                                self.port_name, h.protocol, protocol::PROTOCOL_VERSION
+                            )));
+                        }
+                        return Ok(h);
+                    }
+                }
+            }
+        }
+        Err(protocol_err(format!(
+            "{}: no trigger box answered within {} ms (is it the box's port, and is firmware/ flashed? hardware/README.md)",
+            self.port_name,
+            timeout.as_millis()
+        )))
+    }
+
+    fn check_limits(&self) -> Result<(), DeviceError> {
+        let h = &self.hello;
+        let s = &self.schedule;
+        let refuse = |what: String| {
+            Err(protocol_err(format!(
+                "{}: {what}; the box's firmware limits it (firmware/src/tb_config.h)",
+                self.port_name
+            )))
+        };
+        if s.output > h.outputs {
+            return refuse(format!(
+                "output {} asked, the box has {}",
+                s.output, h.outputs
+            ));
+        }
+        if s.width_us < u32::from(h.min_width_us) || s.width_us > h.max_width_us {
+            return refuse(format!(
+                "pulse width {} µs is outside {}..{} µs",
+                s.width_us, h.min_width_us, h.max_width_us
+            ));
+        }
+        if s.count > h.rate_burst {
+            return refuse(format!(
+                "{} pulses per train, at most {}",
+                s.count, h.rate_burst
+            ));
+        }
+        let min_interval = h.min_interval_us.max(s.width_us + u32::from(h.min_gap_us));
+        if s.count > 1 && s.interval_us < min_interval {
+            return refuse(format!(
+                "interval {} µs, at least {min_interval} µs",
+                s.interval_us
+            ));
+        }
+        Ok(())
+    }
+
+    /// The next decoded reply from the box, handling sync and reports on
+    /// the way; `None` at `until`.
+    fn next_reply(&mut self, until: Instant) -> Result<Option<(Instant, Reply)>, DeviceError> {
+        loop {
+            let wait = until.saturating_duration_since(Instant::now());
+            let received = match self.received.recv_timeout(wait) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(disconnected("the reader thread ended".into()))
+                }
+            };
+            let (at, frame) = match received {
+                Received::Closed(message) => return Err(disconnected(message)),
+                Received::Frame(at, Err(_)) => {
+                    // Counted by the reader; the box's counters say what it saw.
+                    self.last_heard = at;
+                    continue;
+                }
+                Received::Frame(at, Ok(f)) => (at, f),
+            };
+            self.last_heard = at;
+            let reply = match Reply::decode(&frame) {
+                Ok(r) => r,
+                Err(_) => {
+                    self.counts.undecodable_replies += 1;
+                    continue;
+                }
+            };
+            self.absorb(at, &reply)?;
+            return Ok(Some((at, reply)));
+        }
+    }
+
+    /// Bookkeeping every reply gets, whoever waits for it.
+    fn absorb(&mut self, at: Instant, reply: &Reply) -> Result<(), DeviceError> {
+        match *reply {
+            Reply::Sync {
+                re,
+                rx_us,
+                prev_re,
+                prev_tx_us,
+            } => {
+                let t1 = self.host_us(at);
+                if let Some(t0) = self.sync_sent.remove(&re) {
+                    let rx = self.unwrap_device(rx_us) as f64;
+                    self.sync_replied.insert(re, (t0, rx, t1));
+                }
+                if prev_re != re {
+                    if let Some((t0, rx, t1)) = self.sync_replied.remove(&prev_re) {
+                        let tx = self.unwrap_device(prev_tx_us) as f64;
+                        let trip = RoundTrip { t0, rx, tx, t1 };
+                        if self.armed {
+                            self.sync.add(trip);
+                        } else {
+                            self.sync.add_back_to_back(trip);
+                        }
+                    }
+                }
+                // Forget exchanges that can no longer complete.
+                if self.sync_replied.len() > 4 {
+                    let newest = re;
+                    self.sync_replied.retain(|&k, _| k == newest);
+                }
+            }
+            Reply::Result { re, code, detail } => {
+                if code == Code::NOT_ARMED && self.armed {
+                    return Err(protocol_err(format!(
+                        "{}: the box refused a command: not armed (it reset or disarmed itself; \
+                         `neuroloop devices` shows its last reset cause)",
+                        self.port_name
+                    )));
+                }
+                if let Some(Some(tag)) = self.awaiting.remove(&re) {
+                    let start = (code == Code::OK).then(|| self.unwrap_device(detail));
+                    if code != Code::OK {
+                        *self
+                            .counts
+                            .refused
+                            .entry(code.name().to_string())
+                            .or_default() += 1;
+                    }
+                    if let Some(d) = self.deliveries.iter_mut().rev().find(|d| d.tag == tag) {
+                        d.start_us = start;
+                        d.refused = (code != Code::OK).then_some(code);
+                    }
+                }
+            }
+            Reply::Fired {
+                tag,
+                index,
+                planned_us,
+                fired_us,
+                ..
+            } => {
+                let planned = self.unwrap_device(planned_us);
+                let fired = self.unwrap_device(fired_us);
+                self.counts.fired += 1;
+                if fired > planned + 100 {
+                    self.counts.late_over_100us += 1;
+                }
+                match self.deliveries.iter_mut().rev().find(|d| d.tag == tag) {
+                    Some(d) => {
+                        if index == 0 {
+                            d.time.planned_us = planned;
+                            d.time.fired_us = Some(fired);
+                        }
+                        d.pulses_fired += 1;
+                        d.late_max_us = d.late_max_us.max(fired as i64 - planned as i64);
+                    }
+                    None => self.counts.unmatched_reports += 1,
+                }
+            }
+            Reply::Error { code, output, .. } => {
+                if output == 0 {
+                    self.counts.box_frame_errors += 1;
+                } else if code.0 >= 30 {
+                    self.counts.skipped += 1;
+                }
+            }
+            Reply::Disarmed {
+                reason, last_rx_us, ..
+            } => {
+                let _ = last_rx_us;
+                return Err(protocol_err(format!(
+                    "the box disarmed itself ({}): no frame from the host for {} ms",
+                    if reason == 2 {
+                        "heartbeat lost"
+                    } else {
+                        "host"
+                    },
+                    self.silence.as_millis()
+                )));
+            }
+            Reply::Status { .. } => self.box_status = Some(*reply),
+            Reply::Hello(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Send `cmd` and wait for its RESULT: the code and its detail.
+    pub fn command(&mut self, cmd: Command) -> Result<(Code, u32), DeviceError> {
+        let seq = self.send(cmd)?;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Some((_, reply)) = self.next_reply(deadline)? {
+            if let Reply::Result { re, code, detail } = reply {
+                if re == seq {
+                    return Ok((code, detail));
+                }
+            }
+        }
+        Err(protocol_err(format!(
+            "{}: no answer to {cmd:?} within 500 ms (silent box)",
+            self.port_name
+        )))
+    }
+
+    /// [`Self::command`], a refusal being an error.
+    fn command_ok(&mut self, cmd: Command) -> Result<(), DeviceError> {
+        match self.command(cmd)? {
+            (Code::OK, _) => Ok(()),
+            (code, detail) => Err(protocol_err(format!(
+                "{}: {cmd:?} refused: {} (detail {detail})",
+                self.port_name,
+                code.name()
+            ))),
+        }
+    }
+
+    /// One SYNC, waiting for its reply.
+    fn sync_round_trip(&mut self) -> Result<(), DeviceError> {
+        self.send_sync()?;
+        let re = self.seq.wrapping_sub(1);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Some((_, reply)) = self.next_reply(deadline)? {
+            if matches!(reply, Reply::Sync { re: r, .. } if r == re) {
+                return Ok(());
+            }
+        }
+        Err(protocol_err(format!(
+            "{}: no answer to a clock-sync request within 500 ms (silent box)",
+            self.port_name
+        )))
+    }
+
+    fn send_sync(&mut self) -> Result<(), DeviceError> {
+        let t0 = self.host_us(Instant::now());
+        let seq = self.send(Command::Sync)?;
+        self.sync_sent.retain(|_, &mut t| t0 - t < 5e6);
+        self.sync_sent.insert(seq, t0);
+        self.last_sync = self.last_sent;
+        Ok(())
+    }
+
+    /// Handle whatever the box sent, without waiting.
+    fn drain(&mut self) -> Result<(), DeviceError> {
+        while self.next_reply(Instant::now())?.is_some() {}
+        Ok(())
+    }
+
+    /// The train each stim fires, as configured.
+    pub fn train(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// Every train scheduled, in order.
+    pub fn deliveries(&self) -> &[Delivery] {
+        &self.deliveries
+    }
+
+    /// Device µs (unwrapped) at host time `t`, by the clock sync.
+    pub fn device_us_at(&self, t: Instant) -> u64 {
+        let host = self.host_us(t);
+        self.sync.device_us(host).unwrap_or(host).max(0.0).round() as u64
+    }
+
+    pub fn sync_summary(&self) -> SyncSummary {
+        self.sync.summary()
+    }
+
+    /// Schedule a train (its `tag` is assigned here) starting at device time
+    /// `start_us`, without waiting for the box's answer. Returns the tag.
+    pub fn schedule(
+        &mut self,
+        train: Schedule,
+        start_us: u64,
+        onset: crate::time::SampleIndex,
+    ) -> Result<u16, DeviceError> {
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        let s = Schedule {
+            tag,
+            start_us: start_us as u32,
+            ..train
+        };
+        let seq = self.send(Command::Schedule(s))?;
+        self.awaiting.insert(seq, Some(tag));
+        self.counts.scheduled += 1;
+        self.deliveries.push(Delivery {
+            time: DeviceTime {
+                onset,
+                planned_us: start_us,
+                fired_us: None,
+            },
+            tag,
+            start_us: None,
+            refused: None,
+            pulses_fired: 0,
+            late_max_us: i64::MIN,
+        });
+        Ok(tag)
+    }
+
+    /// Keep-alives and clock sync; call at least every heartbeat period.
+    pub fn service(&mut self) -> Result<(), DeviceError> {
+        self.drain()?;
+        let now = Instant::now();
+        if now.duration_since(self.last_heard) > self.silence {
+            return Err(DeviceError::Stalled {
+                device: DEVICE,
+                ms: self.silence.as_millis() as u64,
+            });
+        }
+        if now.duration_since(self.last_sync) >= self.sync_interval {
+            self.send_sync()?;
+        } else if now.duration_since(self.last_sent) >= self.heartbeat {
+            let seq = self.send(Command::Heartbeat)?;
+            self.awaiting.insert(seq, None);
+        }
+        self.awaiting.retain(|&k, _| k.wrapping_sub(self.seq) > 128);
+        Ok(())
+    }
+
+    /// Wait up to `d`, handling what arrives (reports of pulses in flight).
+    pub fn settle(&mut self, d: Duration) -> Result<(), DeviceError> {
+        let until = Instant::now() + d;
+        while self.next_reply(until)?.is_some() {}
+        Ok(())
+    }
+
+    /// The box's counters (a STATUS round trip).
+    pub fn status(&mut self) -> Result<Option<Reply>, DeviceError> {
+        let seq = self.send(Command::Status)?;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Some((_, reply)) = self.next_reply(deadline)? {
+            if matches!(reply, Reply::Status { re, .. } if re == seq) {
+                return Ok(Some(reply));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for TriggerBox {
+    fn drop(&mut self) {
+        self.stop_reader.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl TriggerOutput for TriggerBox {
+    fn name(&self) -> &'static str {
+        DEVICE
+    }
+
+    fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError> {
+        let start = self.device_us_at(command.due);
+        self.schedule(self.schedule, start, command.decision.onset)?;
+        self.drain()
+    }
+
+    fn check(&mut self) -> Result<(), DeviceError> {
+        self.service()
+    }
+
+    fn check_period(&self) -> Duration {
+        self.heartbeat
+    }
+
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.armed = false;
+        let result = self.command_ok(Command::Disarm);
+        // Reports of pulses that fired before the disarm are still on the wire.
+        let _ = self.settle(Duration::from_millis(50));
+        if let Ok(Some(s)) = self.status() {
+            self.box_status = Some(s);
+        }
+        result
+    }
+
+    fn schedules_ahead(&self) -> bool {
+        true
+    }
+
+    fn device_times(&self) -> Vec<DeviceTime> {
+        self.deliveries.iter().map(|d| d.time).collect()
+    }
+
+    fn report(&self) -> Option<serde_json::Value> {
+        let late: Vec<f64> = self
+            .deliveries
+            .iter()
+            .filter_map(|d| d.time.fired_us.map(|f| f as f64 - d.time.planned_us as f64))
+            .collect();
+        let status = match self.box_status {
+            Some(Reply::Status {
+                armed,
+                pending,
+                counters,
+                ..
+            }) => {
+                let mut m = serde_json::Map::new();
+                m.insert("armed".into(), armed.into());
+                m.insert("pending".into(), pending.into());
+                for (name, v) in protocol::STATUS_COUNTERS.iter().zip(counters) {
+                    m.insert((*name).into(), v.into());
+                }
+                serde_json::Value::Object(m)
+            }
+            _ => serde_json::Value::Null,
+        };
+        let never_fired = self
+            .deliveries
+            .iter()
+            .filter(|d| d.time.fired_us.is_none() && d.refused.is_none())
+            .count();
+        Some(serde_json::json!({
+            "device": DEVICE,
+            "port": self.port_name,
+            "firmware": format!("{}.{}", self.hello.firmware.0, self.hello.firmware.1),
+            "protocol": self.hello.protocol,
+            "output": self.schedule.output,
+            "width_us": self.schedule.width_us,
+            "count": self.schedule.count,
+            "interval_us": self.schedule.interval_us,
+            "counts": self.counts,
+            "host_frames": *self.host_frames.lock().unwrap_or_else(|e| e.into_inner()),
+            "not_fired": never_fired,
+            "fired_minus_planned_us": {
+                "max": late.iter().cloned().fold(f64::NAN, f64::max),
+                "min": late.iter().cloned().fold(f64::NAN, f64::min),
+            },
+            "clock_sync": self.sync.summary(),
+            "box": status,
+        }))
+    }
+}
+
+/// The board behind a USB vendor:product id, if the box can be built on it.
+pub fn board(vid: u16, pid: u16) -> Option<&'static str> {
+    USB_IDS
+        .iter()
+        .find(|(v, p, _)| *v == vid && *p == pid)
+        .map(|(_, _, name)| *name)
+}
+
+/// Say HELLO on `port` and describe the answer in one line (`neuroloop
+/// devices`). The box stays disarmed; an Arduino resets when its port opens.
+pub fn hello(port: &str) -> Result<String, DeviceError> {
+    let h = TriggerBox::connect(&TriggerBoxConfig::new(port), 1.0)?.hello;
+    let reset = match h.reset_cause {
+        c if c & 8 != 0 => "watchdog",
+        c if c & 4 != 0 => "brown-out",
+        c if c & 2 != 0 => "reset pin",
+        c if c & 1 != 0 => "power-on",
+        _ => "unknown",
+    };
+    Ok(format!(
+        "trigger box, firmware {}.{}, protocol {}, {} outputs; pulses {}-{} µs, starts >= {} µs apart, \
+         <= {} Hz (bursts of {}); last reset: {reset}",
+        h.firmware.0,
+        h.firmware.1,
+        h.protocol,
+        h.outputs,
+        h.min_width_us,
+        h.max_width_us,
+        h.min_interval_us,
+        h.max_rate_hz,
+        h.rate_burst
+    ))
+}
+
+/// What `neuroloop trigger-box test` saw on one output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputCheck {
+    pub output: u8,
+    pub pulses: u16,
+    /// As the box reported them, and the latest against its planned time.
+    pub fired: u16,
+    pub late_max_us: i64,
+    pub refused: Option<Code>,
+}
+
+/// Arm the box and fire the train of `c` (its width, count and interval) on
+/// each of `outputs` in turn, each 50 ms after the previous one ended; then
+/// disarm. The box's reports say what fired.
+pub fn pulse_outputs(
+    c: &TriggerBoxConfig,
+    outputs: &[u8],
+) -> Result<Vec<OutputCheck>, DeviceError> {
+    const LEAD: Duration = Duration::from_millis(50);
+    let mut tb = TriggerBox::open(c, c.width_ms.unwrap_or(1.0))?;
+    for &output in outputs {
+        let train = Schedule {
+            output,
+            ..tb.train()
+        };
+        let start = tb.device_us_at(Instant::now() + LEAD);
+        tb.schedule(train, start, 0)?;
+        let span_us =
+            u64::from(train.count - 1) * u64::from(train.interval_us) + u64::from(train.width_us);
+        let until = Instant::now() + LEAD * 2 + Duration::from_micros(span_us);
+        while Instant::now() < until {
+            tb.service()?;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    TriggerOutput::disarm(&mut tb)?;
+    Ok(tb
+        .deliveries()
+        .iter()
+        .zip(outputs)
+        .map(|(d, &output)| OutputCheck {
+            output,
+            pulses: tb.schedule.count,
+            fired: d.pulses_fired,
+            late_max_us: d.late_max_us,
+            refused: d.refused,
+        })
+        .collect())
+}
