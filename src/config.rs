@@ -30,6 +30,9 @@ pub struct Config {
     /// What a live session records besides its events.
     #[serde(default)]
     pub recording: crate::runtime::config::RecordingConfig,
+    /// Send every logged event as a marker on a Lab Streaming Layer stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsl_markers: Option<crate::device::lsl::LslMarkersConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -618,7 +621,7 @@ impl Preset {
 }
 
 /// The top-level sections of a config (the fields of [`Config`]).
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "input",
     "detector",
     "trigger",
@@ -626,6 +629,7 @@ const SECTIONS: [&str; 7] = [
     "source",
     "outputs",
     "recording",
+    "lsl_markers",
 ];
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -705,6 +709,9 @@ impl Config {
         self.source.validate()?;
         for output in &self.outputs {
             output.validate()?;
+        }
+        if let Some(markers) = &self.lsl_markers {
+            markers.validate()?;
         }
         self.simulator.validate()
     }
@@ -1262,6 +1269,7 @@ mod tests {
         config.outputs = vec![crate::runtime::config::OutputConfig::PulsePal(
             toml::from_str("port = \"/dev/null\"").unwrap(),
         )];
+        config.lsl_markers = Some(toml::from_str("").unwrap());
         let table: toml::Table = config.to_toml().parse().unwrap();
         let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
         let mut sections = SECTIONS.to_vec();

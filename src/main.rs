@@ -58,8 +58,8 @@ enum Command {
     Click(ClickArgs),
     /// Serve an emulated device on a pseudo-terminal (for tests and demos).
     Emulate(EmulateArgs),
-    /// List serial ports (with USB vendor/product ids) and audio devices (ALSA
-    /// PCM names); say HELLO to the ports a trigger box may be on.
+    /// List serial ports (with USB vendor/product ids), audio devices (ALSA
+    /// PCM names) and LSL streams; say HELLO to the ports a trigger box may be on.
     Devices(DevicesArgs),
     /// The trigger box (`firmware/`, `hardware/`).
     TriggerBox(TriggerBoxArgs),
@@ -793,6 +793,7 @@ fn run(args: RunArgs) -> Result<()> {
         }
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
         SourceConfig::Audio(c) => runtime::open_audio(c)?,
+        SourceConfig::Lsl(c) => neuroloop::device::lsl::open_source(c)?,
     };
     let outputs = runtime::open_outputs(&config, opened.rate)?;
     let output_devices = outputs.len();
@@ -890,6 +891,7 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
     let opened = match &config.source {
         SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
         SourceConfig::Audio(c) => runtime::open_audio(c)?,
+        SourceConfig::Lsl(c) => neuroloop::device::lsl::open_source(c)?,
         SourceConfig::Simulator => unreachable!("prepare refuses the simulator"),
     };
     let rate = opened.rate;
@@ -1134,6 +1136,19 @@ fn devices(probe: &[String]) -> Result<()> {
             }
         }
         Err(e) => println!("audio devices not listed: {e}"),
+    }
+    let lsl = neuroloop::device::lsl::library_description()
+        .and_then(|lib| Ok((lib, neuroloop::device::lsl::list_streams(1.0)?)));
+    match lsl {
+        Ok((lib, streams)) => {
+            if streams.is_empty() {
+                println!("no LSL streams found ({lib})");
+            }
+            for stream in streams {
+                println!("lsl {stream}");
+            }
+        }
+        Err(e) => println!("LSL streams not listed: {e}"),
     }
     for port in probe {
         say_hello(port);

@@ -26,6 +26,17 @@ if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
     fi
 fi
 
+# The LSL tests (tests/lsl.rs) stream through pylsl, whose wheel ships
+# liblsl.so (neuroloop finds it through python3). Pinned: tests/lsl/peer.py
+# is written against this version.
+PYLSL_VERSION=1.18.6
+if ! python3 -c "import pylsl, sys; sys.exit(pylsl.__version__ != '$PYLSL_VERSION')" >/dev/null 2>&1; then
+    python3 -m pip install --quiet "pylsl==$PYLSL_VERSION" numpy ||
+        python3 -m pip install --quiet --break-system-packages "pylsl==$PYLSL_VERSION" numpy
+fi
+# Here the LSL tests must run, never skip.
+export NEUROLOOP_REQUIRE_LSL=1
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check

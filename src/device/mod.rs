@@ -1,4 +1,6 @@
-//! Devices, one file each: protocol use, adapter and config section.
+//! Devices a live session reads from or writes to, one file each: protocol
+//! use, adapter and config section.
 
 pub mod clock_sync;
+pub mod lsl;
 pub mod trigger_box;

@@ -17,6 +17,8 @@ pub enum SourceConfig {
     Openbci(OpenBciConfig),
     /// A sound card's input channels (an amplifier's analog outputs wired to it).
     Audio(AudioSourceConfig),
+    /// A Lab Streaming Layer stream (`device/lsl.rs`).
+    Lsl(crate::device::lsl::LslSourceConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,6 +256,7 @@ impl SourceConfig {
                 }
                 check_stall_ms(c.stall_ms)
             }
+            SourceConfig::Lsl(c) => c.validate(),
         }
     }
 }

@@ -16,16 +16,19 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
 use super::{Shared, TriggerCommand};
-use crate::event::Event;
+use crate::device::lsl::MarkerOutlet;
+use crate::event::{Event, TriggerDecision};
 use crate::io::session::SessionWriter;
 use crate::session::{count, Progress};
-use crate::time::SampleRate;
+use crate::time::{SampleIndex, SampleRate};
 
 /// An event and the host time its deciding sample arrived.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Entry {
     pub event: Event,
     pub arrived: Instant,
+    /// The newest sample of the block whose arrival `arrived` stamps.
+    pub newest: SampleIndex,
 }
 
 /// Entries written (and triggers released) per pass at most.
@@ -46,6 +49,8 @@ pub(super) struct Journal {
     pub stop: Arc<AtomicBool>,
     /// Logged events go on to the recorder, as annotations of the recording.
     pub annotations: Option<(HeapProd<Event>, Thread)>,
+    /// Logged events go out as LSL markers.
+    pub markers: Option<MarkerOutlet>,
 }
 
 impl Journal {
@@ -93,6 +98,11 @@ impl Journal {
                 }
                 recorder.unpark();
             }
+            if let Some(markers) = &mut self.markers {
+                for entry in &batch {
+                    markers.send(&entry.event, host_time(entry, self.rate));
+                }
+            }
             let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             count(&mut progress, batch.iter().map(|e| &e.event));
             drop(progress);
@@ -108,11 +118,10 @@ impl Journal {
         if !decision.delivered {
             return;
         }
-        let ahead_s = self.rate.seconds(decision.onset - decision.decided_at);
         let command = TriggerCommand {
             decision,
             arrived: entry.arrived,
-            due: entry.arrived + Duration::from_secs_f64(ahead_s),
+            due: due(&decision, entry.arrived, self.rate),
         };
         for (ring, thread) in &mut self.outputs {
             if ring.try_push(command).is_err() {
@@ -121,6 +130,25 @@ impl Journal {
                     .fetch_add(1, Ordering::Relaxed);
             }
             thread.unpark();
+        }
+    }
+}
+
+/// When a stimulus is due on the host clock: its onset after the arrival of
+/// its deciding sample.
+fn due(decision: &TriggerDecision, arrived: Instant, rate: SampleRate) -> Instant {
+    arrived + Duration::from_secs_f64(rate.seconds(decision.onset - decision.decided_at))
+}
+
+/// When an event happened on the host clock: a trigger when it is due (as
+/// the outputs schedule it), a detection at its onset, counted back from the
+/// arrival of its block's newest sample.
+fn host_time(entry: &Entry, rate: SampleRate) -> Instant {
+    match &entry.event {
+        Event::Trigger(decision) => due(decision, entry.arrived, rate),
+        Event::Detection(d) => {
+            let back = Duration::from_secs_f64(rate.seconds(entry.newest.saturating_sub(d.onset)));
+            entry.arrived.checked_sub(back).unwrap_or(entry.arrived)
         }
     }
 }

@@ -76,6 +76,8 @@ pub enum RuntimeError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Audio(#[from] crate::io::audio::AudioError),
+    #[error(transparent)]
+    Lsl(#[from] crate::device::lsl::LslError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -299,6 +301,7 @@ pub enum Source {
     Recording(RecordingSource),
     Cyton(CytonSource),
     Audio(AudioSource),
+    Lsl(crate::device::lsl::LslSource),
 }
 
 /// What the processing side needs to know about a source before it starts.
@@ -323,6 +326,7 @@ enum SourceMonitor {
         errors: Arc<Mutex<Vec<String>>>,
         device: String,
     },
+    Lsl(Arc<crate::device::lsl::LslCounters>),
 }
 
 impl SourceMonitor {
@@ -335,6 +339,7 @@ impl SourceMonitor {
                 errors: a.input.errors.clone(),
                 device: a.input.device.clone(),
             },
+            Source::Lsl(l) => SourceMonitor::Lsl(l.counters.clone()),
         }
     }
 
@@ -378,6 +383,7 @@ impl SourceMonitor {
                     );
                 }
             }
+            SourceMonitor::Lsl(c) => c.warn(at, warn),
         }
         if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
             warn(
@@ -404,6 +410,7 @@ impl SourceMonitor {
                 source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
                 Some(source)
             }
+            SourceMonitor::Lsl(c) => Some(c.report()),
         }
     }
 }
@@ -819,6 +826,9 @@ struct LiveSummary<'a> {
     /// Each output device's own counters.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     outputs: Vec<serde_json::Value>,
+    /// The LSL marker outlet's stream and counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lsl_markers: Option<serde_json::Value>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -952,6 +962,12 @@ pub fn run_live(
         .map(|&i| spec.opened.labels[i].clone())
         .collect();
     let controller = Controller::new(config, rate, selected.len())?;
+    let markers = config
+        .lsl_markers
+        .as_ref()
+        .map(|c| crate::device::lsl::MarkerOutlet::open(c, started))
+        .transpose()?;
+    let marker_stats = markers.as_ref().map(|m| m.stats());
     let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
     let monitor = SourceMonitor::of(&spec.opened.source);
     let description = spec.opened.description.clone();
@@ -969,7 +985,7 @@ pub fn run_live(
     let progress = Arc::new(Mutex::new(Progress::default()));
     let (notice_tx, notices) = control::notice_channel();
     let threads = start_threads(
-        spec, controller, selected, writer, &flags, &shared, &progress, notice_tx,
+        spec, controller, selected, writer, markers, &flags, &shared, &progress, notice_tx,
     )?;
 
     let ending = control::supervise(
@@ -1005,6 +1021,7 @@ pub fn run_live(
             wall_s,
             shared: &shared,
             monitor: &monitor,
+            markers: marker_stats.as_deref(),
         },
     ))
 }
@@ -1033,6 +1050,7 @@ fn start_threads(
     controller: Controller,
     selected: Vec<usize>,
     writer: SessionWriter,
+    markers: Option<crate::device::lsl::MarkerOutlet>,
     flags: &Flags,
     shared: &Arc<Shared>,
     progress: &Arc<Mutex<Progress>>,
@@ -1131,6 +1149,7 @@ fn start_threads(
             notices: notice_tx.clone(),
             stop: flags.stop_journal.clone(),
             annotations,
+            markers,
         };
         spawn("neuroloop-journal", move || journal.run())?
     };
@@ -1196,6 +1215,7 @@ fn spawn_acquisition(
             }
             Source::Cyton(mut c) => c.run(&mut ring, &stop),
             Source::Audio(mut a) => a.run(&mut ring, &stop),
+            Source::Lsl(mut l) => l.run(&mut ring, &stop),
         };
         if let Err(e) = result {
             let _ = notices.send(Notice::Device(e));
@@ -1262,6 +1282,7 @@ struct SessionFacts<'a> {
     wall_s: f64,
     shared: &'a Shared,
     monitor: &'a SourceMonitor,
+    markers: Option<&'a crate::device::lsl::MarkerStats>,
 }
 
 /// Write `latency.tsv` and `summary.json`, and finish (or abandon) the event
@@ -1327,6 +1348,7 @@ fn write_session(
         recording,
         source: facts.monitor.report(),
         outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
+        lsl_markers: facts.markers.map(|m| m.report()),
     };
     let summary = Summary::new(
         SummaryParts {

@@ -64,6 +64,8 @@ impl Processing {
         let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
         let mut hist = LatencyHistogram::new();
         let mut faulted = false;
+        // The last block's arrival and newest sample (for events at the end).
+        let mut last_block = (Instant::now(), 0);
         loop {
             let Some(h) = self.headers.try_pop() else {
                 if self.stop.load(Ordering::Acquire) {
@@ -104,7 +106,8 @@ impl Processing {
             let t0 = Instant::now();
             let result = self.controller.process_block(&data, &mut outbox);
             hist.record(t0.elapsed());
-            self.queue(&outbox, h.arrived);
+            last_block = (h.arrived, h.start + frames.max(1) as u64 - 1);
+            self.queue(&outbox, last_block);
             self.shared
                 .frames_done
                 .store(self.controller.next_sample(), Ordering::Relaxed);
@@ -124,7 +127,7 @@ impl Processing {
         if !faulted {
             outbox.clear();
             self.controller.finish(&mut outbox);
-            self.queue(&outbox, Instant::now());
+            self.queue(&outbox, last_block);
         }
         let end = self.controller.next_sample() + u64::from(faulted);
         ProcessingReport {
@@ -134,13 +137,19 @@ impl Processing {
         }
     }
 
-    /// Queue a block's events for the journal and wake it.
-    fn queue(&mut self, outbox: &Outbox, arrived: Instant) {
+    /// Queue a block's events for the journal and wake it; `block` is when
+    /// the block arrived and its newest sample.
+    fn queue(&mut self, outbox: &Outbox, (arrived, newest): (Instant, SampleIndex)) {
         if outbox.events().is_empty() {
             return;
         }
         for &event in outbox.events() {
-            if self.journal.try_push(Entry { event, arrived }).is_err() {
+            let entry = Entry {
+                event,
+                arrived,
+                newest,
+            };
+            if self.journal.try_push(entry).is_err() {
                 self.shared.event_ring_full.fetch_add(1, Ordering::Relaxed);
             }
         }
