@@ -35,9 +35,13 @@ fn main() {
             let mut config = Preset::RodentRipple.config();
             config.input.block_size = BLOCK_FRAMES;
             config.recording.enabled = recording;
-            let opened =
-                runtime::recording_source(&sim.recording, BLOCK_FRAMES, 1.0, "simulator".into())
-                    .expect("source");
+            let opened = neuroloop::device::file::recording_source(
+                &sim.recording,
+                BLOCK_FRAMES,
+                1.0,
+                "simulator".into(),
+            )
+            .expect("source");
             let out = dir.path().join(format!("{round}-{recording}"));
             let report = runtime::run_live(
                 LiveSpec {

@@ -23,10 +23,10 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// Where `run` reads samples (default: the simulator).
     #[serde(default)]
-    pub source: crate::runtime::config::SourceConfig,
+    pub source: crate::device::SourceConfig,
     /// Devices driven by trigger decisions (none: decisions are only logged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<crate::runtime::config::OutputConfig>,
+    pub outputs: Vec<crate::device::OutputConfig>,
     /// What a live session records besides its events.
     #[serde(default)]
     pub recording: crate::runtime::config::RecordingConfig,
@@ -1266,7 +1266,7 @@ mod tests {
     #[test]
     fn sections_are_the_config_fields() {
         let mut config = Preset::RodentRipple.config();
-        config.outputs = vec![crate::runtime::config::OutputConfig::PulsePal(
+        config.outputs = vec![crate::device::OutputConfig::PulsePal(
             toml::from_str("port = \"/dev/null\"").unwrap(),
         )];
         config.lsl_markers = Some(toml::from_str("").unwrap());

@@ -27,7 +27,8 @@
 //! * [`config`]: the TOML schema, presets and up-front validation.
 //! * [`logging`]: `tracing` to the terminal and to each session's `log.txt`.
 //! * [`protocol`]: the host ⇄ trigger-box wire format and its test vectors.
-//! * [`device`]: devices, one file each (for now the trigger box).
+//! * [`device`]: the source and trigger-output roles and the devices, one file
+//!   (or folder) each: protocol, adapter, config section, emulator.
 //!
 //! The modules `dsp`, `detect`, `trigger` and `controller` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.

@@ -11,13 +11,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
-use neuroloop::device::trigger_box;
+use neuroloop::device::cyton::emulator as cyton_emulator;
+use neuroloop::device::pulsepal::emulator::PulsePalEmulator;
+use neuroloop::device::{self, trigger_box};
 use neuroloop::eval::hypnogram::{Hypnogram, Stage};
 use neuroloop::eval::{self, tables};
-use neuroloop::io::emulate;
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
-use neuroloop::runtime::{self, config::SourceConfig, latency::LatencySummary, Ending};
+use neuroloop::runtime::{self, latency::LatencySummary, Ending};
 use neuroloop::session::{run_session, Pacing, Progress, SessionInput};
 use neuroloop::sim::{self, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
@@ -772,8 +773,9 @@ fn run(args: RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| stamped_session("run"));
     let mut truth = None;
-    let opened = match &config.source {
-        SourceConfig::Simulator => {
+    let opened = match config.source.open()? {
+        Some(opened) => opened,
+        None => {
             let sim_config = &config.simulator;
             let rate = SampleRate::new(sim_config.rate_hz).context("simulator.rate_hz")?;
             let mut spec = SimSpec::new(sim_config.preset, args.duration_s, sim_config.seed, rate);
@@ -784,18 +786,15 @@ fn run(args: RunArgs) -> Result<()> {
             }
             let simulation = sim::simulate(&spec)?;
             truth = Some(simulation.truth);
-            runtime::recording_source(
+            device::file::recording_source(
                 &simulation.recording,
                 config.input.block_size,
                 1.0,
                 format!("simulator {} seed {}", sim_config.preset, sim_config.seed),
             )?
         }
-        SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
-        SourceConfig::Audio(c) => runtime::open_audio(c)?,
-        SourceConfig::Lsl(c) => neuroloop::device::lsl::open_source(c)?,
     };
-    let outputs = runtime::open_outputs(&config, opened.rate)?;
+    let outputs = device::open_outputs(&config, opened.rate)?;
     let output_devices = outputs.len();
     println!(
         "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
@@ -888,14 +887,12 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
     let test = runtime::latency_test::prepare(&rig, args.probes)?;
     let config = &test.config;
     let out = args.out.unwrap_or_else(|| stamped_session("latency-test"));
-    let opened = match &config.source {
-        SourceConfig::Openbci(c) => runtime::open_cyton(c)?,
-        SourceConfig::Audio(c) => runtime::open_audio(c)?,
-        SourceConfig::Lsl(c) => neuroloop::device::lsl::open_source(c)?,
-        SourceConfig::Simulator => unreachable!("prepare refuses the simulator"),
-    };
+    let opened = config
+        .source
+        .open()?
+        .context("latency-test needs a device source (prepare refuses the simulator)")?;
     let rate = opened.rate;
-    let outputs = runtime::open_outputs(config, rate)?;
+    let outputs = device::open_outputs(config, rate)?;
     println!(
         "neuroloop latency-test: {} probes from {} output device(s) back into {} at {} Hz (about {:.0} s); Ctrl-C stops",
         args.probes,
@@ -976,11 +973,11 @@ fn emulate(args: EmulateArgs) -> Result<()> {
                 std::fs::write(path, sim::truth::truth_to_tsv(&simulation.truth))
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            let emulator = emulate::CytonEmulator::start(emulate::CytonSpec {
+            let emulator = cyton_emulator::CytonEmulator::start(cyton_emulator::CytonSpec {
                 frames_uv,
                 daisy: a.daisy,
                 speed: a.speed,
-                faults: emulate::CytonFaults::default(),
+                faults: cyton_emulator::CytonFaults::default(),
             })
             .context("cannot open a pseudo-terminal")?;
             println!(
@@ -1004,17 +1001,17 @@ fn emulate(args: EmulateArgs) -> Result<()> {
                 );
             }
             let (frames_uv, _) = cyton_signal(a.minutes, a.seed, false)?;
-            let wire = emulate::LoopbackWire::new();
-            let pulse_pal = emulate::PulsePalEmulator::start_wired(Some(wire.clone()))
+            let wire = cyton_emulator::LoopbackWire::new();
+            let pulse_pal = PulsePalEmulator::start_wired(Some(wire.clone()))
                 .context("cannot open a pseudo-terminal")?;
-            let cyton = emulate::CytonEmulator::start_looped(
-                emulate::CytonSpec {
+            let cyton = cyton_emulator::CytonEmulator::start_looped(
+                cyton_emulator::CytonSpec {
                     frames_uv,
                     daisy: false,
                     speed: 1.0,
-                    faults: emulate::CytonFaults::default(),
+                    faults: cyton_emulator::CytonFaults::default(),
                 },
-                Some(emulate::Loopback {
+                Some(cyton_emulator::Loopback {
                     wire,
                     channel: a.channel,
                     amplitude_uv: a.amplitude_uv,
@@ -1041,8 +1038,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
             );
         }
         EmulatedDevice::PulsePal(a) => {
-            let emulator =
-                emulate::PulsePalEmulator::start().context("cannot open a pseudo-terminal")?;
+            let emulator = PulsePalEmulator::start().context("cannot open a pseudo-terminal")?;
             println!(
                 "emulated Pulse Pal v2 on {}; Ctrl-C stops",
                 emulator.path.display()
@@ -1088,9 +1084,9 @@ fn wait_for_stop(stop: &AtomicBool) {
 /// The 8-channel (16 with `daisy`) sleep simulator a Cyton emulator streams,
 /// interleaved in µV, with the simulation (for its truth).
 fn cyton_signal(minutes: f64, seed: u64, daisy: bool) -> Result<(Vec<f64>, sim::Simulation)> {
-    let rate = SampleRate::new(io::openbci::rate_hz(daisy)).expect("constant");
+    let rate = SampleRate::new(device::cyton::rate_hz(daisy)).expect("constant");
     let mut spec = SimSpec::new(SimPreset::Sleep, minutes * 60.0, seed, rate);
-    spec.channels = io::openbci::channels(daisy);
+    spec.channels = device::cyton::channels(daisy);
     let simulation = sim::simulate(&spec)?;
     Ok((simulation.recording.interleaved(), simulation))
 }
@@ -1128,7 +1124,7 @@ fn devices(probe: &[String]) -> Result<()> {
             serialport::SerialPortType::Unknown => println!("{}  unknown", p.port_name),
         }
     }
-    match io::audio::list_devices() {
+    match device::audio::list_devices() {
         Ok(list) if list.is_empty() => println!("no audio devices found"),
         Ok(list) => {
             for line in list {

@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 use neuroloop::click::ClickSpec;
 use std::io::Write;
 
-use neuroloop::io::audio::{ClickCommand, ClickOutput, ClickOutputSpec};
-use neuroloop::io::openbci::{DeviceError, FrameSink};
+use neuroloop::device::audio_click::{ClickCommand, ClickOutput, ClickOutputSpec};
+use neuroloop::device::audio_in::{self, AudioSourceConfig};
+use neuroloop::device::{DeviceError, FrameSink, Source, SourceConfig};
 use std::path::Path;
 
 use neuroloop::config::{Config, Preset, TriggerMode};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::event::Outbox;
-use neuroloop::runtime::config::{AudioSourceConfig, SourceConfig};
-use neuroloop::runtime::{self, Ending, LiveSpec, Source};
+use neuroloop::runtime::{self, Ending, LiveSpec};
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 
@@ -302,12 +302,10 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
         Duration::from_millis(300),
     );
     let config = audio_source(INPUTS[0], vec![1], 200.0);
-    runtime::config::SourceConfig::Audio(config.clone())
-        .validate()
-        .unwrap();
+    SourceConfig::Audio(config.clone()).validate().unwrap();
     // Capture starts when the stream opens, so arrivals are compared with a time before that.
     let t0 = Instant::now();
-    let opened = runtime::open_audio(&config).unwrap();
+    let opened = audio_in::open(&config).unwrap();
     assert_eq!(opened.labels, vec!["in1"]);
     assert_eq!(opened.rate.hz(), 48_000.0);
     let Source::Audio(mut source) = opened.source else {
@@ -401,7 +399,7 @@ fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveRepor
     let SourceConfig::Audio(c) = &config.source else {
         unreachable!()
     };
-    let opened = runtime::open_audio(c).unwrap();
+    let opened = audio_in::open(c).unwrap();
     runtime::run_live(
         LiveSpec {
             command: "test",

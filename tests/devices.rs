@@ -14,12 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use neuroloop::config::{Config, DetectorConfig, LatencyProbeConfig, Preset, TriggerMode};
-use neuroloop::io::emulate::{
-    CytonEmulator, CytonFaults, CytonSpec, Loopback, LoopbackWire, PulsePalEmulator,
+use neuroloop::device::cyton::emulator::{
+    CytonEmulator, CytonFaults, CytonSpec, Loopback, LoopbackWire,
 };
-use neuroloop::io::openbci::DeviceError;
-use neuroloop::runtime::config::{OpenBciConfig, OutputConfig, PulsePalConfig, SourceConfig};
-use neuroloop::runtime::{self, Ending, LiveReport, LiveSpec, TriggerCommand, TriggerOutput};
+use neuroloop::device::cyton::{self, OpenBciConfig};
+use neuroloop::device::pulsepal::emulator::PulsePalEmulator;
+use neuroloop::device::pulsepal::PulsePalConfig;
+use neuroloop::device::{
+    self, DeviceError, OutputConfig, SourceConfig, TriggerCommand, TriggerOutput,
+};
+use neuroloop::runtime::{self, Ending, LiveReport, LiveSpec};
 use neuroloop::sim::{simulate, truth::TruthEvent, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 use summary::read_summary;
@@ -77,8 +81,8 @@ fn run(
     let SourceConfig::Openbci(c) = &config.source else {
         unreachable!()
     };
-    let opened = runtime::open_cyton(c).unwrap();
-    let mut outputs = runtime::open_outputs(config, opened.rate).unwrap();
+    let opened = cyton::open(c).unwrap();
+    let mut outputs = device::open_outputs(config, opened.rate).unwrap();
     outputs.extend(extra_outputs);
     runtime::run_live(
         LiveSpec {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use neuroloop::io::openbci::{self, Framer, Parser};
+use neuroloop::device::cyton::{self as openbci, Framer, Parser};
 use neuroloop::io::{open_reader, FileError, FileOptions, RawLayout};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

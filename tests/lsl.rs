@@ -14,8 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use neuroloop::config::{Config, Preset, TriggerMode};
 use neuroloop::device::lsl::{LslMarkersConfig, LslSourceConfig};
-use neuroloop::io::emulate::PulsePalEmulator;
-use neuroloop::runtime::config::{OutputConfig, PulsePalConfig, SourceConfig};
+use neuroloop::device::pulsepal::emulator::PulsePalEmulator;
+use neuroloop::device::pulsepal::PulsePalConfig;
+use neuroloop::device::{OutputConfig, SourceConfig};
 use summary::read_summary;
 
 fn manifest(path: &str) -> PathBuf {

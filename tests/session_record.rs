@@ -10,9 +10,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use neuroloop::config::{Config, Preset, TriggerMode};
-use neuroloop::io::emulate::PulsePalEmulator;
-use neuroloop::io::openbci::DeviceError;
-use neuroloop::runtime::config::{OutputConfig, PulsePalConfig};
+use neuroloop::device::pulsepal::emulator::PulsePalEmulator;
+use neuroloop::device::pulsepal::PulsePalConfig;
+use neuroloop::device::{self, DeviceError, OutputConfig};
 use neuroloop::runtime::{self, Ending, LiveReport, LiveSpec};
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
@@ -77,10 +77,14 @@ fn run_simulated(config: &Config, seconds: f64, speed: f64, out: &Path) -> LiveR
         rate,
     );
     let sim = simulate(&spec).unwrap();
-    let opened =
-        runtime::recording_source(&sim.recording, config.input.block_size, speed, "sim".into())
-            .unwrap();
-    let outputs = runtime::open_outputs(config, opened.rate).unwrap();
+    let opened = device::file::recording_source(
+        &sim.recording,
+        config.input.block_size,
+        speed,
+        "sim".into(),
+    )
+    .unwrap();
+    let outputs = device::open_outputs(config, opened.rate).unwrap();
     runtime::run_live(
         LiveSpec {
             command: "test",

@@ -331,7 +331,7 @@ fn a_thousand_pulses_at_mixed_rates_land_on_time_with_exact_width() {
         std::thread::sleep(Duration::from_millis(10));
     }
     serve(&mut tb, Duration::from_millis(300));
-    let report = neuroloop::runtime::TriggerOutput::report(&tb).unwrap();
+    let report = neuroloop::device::TriggerOutput::report(&tb).unwrap();
     let starts: HashMap<u16, u64> = tb
         .deliveries()
         .iter()
@@ -639,7 +639,7 @@ fn clock_sync_holds_20_us_at_plus_and_minus_100_ppm() {
 #[test]
 fn a_closed_loop_run_delivers_every_accepted_stim_on_the_box() {
     use neuroloop::config::{DetectorConfig, Preset};
-    use neuroloop::runtime::config::OutputConfig;
+    use neuroloop::device::OutputConfig;
 
     let sim = Sim::start(0.0);
     let dir = tempfile::tempdir().unwrap();

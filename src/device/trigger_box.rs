@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::clock_sync::{ClockSync, RoundTrip, SyncSummary};
+use super::{DeviceError, DeviceTime, TriggerCommand, TriggerOutput};
 use crate::config::{check_range, invalid, ConfigError};
-use crate::io::openbci::DeviceError;
 use crate::protocol::{self, Code, Command, FrameCounts, FrameReader, Hello, Reply, Schedule};
-use crate::runtime::{DeviceTime, TriggerCommand, TriggerOutput};
 
 const DEVICE: &str = "trigger-box";
 /// USB vendor:product ids of the boards and USB-serial chips it is built on.

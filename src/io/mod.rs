@@ -1,20 +1,15 @@
-//! Everything that touches the operating system: file formats, session output,
-//! serial devices (OpenBCI Cyton, Pulse Pal) and their emulators.
+//! File formats and session output (devices are in `device/`).
 //!
 //! [`open_reader`] picks a streaming reader ([`reader::SignalReader`]) from the
 //! file extension; [`read_recording`] reads a whole file into a [`Recording`]
 //! (physical units, f64), which is also what the EDF writer takes.
 
-pub mod audio;
 pub mod continuous;
 pub mod edf;
-pub mod emulate;
 pub mod intan;
 pub mod neuroscope;
-pub mod openbci;
 pub mod openbci_text;
 pub mod openephys;
-pub mod pulsepal;
 pub mod raw;
 pub mod reader;
 pub mod recorder;

@@ -14,7 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::controller::Fault;
-use crate::io::openbci::DeviceError;
+use crate::device::DeviceError;
 
 use super::{Ending, RuntimeError};
 

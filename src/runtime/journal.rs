@@ -15,8 +15,9 @@ use ringbuf::{HeapCons, HeapProd};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
-use super::{Shared, TriggerCommand};
+use super::Shared;
 use crate::device::lsl::MarkerOutlet;
+use crate::device::TriggerCommand;
 use crate::event::{Event, TriggerDecision};
 use crate::io::session::SessionWriter;
 use crate::session::{count, Progress};

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError, DetectorConfig, StimSequence, TriggerMode};
+use crate::device::SourceConfig;
 use crate::eval::round_trip::{round_trip, RoundTrip};
 use crate::eval::tables::{parse_events, TableError};
 use crate::io::session::SessionError;
 use crate::io::write_atomically;
-use crate::runtime::config::SourceConfig;
 use crate::time::SampleRate;
 
 #[derive(Debug, thiserror::Error)]

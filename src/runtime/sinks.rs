@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ringbuf::traits::Consumer;
 use ringbuf::HeapCons;
@@ -14,11 +14,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
 use super::latency::LatencyHistogram;
-use super::{spawn, RuntimeError, Shared, TriggerCommand, TriggerOutput, TriggerRecord};
-
-/// How often an idle output is asked whether its device is still there,
-/// unless it asks otherwise (`TriggerOutput::check_period`).
-pub(super) const DEFAULT_CHECK_PERIOD: Duration = Duration::from_millis(100);
+use super::threads::spawn;
+use super::{RuntimeError, Shared, TriggerRecord};
+use crate::device::{TriggerCommand, TriggerOutput};
 
 pub(super) struct SinkReport {
     pub records: Vec<TriggerRecord>,

@@ -21,7 +21,7 @@
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr, CString};
 use std::sync::OnceLock;
 
-use crate::io::openbci::DeviceError;
+use super::DeviceError;
 
 mod markers;
 mod source;

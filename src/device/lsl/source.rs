@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{check_range, invalid, ConfigError};
-use crate::io::openbci::{DeviceError, FrameSink};
-use crate::runtime::{Opened, RuntimeError, Source};
+use crate::device::{DeviceError, FrameSink, OpenError, Opened, Source};
 use crate::time::SampleRate;
 
 use super::{
@@ -160,7 +159,7 @@ const CORRECTION_PERIOD: Duration = Duration::from_secs(1);
 
 /// Resolve the configured stream, check it, and subscribe to it; the
 /// acquisition thread pulls from it.
-pub fn open_source(c: &LslSourceConfig) -> Result<Opened, RuntimeError> {
+pub fn open_source(c: &LslSourceConfig) -> Result<Opened, OpenError> {
     let query = c.query();
     let predicate: Vec<String> = c
         .properties()

@@ -6,11 +6,19 @@
 //!   (times as u32 counts of the 20 kHz cycle, voltages as u16 codes of ±10 V);
 //! - software trigger `213 77 mask` (bit k = output channel k+1), no reply;
 //! - abort all pulse trains `213 80`; end the session `213 81`.
+//!
+//! Also the [`PulsePal`] trigger output and its `[[outputs]] kind =
+//! "pulse-pal"` config section; the emulator is in `emulator.rs`.
+
+pub mod emulator;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::io::openbci::DeviceError;
+use serde::{Deserialize, Serialize};
+
+use super::{DeviceError, TriggerCommand, TriggerOutput};
+use crate::config::{check_range, invalid, ConfigError};
 
 pub const OP_MENU: u8 = 213;
 pub const OP_HANDSHAKE: u8 = 72;
@@ -173,6 +181,138 @@ pub fn connect<P: Read + Write + ?Sized>(
         read_exact_within(port, &mut ack, timeout, "parameter acknowledgement")?;
     }
     Ok(firmware)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulsePalConfig {
+    pub port: String,
+    /// Output channel 1–4.
+    #[serde(default = "default_channel")]
+    pub channel: u8,
+    /// Pulse amplitude, −10 to 10 V.
+    #[serde(default = "default_volts")]
+    pub volts: f64,
+    /// A trigger write that does not complete within this is a sink fault.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: f64,
+    /// How often an idle Pulse Pal is asked for its handshake, so a lost or
+    /// hung device ends the session before the next stim is due (0: never; a
+    /// closed port is then noticed at the next trigger). A stim decided during
+    /// a check waits for its round trip (about 1 ms over USB).
+    #[serde(default = "default_check_period_ms")]
+    pub check_period_ms: f64,
+}
+
+fn default_channel() -> u8 {
+    1
+}
+fn default_volts() -> f64 {
+    5.0
+}
+fn default_write_timeout_ms() -> f64 {
+    50.0
+}
+fn default_check_period_ms() -> f64 {
+    1000.0
+}
+
+impl PulsePalConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.port.trim().is_empty() {
+            return Err(invalid("outputs.port", "must name a serial port".into()));
+        }
+        check_range("outputs.channel", f64::from(self.channel), 1.0, 4.0)?;
+        check_range("outputs.volts", self.volts, -10.0, 10.0)?;
+        check_range(
+            "outputs.write_timeout_ms",
+            self.write_timeout_ms,
+            1.0,
+            10_000.0,
+        )?;
+        if self.check_period_ms != 0.0 {
+            check_range(
+                "outputs.check_period_ms",
+                self.check_period_ms,
+                100.0,
+                60_000.0,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Pulse Pal v2 on a serial port.
+pub struct PulsePal {
+    port: Box<dyn serialport::SerialPort>,
+    message: [u8; 3],
+    /// How often `check` asks for the handshake (None: never).
+    check_period: Option<Duration>,
+    last_check: Instant,
+}
+
+impl PulsePal {
+    pub fn open(c: &PulsePalConfig, pulse_s: f64) -> Result<Self, DeviceError> {
+        let mut port = serialport::new(&c.port, 115_200)
+            .timeout(Duration::from_secs_f64(c.write_timeout_ms / 1000.0))
+            .open()
+            .map_err(|e| DeviceError::Open {
+                device: "pulse-pal",
+                port: c.port.clone(),
+                message: e.to_string(),
+            })?;
+        connect(&mut port, c.channel, c.volts, pulse_s)?;
+        Ok(Self {
+            port,
+            message: trigger_message(c.channel),
+            check_period: (c.check_period_ms > 0.0)
+                .then(|| Duration::from_secs_f64(c.check_period_ms / 1000.0)),
+            last_check: Instant::now(),
+        })
+    }
+}
+
+/// How long a running session waits for the Pulse Pal's handshake reply.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn sink_err(e: std::io::Error) -> DeviceError {
+    let message = if e.kind() == std::io::ErrorKind::TimedOut {
+        "stopped accepting data (write timed out)".to_string()
+    } else {
+        e.to_string()
+    };
+    DeviceError::Disconnected {
+        device: "pulse-pal",
+        message,
+    }
+}
+
+impl TriggerOutput for PulsePal {
+    fn name(&self) -> &'static str {
+        "pulse-pal"
+    }
+    fn fire(&mut self, _command: &TriggerCommand) -> Result<(), DeviceError> {
+        self.port.write_all(&self.message).map_err(sink_err)?;
+        self.port.flush().map_err(sink_err)
+    }
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.port.write_all(&[OP_MENU, OP_ABORT]).map_err(sink_err)
+    }
+    fn check(&mut self) -> Result<(), DeviceError> {
+        let Some(period) = self.check_period else {
+            return Ok(());
+        };
+        if self.last_check.elapsed() < period {
+            return Ok(());
+        }
+        self.last_check = Instant::now();
+        handshake(&mut self.port, HANDSHAKE_TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| DeviceError::Disconnected {
+                device: "pulse-pal",
+                message: format!("no longer answers its handshake ({e})"),
+            })
+    }
 }
 
 #[cfg(test)]

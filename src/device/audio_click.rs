@@ -1,6 +1,8 @@
-//! Sound-card output and input through cpal (ALSA on Linux), kept behind this module.
+//! A sound card playing the click at each stim's onset (`[[outputs]] kind =
+//! "audio-click"`): the cpal output stream, the [`AudioClick`] trigger output
+//! and its config section.
 //!
-//! Both data callbacks only move data. Output pops click commands from a
+//! The data callback only moves data: it pops click commands from a
 //! lock-free SPSC ring and writes pre-rendered click samples into the output
 //! buffer; it never allocates, locks or logs. Stream errors arrive on cpal's
 //! error callback (another thread), where they are counted and the first
@@ -23,104 +25,24 @@
 //! re-anchored there and the re-anchoring is counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use cpal::traits::{DeviceTrait, StreamTrait};
+use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
+use serde::{Deserialize, Serialize};
 
+use super::audio::{device_name, find_device, record_stream_error, AudioError, Direction};
+use super::{DeviceError, TriggerCommand, TriggerOutput};
 use crate::click::ClickSpec;
-use crate::time::SampleIndex;
+use crate::config::{check_range, invalid, ConfigError};
+use crate::time::{SampleIndex, SampleRate};
 
 /// Clicks that can be scheduled or playing at once.
 const CLICK_SLOTS: usize = 16;
 /// Click commands buffered between the sink thread and the callback.
 const COMMAND_RING: usize = 256;
-
-/// What went wrong with an audio device: no such device, a refused
-/// configuration or a failed stream, as the message says.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("audio {device}: {message}")]
-pub struct AudioError {
-    pub device: String,
-    pub message: String,
-}
-
-/// Audio devices of the default host (ALSA on Linux), for `neuroloop devices`:
-/// each device's name, whether it has input and output, and its default output
-/// and input configuration as text.
-pub fn list_devices() -> Result<Vec<String>, AudioError> {
-    let host = cpal::default_host();
-    let devices = host.devices().map_err(|e| AudioError {
-        device: host.id().name().to_string(),
-        message: e.to_string(),
-    })?;
-    let describe = |c: Result<cpal::SupportedStreamConfig, cpal::DefaultStreamConfigError>| match c
-    {
-        Ok(c) => format!(
-            "{} ch {} Hz {}",
-            c.channels(),
-            c.sample_rate(),
-            c.sample_format()
-        ),
-        Err(_) => "-".into(),
-    };
-    Ok(devices
-        .map(|d| {
-            let name = device_name(&d);
-            let output = if d.supports_output() {
-                describe(d.default_output_config())
-            } else {
-                "-".into()
-            };
-            let input = if d.supports_input() {
-                describe(d.default_input_config())
-            } else {
-                "-".into()
-            };
-            format!("{name}  output: {output}  input: {input}")
-        })
-        .collect())
-}
-
-fn device_name(d: &cpal::Device) -> String {
-    d.id()
-        .map(|id| id.1)
-        .or_else(|_| d.description().map(|x| x.name().to_string()))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// Which side of a device a stream uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Input,
-    Output,
-}
-
-/// The device called `name` (its ALSA PCM name, e.g. `default`,
-/// `plughw:CARD=PCH,DEV=0`), or the default device for `direction`.
-fn find_device(name: Option<&str>, direction: Direction) -> Result<cpal::Device, AudioError> {
-    let host = cpal::default_host();
-    let wanted = name.unwrap_or("default");
-    let no_device = |message: String| AudioError {
-        device: wanted.to_string(),
-        message,
-    };
-    match (name, direction) {
-        (None, Direction::Output) => host
-            .default_output_device()
-            .ok_or_else(|| no_device("no default output device".into())),
-        (None, Direction::Input) => host
-            .default_input_device()
-            .ok_or_else(|| no_device("no default input device".into())),
-        (Some(n), _) => host
-            .devices()
-            .map_err(|e| no_device(e.to_string()))?
-            .find(|d| device_name(d) == n)
-            .ok_or_else(|| no_device("no such device (`neuroloop devices` lists them)".into())),
-    }
-}
 
 /// Counters of an output stream, written by the callbacks.
 #[derive(Debug, Default)]
@@ -416,275 +338,166 @@ impl ClickOutput {
     }
 }
 
-/// What an audio input is set up with.
-#[derive(Debug, Clone)]
-pub struct AudioInputSpec {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioClickConfig {
+    /// ALSA PCM name as `neuroloop devices` lists it; the default device if absent.
+    #[serde(default)]
     pub device: Option<String>,
-    /// Channels the stream is opened with (the device's interleaving).
-    pub device_channels: u16,
+    #[serde(default = "super::audio::default_rate_hz")]
     pub rate_hz: u32,
+    /// Output channels; the click plays on all of them.
+    #[serde(default = "default_channels")]
+    pub channels: u16,
+    /// Frames per callback requested from the device (its period).
+    #[serde(default = "super::audio::default_period_frames")]
     pub period_frames: u32,
+    /// RMS of the click's plateau relative to full scale.
+    #[serde(default = "default_level_dbfs")]
+    pub level_dbfs: f64,
+    #[serde(default = "default_click_ms")]
+    pub click_ms: f64,
+    #[serde(default = "default_ramp_ms")]
+    pub ramp_ms: f64,
+    /// From a frame written to it being heard; measured from the backend's
+    /// stream timestamps when absent.
+    #[serde(default)]
+    pub device_latency_ms: Option<f64>,
+    /// Largest disagreement between the sample→frame map and the host clock
+    /// before the map is re-anchored (see the module documentation).
+    #[serde(default = "default_max_clock_error_ms")]
+    pub max_clock_error_ms: f64,
 }
 
-/// Counters of an input stream, written by the callbacks.
-#[derive(Debug, Default)]
-pub struct InputCounters {
-    pub callbacks: AtomicU64,
-    pub frames_captured: AtomicU64,
-    /// Frames the callback could not queue because the consumer was behind
-    /// (the sample index still advances over them, so the gap is visible).
-    pub ring_overrun_frames: AtomicU64,
-    /// Overruns reported by the backend (ALSA xruns): frames lost in the device.
-    pub xruns: AtomicU64,
-    pub stream_errors: AtomicU64,
-    /// The stream cannot continue (device gone or stream invalidated).
-    pub fatal: AtomicBool,
+fn default_channels() -> u16 {
+    2
+}
+fn default_level_dbfs() -> f64 {
+    -20.0
+}
+fn default_click_ms() -> f64 {
+    50.0
+}
+fn default_ramp_ms() -> f64 {
+    5.0
+}
+fn default_max_clock_error_ms() -> f64 {
+    5.0
 }
 
-impl InputCounters {
-    pub fn snapshot(&self) -> serde_json::Value {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "callbacks": get(&self.callbacks),
-            "frames_captured": get(&self.frames_captured),
-            "ring_overrun_frames": get(&self.ring_overrun_frames),
-            "xruns": get(&self.xruns),
-            "stream_errors": get(&self.stream_errors),
-        })
+impl AudioClickConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            return Err(invalid("outputs.device", "must name a device".into()));
+        }
+        check_range(
+            "outputs.rate_hz",
+            f64::from(self.rate_hz),
+            8000.0,
+            384_000.0,
+        )?;
+        check_range("outputs.channels", f64::from(self.channels), 1.0, 32.0)?;
+        check_range(
+            "outputs.period_frames",
+            f64::from(self.period_frames),
+            16.0,
+            16384.0,
+        )?;
+        check_range("outputs.level_dbfs", self.level_dbfs, -120.0, -3.0)?;
+        check_range("outputs.click_ms", self.click_ms, 1.0, 1000.0)?;
+        check_range("outputs.ramp_ms", self.ramp_ms, 0.0, self.click_ms / 2.0)?;
+        if let Some(l) = self.device_latency_ms {
+            check_range("outputs.device_latency_ms", l, 0.0, 1000.0)?;
+        }
+        check_range(
+            "outputs.max_clock_error_ms",
+            self.max_clock_error_ms,
+            0.1,
+            1e6,
+        )
     }
 }
 
-/// A run of captured frames in the input ring: the device frame index of its
-/// first frame and the host time the callback received it.
-#[derive(Debug, Clone, Copy)]
-pub struct InputChunk {
-    pub start: u64,
-    pub frames: usize,
-    pub arrived: Instant,
+/// A sound card playing the click at the output frame of each stim's onset.
+pub struct AudioClick {
+    output: ClickOutput,
+    latency_configured: bool,
 }
 
-/// A running capture stream. The callback copies the device's interleaved
-/// samples (as f32 full-scale fractions) into a lock-free ring with a header
-/// per period and wakes the consumer; [`AudioInput::pop`] takes them out.
-pub struct AudioInput {
-    // Dropping the stream stops it; kept for that.
-    _stream: cpal::Stream,
-    samples: HeapCons<f32>,
-    chunks: HeapCons<InputChunk>,
-    /// The thread the callback wakes, set by the consumer when it starts.
-    waker: Arc<OnceLock<std::thread::Thread>>,
-    pub counters: Arc<InputCounters>,
-    /// The first message of each error kind, for the summary.
-    pub errors: Arc<Mutex<Vec<String>>>,
-    pub device: String,
-    pub sample_format: String,
-    channels: usize,
-    period_frames: usize,
-}
-
-/// The callback's side of the input ring.
-struct InputRing {
-    samples: HeapProd<f32>,
-    chunks: HeapProd<InputChunk>,
-    channels: usize,
-    period_frames: usize,
-    next_frame: u64,
-    waker: Arc<OnceLock<std::thread::Thread>>,
-    counters: Arc<InputCounters>,
-}
-
-impl InputRing {
-    /// Queue one callback's data; never blocks or allocates.
-    fn push<T>(&mut self, data: &[T], arrived: Instant)
-    where
-        T: cpal::Sample,
-        f32: cpal::FromSample<T>,
-    {
-        self.counters.callbacks.fetch_add(1, Ordering::Relaxed);
-        // Periods of at most `period_frames`, so the consumer's buffer fits any chunk.
-        for part in data.chunks(self.period_frames * self.channels) {
-            let frames = part.len() / self.channels;
-            let start = self.next_frame;
-            self.next_frame += frames as u64;
-            if self.samples.vacant_len() < part.len() || self.chunks.is_full() {
-                self.counters
-                    .ring_overrun_frames
-                    .fetch_add(frames as u64, Ordering::Relaxed);
-                continue;
-            }
-            self.samples
-                .push_iter(part.iter().map(|s| s.to_sample::<f32>()));
-            let _ = self.chunks.try_push(InputChunk {
-                start,
-                frames,
-                arrived,
-            });
-        }
-        self.counters
-            .frames_captured
-            .store(self.next_frame, Ordering::Relaxed);
-        if let Some(t) = self.waker.get() {
-            t.unpark();
-        }
-    }
-}
-
-impl AudioInput {
-    /// Open and start capturing. The sample format is the device's default
-    /// input format when it is 16-bit, 32-bit integer or float, else f32.
-    pub fn open(spec: &AudioInputSpec) -> Result<Self, AudioError> {
-        let device = find_device(spec.device.as_deref(), Direction::Input)?;
-        let name = device_name(&device);
-        let open_err = |message: String| AudioError {
-            device: name.clone(),
-            message,
+impl AudioClick {
+    pub fn open(c: &AudioClickConfig, session_rate: SampleRate) -> Result<Self, AudioError> {
+        let spec = ClickOutputSpec {
+            device: c.device.clone(),
+            rate_hz: c.rate_hz,
+            channels: c.channels,
+            period_frames: c.period_frames,
+            click: ClickSpec {
+                duration_ms: c.click_ms,
+                ramp_ms: c.ramp_ms,
+                level_dbfs: c.level_dbfs,
+                ..ClickSpec::default()
+            },
+            device_latency: c
+                .device_latency_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            max_clock_error_ms: c.max_clock_error_ms,
+            session_rate_hz: session_rate.hz(),
         };
-        let format = match device.default_input_config().map(|c| c.sample_format()) {
-            Ok(f @ (cpal::SampleFormat::I16 | cpal::SampleFormat::I32)) => f,
-            _ => cpal::SampleFormat::F32,
-        };
-        let channels = usize::from(spec.device_channels);
-        let period_frames = spec.period_frames as usize;
-        // Two seconds of signal, so a consumer delayed by scheduling loses nothing.
-        let ring_frames = (spec.rate_hz as usize * 2).max(4 * period_frames);
-        let (samples_tx, samples) = HeapRb::<f32>::new(ring_frames * channels).split();
-        let (chunks_tx, chunks) =
-            HeapRb::<InputChunk>::new(ring_frames / period_frames + 1).split();
-        let waker = Arc::new(OnceLock::new());
-        let counters = Arc::new(InputCounters::default());
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let mut ring = InputRing {
-            samples: samples_tx,
-            chunks: chunks_tx,
-            channels,
-            period_frames,
-            next_frame: 0,
-            waker: waker.clone(),
-            counters: counters.clone(),
-        };
-        let config = cpal::StreamConfig {
-            channels: spec.device_channels,
-            sample_rate: spec.rate_hz,
-            buffer_size: cpal::BufferSize::Fixed(spec.period_frames),
-        };
-        let on_error = {
-            let (counters, errors) = (counters.clone(), errors.clone());
-            let label = format!("input {name}");
-            move |e: cpal::StreamError| {
-                record_stream_error(
-                    &label,
-                    &counters.xruns,
-                    &counters.stream_errors,
-                    &counters.fatal,
-                    &errors,
-                    e,
-                )
-            }
-        };
-        let stream = match format {
-            cpal::SampleFormat::I16 => device.build_input_stream(
-                &config,
-                move |data: &[i16], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
-                on_error,
-                None,
-            ),
-            cpal::SampleFormat::I32 => device.build_input_stream(
-                &config,
-                move |data: &[i32], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
-                on_error,
-                None,
-            ),
-            _ => device.build_input_stream(
-                &config,
-                move |data: &[f32], _: &cpal::InputCallbackInfo| ring.push(data, Instant::now()),
-                on_error,
-                None,
-            ),
-        }
-        .map_err(|e| open_err(e.to_string()))?;
-        stream.play().map_err(|e| open_err(e.to_string()))?;
         Ok(Self {
-            _stream: stream,
-            samples,
-            chunks,
-            waker,
-            counters,
-            errors,
-            device: name,
-            sample_format: format.to_string(),
-            channels,
-            period_frames,
-        })
-    }
-
-    /// Have the callback wake the calling thread whenever it queues data.
-    pub fn wake_current_thread(&self) {
-        let _ = self.waker.set(std::thread::current());
-    }
-
-    /// Samples one chunk can hold at most (`pop` needs a buffer this long).
-    pub fn max_chunk_samples(&self) -> usize {
-        self.period_frames * self.channels
-    }
-
-    /// Channels the stream delivers per frame.
-    pub fn device_channels(&self) -> usize {
-        self.channels
-    }
-
-    /// The next queued chunk and its interleaved samples, copied into `out`.
-    pub fn pop<'a>(&mut self, out: &'a mut [f32]) -> Option<(InputChunk, &'a [f32])> {
-        let chunk = self.chunks.try_pop()?;
-        let got = self
-            .samples
-            .pop_slice(&mut out[..chunk.frames * self.channels]);
-        Some((chunk, &out[..got]))
-    }
-
-    /// Why the stream cannot continue, if it cannot.
-    pub fn fatal_error(&self) -> Option<String> {
-        self.counters.fatal.load(Ordering::Acquire).then(|| {
-            self.errors
-                .lock()
-                .map(|e| e.last().cloned().unwrap_or_default())
-                .unwrap_or_default()
+            output: ClickOutput::open(&spec)?,
+            latency_configured: c.device_latency_ms.is_some(),
         })
     }
 }
 
-/// cpal's error callback, for either direction: count the error, mark the
-/// stream dead if the device is gone, and keep (and print once) the first
-/// message of each kind for `summary.json`. `stream` names the direction and
-/// the device.
-fn record_stream_error(
-    stream: &str,
-    xruns: &AtomicU64,
-    stream_errors: &AtomicU64,
-    fatal: &AtomicBool,
-    errors: &Mutex<Vec<String>>,
-    e: cpal::StreamError,
-) {
-    let kind = match &e {
-        cpal::StreamError::BufferUnderrun => {
-            xruns.fetch_add(1, Ordering::Relaxed);
-            "xrun"
-        }
-        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => {
-            stream_errors.fetch_add(1, Ordering::Relaxed);
-            fatal.store(true, Ordering::Release);
-            "device lost"
-        }
-        _ => {
-            stream_errors.fetch_add(1, Ordering::Relaxed);
-            "stream error"
-        }
-    };
-    if let Ok(mut list) = errors.lock() {
-        if !list.iter().any(|m| m.starts_with(kind)) {
-            let message = format!("{kind}: {e}");
-            tracing::warn!("audio {stream}: {message} (counted in summary.json)");
-            list.push(message);
-        }
+impl TriggerOutput for AudioClick {
+    fn name(&self) -> &'static str {
+        "audio-click"
+    }
+    fn fire(&mut self, command: &TriggerCommand) -> Result<(), DeviceError> {
+        self.output
+            .schedule(ClickCommand {
+                onset: command.decision.onset,
+                due: command.due,
+            })
+            .map_err(|e| DeviceError::Disconnected {
+                device: "audio-click",
+                message: e.to_string(),
+            })
+    }
+    fn disarm(&mut self) -> Result<(), DeviceError> {
+        self.output.disarm();
+        Ok(())
+    }
+    fn schedules_ahead(&self) -> bool {
+        true
+    }
+    fn report(&self) -> Option<serde_json::Value> {
+        let c = &self.output.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let errors = self
+            .output
+            .errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        Some(serde_json::json!({
+            "kind": "audio-click",
+            "device": self.output.device,
+            "click_frames": self.output.click_frames,
+            "device_latency_source": if self.latency_configured { "configured" } else { "measured" },
+            "backend_delay_ms_last": get(&c.backend_delay_ns_last) as f64 / 1e6,
+            "backend_delay_ms_max": get(&c.backend_delay_ns_max) as f64 / 1e6,
+            "frames_written": get(&c.frames_written),
+            "clicks_started": get(&c.clicks_started),
+            "late_clicks": get(&c.late_clicks),
+            "late_frames_max": get(&c.late_frames_max),
+            "clicks_dropped": get(&c.clicks_dropped),
+            "reanchors": get(&c.reanchors),
+            "underruns": get(&c.underruns),
+            "stream_errors": get(&c.stream_errors),
+            "errors": errors,
+        }))
     }
 }
 

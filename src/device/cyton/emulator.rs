@@ -1,89 +1,19 @@
-//! Emulated hardware on pseudo-terminals, for tests and demos without a rig:
-//! an OpenBCI Cyton that streams a recording (e.g. the simulator's) as real
-//! packets paced at 250 Hz, and a Pulse Pal v2 that answers the handshake,
-//! acknowledges parameters and records every trigger it receives with the
-//! time it arrived. Both can inject the faults a real device shows (garbage
-//! bytes, dropped packets, a stall, an unplug), and a [`LoopbackWire`] can
-//! join them as a latency-test rig is wired: each trigger the Pulse Pal
-//! receives adds a pulse to one channel of the Cyton's next packets.
+//! An emulated OpenBCI Cyton on a pseudo-terminal: it streams a recording
+//! (e.g. the simulator's) as real packets paced at 250 Hz, answers the board
+//! commands, and injects the faults a real board shows (garbage bytes,
+//! dropped packets, a stall, an unplug). A [`Loopback`] adds the pulses an
+//! emulated Pulse Pal sends down its [`LoopbackWire`] to one channel.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags};
-use nix::sys::termios;
-
-use crate::io::openbci::{self, CHANNELS_PER_BOARD, PACKET_RATE_HZ};
-use crate::io::pulsepal;
-
-/// A pseudo-terminal pair in raw mode: the emulator owns the master side,
-/// the client opens `path` (the slave) as it would a serial port.
-struct Pty {
-    master: File,
-    /// Kept open so the master never reads a hang-up before the client opens.
-    _slave: File,
-    path: PathBuf,
-}
-
-fn open_pty() -> std::io::Result<Pty> {
-    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
-    // SAFETY: openpty returned two fresh descriptors that nothing else owns.
-    let (master, slave) = unsafe { (File::from_raw_fd(pty.master), File::from_raw_fd(pty.slave)) };
-    let mut attrs = termios::tcgetattr(slave.as_raw_fd()).map_err(std::io::Error::from)?;
-    termios::cfmakeraw(&mut attrs);
-    termios::tcsetattr(slave.as_raw_fd(), termios::SetArg::TCSANOW, &attrs)
-        .map_err(std::io::Error::from)?;
-    let path = nix::unistd::ttyname(slave.as_raw_fd()).map_err(std::io::Error::from)?;
-    // Non-blocking master: a client that stops reading must not block the
-    // emulator (its writes are then lost, as a real device's would be).
-    let flags = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
-    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
-    Ok(Pty {
-        master,
-        _slave: slave,
-        path,
-    })
-}
-
-/// Write everything to the non-blocking master, waiting while the client's
-/// buffer is full (so a slow reader delays packets rather than losing them;
-/// losses are injected explicitly by the faults). Gives up when `stop` is set.
-fn send(master: &mut File, mut bytes: &[u8], stop: &AtomicBool) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        match master.write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let mut fds = [PollFd::new(master.as_raw_fd(), PollFlags::POLLOUT)];
-                poll(&mut fds, 50).map_err(std::io::Error::from)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Wait up to `timeout` for the master to be readable; read what is there.
-fn read_ready(master: &mut File, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-    let mut fds = [PollFd::new(master.as_raw_fd(), PollFlags::POLLIN)];
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    if poll(&mut fds, ms).map_err(std::io::Error::from)? == 0 {
-        return Ok(0);
-    }
-    match master.read(buf) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-        other => other,
-    }
-}
+use crate::device::cyton::{self as openbci, CHANNELS_PER_BOARD, PACKET_RATE_HZ};
+pub use crate::device::pty::LoopbackWire;
+use crate::device::pty::{open_pty, read_ready, send, Pty};
 
 /// Faults a Cyton emulator injects, counted in packets sent.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,18 +27,6 @@ pub struct CytonFaults {
     /// Close the port (unplug) after this many packets.
     pub close_after: Option<u64>,
 }
-
-/// The emulated Pulse Pal's output wired into an emulated Cyton's input: it
-/// counts the triggers received, the Cyton polls the count before each packet.
-#[derive(Debug, Clone, Default)]
-pub struct LoopbackWire(Arc<AtomicU64>);
-
-impl LoopbackWire {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
 /// What a looped-back trigger looks like on the Cyton's side.
 #[derive(Debug, Clone)]
 pub struct Loopback {
@@ -298,7 +216,7 @@ fn serve_cyton(
             };
             let mut pulse = None;
             if let Some(l) = &loopback {
-                let triggers = l.wire.0.load(Ordering::Acquire);
+                let triggers = l.wire.pulses();
                 if triggers > triggers_seen {
                     triggers_seen = triggers;
                     pulse_packets_left = l.packets;
@@ -326,151 +244,10 @@ fn serve_cyton(
     Ok(log)
 }
 
-/// A trigger the emulated Pulse Pal received.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReceivedTrigger {
-    pub at: Instant,
-    pub mask: u8,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PulsePalLog {
-    pub handshakes: u32,
-    /// (parameter code, channel, value) in the order programmed.
-    pub params: Vec<(u8, u8, u32)>,
-    pub triggers: Vec<ReceivedTrigger>,
-    pub aborts: u32,
-}
-
-pub struct PulsePalEmulator {
-    pub path: PathBuf,
-    pub log: Arc<Mutex<PulsePalLog>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl PulsePalEmulator {
-    pub fn start() -> std::io::Result<Self> {
-        Self::start_wired(None)
-    }
-
-    /// A Pulse Pal whose output is `wire`d back into an emulated Cyton.
-    pub fn start_wired(wire: Option<LoopbackWire>) -> std::io::Result<Self> {
-        let pty = open_pty()?;
-        let path = pty.path.clone();
-        let log = Arc::new(Mutex::new(PulsePalLog::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (log.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("emulated-pulse-pal".into())
-            .spawn(move || serve_pulse_pal(pty, wire, &l, &s))?;
-        Ok(Self {
-            path,
-            log,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    pub fn finish(mut self) -> std::io::Result<PulsePalLog> {
-        self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread.take().expect("joined once");
-        thread
-            .join()
-            .map_err(|_| std::io::Error::other("emulated Pulse Pal thread panicked"))??;
-        let log = self
-            .log
-            .lock()
-            .map_err(|_| std::io::Error::other("log poisoned"))?;
-        Ok(log.clone())
-    }
-}
-
-impl Drop for PulsePalEmulator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_pulse_pal(
-    pty: Pty,
-    wire: Option<LoopbackWire>,
-    log: &Mutex<PulsePalLog>,
-    stop: &AtomicBool,
-) -> std::io::Result<()> {
-    let Pty {
-        mut master, _slave, ..
-    } = pty;
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 256];
-    while !stop.load(Ordering::Relaxed) {
-        let n = read_ready(&mut master, &mut buf, Duration::from_millis(5))?;
-        let at = Instant::now();
-        pending.extend_from_slice(&buf[..n]);
-        // Consume every complete message at the front.
-        loop {
-            let Some(start) = pending.iter().position(|&b| b == pulsepal::OP_MENU) else {
-                pending.clear();
-                break;
-            };
-            pending.drain(..start);
-            let Some(&op) = pending.get(1) else { break };
-            let used = match op {
-                pulsepal::OP_HANDSHAKE => {
-                    let mut reply = [pulsepal::HANDSHAKE_REPLY, 0, 0, 0, 0];
-                    reply[1..].copy_from_slice(&21u32.to_le_bytes());
-                    send(&mut master, &reply, stop)?;
-                    lock(log).handshakes += 1;
-                    2
-                }
-                pulsepal::OP_PROGRAM_PARAM => {
-                    let Some(&code) = pending.get(2) else { break };
-                    match pulsepal::Param::value_len(code) {
-                        // Unknown parameter: skip the op bytes and resynchronise on 213.
-                        None => 2,
-                        Some(len) => {
-                            if pending.len() < 4 + len {
-                                break;
-                            }
-                            let mut value = [0u8; 4];
-                            value[..len].copy_from_slice(&pending[4..4 + len]);
-                            lock(log)
-                                .params
-                                .push((code, pending[3], u32::from_le_bytes(value)));
-                            send(&mut master, &[1], stop)?;
-                            4 + len
-                        }
-                    }
-                }
-                pulsepal::OP_TRIGGER => {
-                    let Some(&mask) = pending.get(2) else { break };
-                    lock(log).triggers.push(ReceivedTrigger { at, mask });
-                    if let Some(w) = &wire {
-                        w.0.fetch_add(1, Ordering::Release);
-                    }
-                    3
-                }
-                pulsepal::OP_ABORT => {
-                    lock(log).aborts += 1;
-                    2
-                }
-                _ => 2,
-            };
-            pending.drain(..used);
-        }
-    }
-    Ok(())
-}
-
-fn lock(log: &Mutex<PulsePalLog>) -> std::sync::MutexGuard<'_, PulsePalLog> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]

@@ -1,0 +1,110 @@
+//! A source's counters, watched while the session runs (a warning the first
+//! time something is lost) and reported in `summary.json` after it.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::Shared;
+use crate::device::audio_in::InputCounters;
+use crate::device::cyton::CytonCounters;
+use crate::device::lsl::LslCounters;
+use crate::device::Source;
+
+/// The source's counters, watched while the session runs and reported in
+/// `summary.json` after it.
+pub(super) enum SourceMonitor {
+    None,
+    Cyton(Arc<CytonCounters>),
+    Audio {
+        counters: Arc<InputCounters>,
+        errors: Arc<Mutex<Vec<String>>>,
+        device: String,
+    },
+    Lsl(Arc<LslCounters>),
+}
+
+impl SourceMonitor {
+    pub(super) fn of(source: &Source) -> Self {
+        match source {
+            Source::Recording(_) => SourceMonitor::None,
+            Source::Cyton(c) => SourceMonitor::Cyton(c.counters.clone()),
+            Source::Audio(a) => SourceMonitor::Audio {
+                counters: a.input.counters.clone(),
+                errors: a.input.errors.clone(),
+                device: a.input.device.clone(),
+            },
+            Source::Lsl(l) => SourceMonitor::Lsl(l.counters.clone()),
+        }
+    }
+
+    /// Warn (once per kind) about what the source and the rings lost so far.
+    pub(super) fn warn(&self, shared: &Shared, warn: &mut dyn FnMut(String, String)) {
+        let at = shared.frames_done.load(Ordering::Relaxed);
+        match self {
+            SourceMonitor::None => {}
+            SourceMonitor::Cyton(c) => {
+                for (key, value, what) in [
+                    (
+                        "garbage",
+                        c.garbage_bytes.load(Ordering::Relaxed),
+                        "skipped garbage bytes and resynchronised",
+                    ),
+                    (
+                        "dropped",
+                        c.dropped_packets.load(Ordering::Relaxed),
+                        "packets lost (sample counter skipped); the gap is counted, not filled",
+                    ),
+                ] {
+                    if value > 0 {
+                        warn(
+                            key.into(),
+                            format!(
+                                "openbci: {what} (first seen by sample {at}; totals in summary.json)"
+                            ),
+                        );
+                    }
+                }
+            }
+            SourceMonitor::Audio {
+                counters, device, ..
+            } => {
+                if counters.xruns.load(Ordering::Relaxed) > 0
+                    || counters.ring_overrun_frames.load(Ordering::Relaxed) > 0
+                {
+                    warn(
+                        "audio-xrun".into(),
+                        format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),
+                    );
+                }
+            }
+            SourceMonitor::Lsl(c) => c.warn(at, warn),
+        }
+        if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
+            warn(
+                "overrun".into(),
+                format!(
+                    "processing fell behind acquisition; frames dropped (first by sample {at})"
+                ),
+            );
+        }
+    }
+
+    /// The source's section of `summary.json`.
+    pub(super) fn report(&self) -> Option<serde_json::Value> {
+        match self {
+            SourceMonitor::None => None,
+            SourceMonitor::Cyton(c) => Some(c.snapshot()),
+            SourceMonitor::Audio {
+                counters,
+                errors,
+                device,
+            } => {
+                let mut source = counters.snapshot();
+                source["device"] = device.clone().into();
+                source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
+                Some(source)
+            }
+            SourceMonitor::Lsl(c) => Some(c.report()),
+        }
+    }
+}
