@@ -3,7 +3,7 @@
 //! passes accepted detections through the trigger policy. It reads no clock,
 //! does no I/O and does not allocate: everything is sized when it is built.
 
-use crate::config::{Config, ConfigError, DetectorConfig};
+use crate::config::pipeline::{ConfigError, DetectorConfig, PipelineConfig};
 use crate::detect::latency_probe::LatencyProbe;
 use crate::detect::ripple::Ripple;
 use crate::detect::slow_oscillation::SlowOscillationDetector;
@@ -76,7 +76,11 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(config: &Config, rate: SampleRate, channels: usize) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &impl PipelineConfig,
+        rate: SampleRate,
+        channels: usize,
+    ) -> Result<Self, ConfigError> {
         let mut notes = Vec::new();
         if channels == 0 {
             return Err(ConfigError::Invalid {
@@ -86,7 +90,7 @@ impl Controller {
         }
         // Detector windows are sized by the rate: refuse before allocating them.
         if rate.hz() > MAX_RATE_HZ {
-            let kind = match &config.detector {
+            let kind = match config.detector() {
                 DetectorConfig::Ripple(_) => "ripple",
                 DetectorConfig::Spindle(_) => "spindle",
                 DetectorConfig::SlowOscillation(_) => "slow-oscillation",
@@ -107,7 +111,7 @@ impl Controller {
                 ),
             });
         }
-        let detector = match &config.detector {
+        let detector = match config.detector() {
             DetectorConfig::Ripple(c) => {
                 ActiveDetector::Ripple(Box::new(Ripple::new(c, rate, channels)?))
             }
@@ -124,7 +128,7 @@ impl Controller {
         Ok(Self {
             channels,
             detector,
-            policy: TriggerPolicy::new(&config.trigger, rate),
+            policy: TriggerPolicy::new(config.trigger(), rate),
             held: vec![0.0; channels],
             next: 0,
             counters: ControllerCounters::default(),

@@ -7,7 +7,7 @@
 //! processing, command, device, and back through the acquisition). A probe
 //! that sees nothing within `timeout_ms` is finished as `latency_probe_lost`.
 
-use crate::config::{ConfigError, LatencyProbeConfig};
+use crate::config::pipeline::{ConfigError, LatencyProbeConfig};
 use crate::detect::DetectorOutput;
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};

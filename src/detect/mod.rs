@@ -9,7 +9,7 @@ pub mod sleep_gate;
 pub mod slow_oscillation;
 pub mod spindle;
 
-use crate::config::{invalid, ConfigError};
+use crate::config::pipeline::{invalid, ConfigError};
 use crate::dsp::{butterworth, Band, DesignError, RobustBaseline, Sos, SosFilter};
 use crate::event::Detection;
 use crate::time::SampleRate;

@@ -23,7 +23,7 @@
 //! `slow_every` samples), which keeps the median/MAD recompute cheap and the
 //! delta filter well conditioned at 30 kHz.
 
-use crate::config::{
+use crate::config::pipeline::{
     invalid, BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig,
     RippleStartParams, RippleStateConfig, RippleVetoConfig,
 };

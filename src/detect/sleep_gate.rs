@@ -8,7 +8,7 @@
 //! - is held closed for `artifact_hold_s` after any raw sample beyond
 //!   ±`artifact_uv` or a 1-s beta RMS above `artifact_beta_uv`.
 
-use crate::config::{invalid, ConfigError, SleepGateConfig};
+use crate::config::pipeline::{invalid, ConfigError, SleepGateConfig};
 use crate::detect::{bandpass, below_nyquist, POWER_FLOOR};
 use crate::dsp::{Envelope, MovingMean, SosFilter};
 use crate::time::{SampleIndex, SampleRate};

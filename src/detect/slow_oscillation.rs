@@ -16,7 +16,7 @@
 
 use std::f64::consts::PI;
 
-use crate::config::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
+use crate::config::pipeline::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
 use crate::detect::{bandpass, bandpass_design, DetectorOutput};
 use crate::dsp::phase::wrap;

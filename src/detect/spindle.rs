@@ -24,7 +24,7 @@
 //! `commit_after_ms`), and a committed event dropped as too short is finished
 //! as `EventKind::SpindleDropped` (its commit may have fired a stimulus).
 
-use crate::config::{ConfigError, SpindleCommit, SpindleConfig};
+use crate::config::pipeline::{ConfigError, SpindleCommit, SpindleConfig};
 use crate::detect::{bandpass, below_nyquist, robust_baseline, DetectorOutput, POWER_FLOOR};
 use crate::dsp::{MovingMean, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};

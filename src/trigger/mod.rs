@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::config::{StimSequence, TriggerConfig, TriggerMode};
+use crate::config::pipeline::{StimSequence, TriggerConfig, TriggerMode};
 use crate::event::{Detection, TriggerDecision};
 use crate::rng::Rng;
 use crate::time::{SampleIndex, SampleRate};

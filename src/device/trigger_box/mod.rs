@@ -1,7 +1,8 @@
 //! The trigger box (`firmware/`, `hardware/`): an Arduino Uno/Nano that fires
-//! TTL pulses at times of its own clock. This file holds its config section
-//! (`[[outputs]] kind = "trigger-box"`), the serial driver, the clock sync
-//! and the [`TriggerOutput`] adapter.
+//! TTL pulses at times of its own clock. This file holds the serial driver,
+//! the clock sync and the [`TriggerOutput`] adapter; `config.rs` its config
+//! section (`[[outputs]] kind = "trigger-box"`), `bench.rs` what
+//! `neuroloop devices` and `neuroloop trigger-box test` ask of it.
 //!
 //! Time: a stim's onset becomes a host `Instant` in the runtime
 //! ([`TriggerCommand::due`]); the clock sync maps that to the box's clock
@@ -23,130 +24,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+mod bench;
+mod config;
+
+pub use bench::{board, hello, pulse_outputs, OutputCheck, USB_IDS};
+pub use config::TriggerBoxConfig;
 
 use super::clock_sync::{ClockSync, RoundTrip, SyncSummary};
 use super::{DeviceError, DeviceTime, TriggerCommand, TriggerOutput};
-use crate::config::{check_range, invalid, ConfigError};
 use crate::protocol::{self, Code, Command, FrameCounts, FrameReader, Hello, Reply, Schedule};
 
 const DEVICE: &str = "trigger-box";
-/// USB vendor:product ids of the boards and USB-serial chips it is built on.
-pub const USB_IDS: [(u16, u16, &str); 5] = [
-    (0x2341, 0x0043, "Arduino Uno (ATmega16U2)"),
-    (0x2341, 0x0001, "Arduino Uno (ATmega8U2)"),
-    (0x2A03, 0x0043, "Arduino Uno (arduino.org)"),
-    (0x1A86, 0x7523, "CH340 USB-serial (Nano clones)"),
-    (0x0403, 0x6001, "FTDI FT232R (Nano)"),
-];
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TriggerBoxConfig {
-    /// Serial port, e.g. `/dev/ttyUSB0` (`neuroloop devices` lists the boxes).
-    pub port: String,
-    /// Output 1–4 (BNC 1–4; pins D4–D7).
-    #[serde(default = "default_output")]
-    pub output: u8,
-    /// Pulse width; `trigger.pulse_ms` if absent.
-    #[serde(default)]
-    pub width_ms: Option<f64>,
-    /// Pulses per stim (a train), `interval_ms` apart (start to start).
-    #[serde(default = "default_count")]
-    pub count: u16,
-    #[serde(default)]
-    pub interval_ms: f64,
-    /// The host sends a heartbeat this often while idle.
-    #[serde(default = "default_heartbeat_ms")]
-    pub heartbeat_ms: f64,
-    /// With no frame from the host for this long, the box disarms itself.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u16,
-    /// How long to wait for the box to answer after opening the port (an
-    /// Arduino resets when its port opens and boots for about a second).
-    #[serde(default = "default_hello_timeout_ms")]
-    pub hello_timeout_ms: f64,
-    /// One clock-sync round trip this often.
-    #[serde(default = "default_sync_interval_ms")]
-    pub sync_interval_ms: f64,
-}
-
-fn default_output() -> u8 {
-    1
-}
-fn default_count() -> u16 {
-    1
-}
-fn default_heartbeat_ms() -> f64 {
-    100.0
-}
-fn default_timeout_ms() -> u16 {
-    500
-}
-fn default_hello_timeout_ms() -> f64 {
-    3000.0
-}
-fn default_sync_interval_ms() -> f64 {
-    250.0
-}
-
-impl TriggerBoxConfig {
-    /// A config for `port` with every default.
-    pub fn new(port: &str) -> Self {
-        Self {
-            port: port.into(),
-            output: default_output(),
-            width_ms: None,
-            count: default_count(),
-            interval_ms: 0.0,
-            heartbeat_ms: default_heartbeat_ms(),
-            timeout_ms: default_timeout_ms(),
-            hello_timeout_ms: default_hello_timeout_ms(),
-            sync_interval_ms: default_sync_interval_ms(),
-        }
-    }
-
-    /// Checks what the host can; the box's own limits are checked against
-    /// its HELLO reply when it is opened.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.port.trim().is_empty() {
-            return Err(invalid("outputs.port", "must name a serial port".into()));
-        }
-        check_range("outputs.output", f64::from(self.output), 1.0, 4.0)?;
-        if let Some(w) = self.width_ms {
-            check_range("outputs.width_ms", w, 0.001, 10_000.0)?;
-        }
-        check_range("outputs.count", f64::from(self.count), 1.0, 1000.0)?;
-        if self.count > 1 {
-            check_range("outputs.interval_ms", self.interval_ms, 0.001, 60_000.0)?;
-        }
-        check_range(
-            "outputs.timeout_ms",
-            f64::from(self.timeout_ms),
-            20.0,
-            5000.0,
-        )?;
-        check_range(
-            "outputs.heartbeat_ms",
-            self.heartbeat_ms,
-            5.0,
-            f64::from(self.timeout_ms) / 3.0,
-        )?;
-        check_range(
-            "outputs.hello_timeout_ms",
-            self.hello_timeout_ms,
-            10.0,
-            60_000.0,
-        )?;
-        check_range(
-            "outputs.sync_interval_ms",
-            self.sync_interval_ms,
-            10.0,
-            60_000.0,
-        )
-    }
-}
-
 /// What the reader thread passes on.
 enum Received {
     Frame(Instant, Result<protocol::Frame, protocol::FrameError>),
@@ -847,88 +737,4 @@ impl TriggerOutput for TriggerBox {
             "box": status,
         }))
     }
-}
-
-/// The board behind a USB vendor:product id, if the box can be built on it.
-pub fn board(vid: u16, pid: u16) -> Option<&'static str> {
-    USB_IDS
-        .iter()
-        .find(|(v, p, _)| *v == vid && *p == pid)
-        .map(|(_, _, name)| *name)
-}
-
-/// Say HELLO on `port` and describe the answer in one line (`neuroloop
-/// devices`). The box stays disarmed; an Arduino resets when its port opens.
-pub fn hello(port: &str) -> Result<String, DeviceError> {
-    let h = TriggerBox::connect(&TriggerBoxConfig::new(port), 1.0)?.hello;
-    let reset = match h.reset_cause {
-        c if c & 8 != 0 => "watchdog",
-        c if c & 4 != 0 => "brown-out",
-        c if c & 2 != 0 => "reset pin",
-        c if c & 1 != 0 => "power-on",
-        _ => "unknown",
-    };
-    Ok(format!(
-        "trigger box, firmware {}.{}, protocol {}, {} outputs; pulses {}-{} µs, starts >= {} µs apart, \
-         <= {} Hz (bursts of {}); last reset: {reset}",
-        h.firmware.0,
-        h.firmware.1,
-        h.protocol,
-        h.outputs,
-        h.min_width_us,
-        h.max_width_us,
-        h.min_interval_us,
-        h.max_rate_hz,
-        h.rate_burst
-    ))
-}
-
-/// What `neuroloop trigger-box test` saw on one output.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OutputCheck {
-    pub output: u8,
-    pub pulses: u16,
-    /// As the box reported them, and the latest against its planned time.
-    pub fired: u16,
-    pub late_max_us: i64,
-    pub refused: Option<Code>,
-}
-
-/// Arm the box and fire the train of `c` (its width, count and interval) on
-/// each of `outputs` in turn, each 50 ms after the previous one ended; then
-/// disarm. The box's reports say what fired.
-pub fn pulse_outputs(
-    c: &TriggerBoxConfig,
-    outputs: &[u8],
-) -> Result<Vec<OutputCheck>, DeviceError> {
-    const LEAD: Duration = Duration::from_millis(50);
-    let mut tb = TriggerBox::open(c, c.width_ms.unwrap_or(1.0))?;
-    for &output in outputs {
-        let train = Schedule {
-            output,
-            ..tb.train()
-        };
-        let start = tb.device_us_at(Instant::now() + LEAD);
-        tb.schedule(train, start, 0)?;
-        let span_us =
-            u64::from(train.count - 1) * u64::from(train.interval_us) + u64::from(train.width_us);
-        let until = Instant::now() + LEAD * 2 + Duration::from_micros(span_us);
-        while Instant::now() < until {
-            tb.service()?;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    TriggerOutput::disarm(&mut tb)?;
-    Ok(tb
-        .deliveries()
-        .iter()
-        .zip(outputs)
-        .map(|(d, &output)| OutputCheck {
-            output,
-            pulses: tb.schedule.count,
-            fired: d.pulses_fired,
-            late_max_us: d.late_max_us,
-            refused: d.refused,
-        })
-        .collect())
 }
