@@ -1,4 +1,4 @@
-//! What the sound-card devices (`audio_in.rs`, `audio_click.rs`) share
+//! What the sound-card devices (`audio_in.rs`, `audio_click/`) share
 //! through cpal (ALSA on Linux): finding a device, listing them, and the
 //! stream error callback.
 
