@@ -794,7 +794,7 @@ fn run(args: RunArgs) -> Result<()> {
             )?
         }
     };
-    let outputs = device::open_outputs(&config, opened.rate)?;
+    let outputs = device::open_outputs(&config.outputs, config.trigger.pulse_ms, opened.rate)?;
     let output_devices = outputs.len();
     println!(
         "neuroloop run: {} at {} Hz, {} output device(s), up to {} s; Ctrl-C stops, disarms and writes the session",
@@ -892,7 +892,7 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
         .open()?
         .context("latency-test needs a device source (prepare refuses the simulator)")?;
     let rate = opened.rate;
-    let outputs = device::open_outputs(config, rate)?;
+    let outputs = device::open_outputs(&config.outputs, config.trigger.pulse_ms, rate)?;
     println!(
         "neuroloop latency-test: {} probes from {} output device(s) back into {} at {} Hz (about {:.0} s); Ctrl-C stops",
         args.probes,

@@ -82,7 +82,8 @@ fn run(
         unreachable!()
     };
     let opened = cyton::open(c).unwrap();
-    let mut outputs = device::open_outputs(config, opened.rate).unwrap();
+    let mut outputs =
+        device::open_outputs(&config.outputs, config.trigger.pulse_ms, opened.rate).unwrap();
     outputs.extend(extra_outputs);
     runtime::run_live(
         LiveSpec {

@@ -84,7 +84,8 @@ fn run_simulated(config: &Config, seconds: f64, speed: f64, out: &Path) -> LiveR
         "sim".into(),
     )
     .unwrap();
-    let outputs = device::open_outputs(config, opened.rate).unwrap();
+    let outputs =
+        device::open_outputs(&config.outputs, config.trigger.pulse_ms, opened.rate).unwrap();
     runtime::run_live(
         LiveSpec {
             command: "test",

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audio::{device_name, find_device, record_stream_error, AudioError, Direction};
 use super::{check_stall_ms, DeviceError, FrameSink, OpenError, Opened, Source};
-use crate::config::{check_range, invalid, ConfigError};
+use crate::config::pipeline::{check_range, invalid, ConfigError};
 use crate::time::SampleRate;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

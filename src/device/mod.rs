@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError};
+use crate::config::pipeline::ConfigError;
 use crate::event::TriggerDecision;
 use crate::time::{SampleIndex, SampleRate};
 
@@ -152,7 +152,7 @@ fn default_stall_ms() -> f64 {
 
 /// How long a source may go quiet before it counts as lost, the same for every device.
 pub(crate) fn check_stall_ms(stall_ms: f64) -> Result<(), ConfigError> {
-    crate::config::check_range("source.stall_ms", stall_ms, 20.0, 60_000.0)
+    crate::config::pipeline::check_range("source.stall_ms", stall_ms, 20.0, 60_000.0)
 }
 
 /// A device that receives trigger commands: one arm per output device.
@@ -180,14 +180,14 @@ impl OutputConfig {
     }
 }
 
-/// Open every configured output; `session_rate` is the source's sample rate.
+/// Open every configured output; `pulse_ms` is `trigger.pulse_ms`,
+/// `session_rate` the source's sample rate.
 pub fn open_outputs(
-    config: &Config,
+    outputs: &[OutputConfig],
+    pulse_ms: f64,
     session_rate: SampleRate,
 ) -> Result<Vec<Box<dyn TriggerOutput>>, OpenError> {
-    let pulse_ms = config.trigger.pulse_ms;
-    config
-        .outputs
+    outputs
         .iter()
         .map(|o| {
             Ok(match o {

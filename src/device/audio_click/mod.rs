@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::audio::{device_name, find_device, record_stream_error, AudioError, Direction};
 use super::{DeviceError, TriggerCommand, TriggerOutput};
 use crate::click::ClickSpec;
-use crate::config::{check_range, invalid, ConfigError};
+use crate::config::pipeline::{check_range, invalid, ConfigError};
 use crate::time::{SampleIndex, SampleRate};
 
 /// Clicks that can be scheduled or playing at once.

@@ -22,7 +22,7 @@ pub mod emulator;
 use serde::{Deserialize, Serialize};
 
 use super::{check_stall_ms, DeviceError, FrameSink, OpenError, Opened, Source};
-use crate::config::{invalid, ConfigError};
+use crate::config::pipeline::{invalid, ConfigError};
 use crate::time::{SampleIndex, SampleRate};
 
 pub const PACKET_LEN: usize = 33;

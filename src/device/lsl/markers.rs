@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{invalid, ConfigError};
+use crate::config::pipeline::{invalid, ConfigError};
 use crate::event::Event;
 
 use super::{c_string, lib, Api, Handle, LslError, StreamInfo, FORMAT_STRING};

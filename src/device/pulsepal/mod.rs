@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{DeviceError, TriggerCommand, TriggerOutput};
-use crate::config::{check_range, invalid, ConfigError};
+use crate::config::pipeline::{check_range, invalid, ConfigError};
 
 pub const OP_MENU: u8 = 213;
 pub const OP_HANDSHAKE: u8 = 72;

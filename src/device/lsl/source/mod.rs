@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_range, invalid, ConfigError};
+use crate::config::pipeline::{check_range, invalid, ConfigError};
 use crate::device::{DeviceError, FrameSink, OpenError, Opened, Source};
 use crate::time::SampleRate;
 
