@@ -729,3 +729,34 @@ fn a_killed_session_leaves_a_readable_record_that_replays() {
         "{c:?}, {settled} settled rows"
     );
 }
+
+#[test]
+fn verbosity_flags_steer_the_terminal_and_every_session_keeps_its_debug_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, debug_on_terminal) in [("-v", true), ("-qq", false)] {
+        let out = dir.path().join(flag);
+        let output = neuroloop(&[flag, "run", "--duration-s", "1", "--out", p(&out)]);
+        ok(&output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("debug: session ending (complete): disarming outputs first"),
+            debug_on_terminal,
+            "{flag}: {stderr}"
+        );
+        if !debug_on_terminal {
+            assert!(stderr.trim().is_empty(), "-qq: errors only: {stderr}");
+        }
+        // The file keeps neuroloop's debug lines whatever the terminal shows.
+        let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
+        for line in [
+            "DEBUG neuroloop::runtime: neuroloop",
+            "session ending (complete): disarming outputs first",
+            "outputs disarmed, threads joined",
+        ] {
+            assert!(
+                log.contains(line),
+                "{flag}: {line:?} not in log.txt:\n{log}"
+            );
+        }
+    }
+}

@@ -88,7 +88,6 @@ fn run(
             outputs,
             out,
             duration_s: Some(duration_s),
-            realtime_priority: false,
         },
         stop,
         |_| {},

@@ -26,6 +26,7 @@ mod journal;
 pub mod latency;
 pub mod latency_test;
 mod processing;
+mod realtime;
 mod recorder;
 mod sinks;
 
@@ -829,6 +830,8 @@ struct LiveSummary<'a> {
     /// The LSL marker outlet's stream and counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     lsl_markers: Option<serde_json::Value>,
+    /// What `[realtime]` got for the processing thread.
+    realtime: &'a realtime::RealtimeReport,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -901,7 +904,6 @@ pub struct LiveSpec<'a> {
     pub out: &'a Path,
     /// Stop after this much signal (None: until the source ends or Ctrl-C).
     pub duration_s: Option<f64>,
-    pub realtime_priority: bool,
 }
 
 fn spawn<T: Send + 'static>(
@@ -1170,7 +1172,7 @@ fn start_threads(
             notices: notice_tx.clone(),
             stop: flags.stop_processing.clone(),
             source_done: flags.source_done.clone(),
-            realtime_priority: spec.realtime_priority,
+            realtime: spec.config.realtime.clone(),
         };
         spawn("neuroloop-processing", move || processing.run())?
     };
@@ -1349,6 +1351,7 @@ fn write_session(
         source: facts.monitor.report(),
         outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
         lsl_markers: facts.markers.map(|m| m.report()),
+        realtime: &processed.realtime,
     };
     let summary = Summary::new(
         SummaryParts {
