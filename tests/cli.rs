@@ -96,7 +96,11 @@ fn rodent_simulate_replay_eval() {
         s["score"]["detection"]["truth"].as_u64().unwrap() > 20,
         "{s}"
     );
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5, "{s}");
+    // Measured 0.927 (P 0.981, R 0.879, 58 ripples) on 2026-12-01.
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.88,
+        "{s}"
+    );
 }
 
 #[test]
@@ -112,7 +116,14 @@ fn sleep_simulate_replay_eval() {
         s["score"]["detection"]["truth"].as_u64().unwrap() > 10,
         "{s}"
     );
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3, "{s}");
+    // Measured 0.707 (final labels) and 0.630 (every commit, P 1.0 R 0.46)
+    // on 2026-12-01; the closed-loop figure is what a stimulating rig gets.
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.65,
+        "{s}"
+    );
+    let commits = &s["score"]["closed_loop"]["commits"];
+    assert!(commits["f1"].as_f64().unwrap() > 0.58, "{s}");
 }
 
 /// A band edge past this recording's Nyquist frequency is lowered where the
