@@ -12,7 +12,7 @@ pub mod stats;
 pub use butterworth::{butterworth, Band, DesignError};
 pub use envelope::{Envelope, MovingMean};
 pub use phase::{Echt, HalfWaveDelay, Pll};
-pub use sos::{Section, Sos, SosFilter, SosFrameBank};
+pub use sos::{filter_zero_phase, Section, Sos, SosFilter, SosFrameBank};
 pub use stats::{Ewma, Moments, RecentValues, RobustBaseline};
 
 use crate::time::SampleRate;
