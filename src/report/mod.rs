@@ -70,6 +70,8 @@ struct Report {
     notes: Notes,
     page: html::Page,
     figures: Vec<PathBuf>,
+    /// The numbers shown, for `report.json`.
+    numbers: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Report {
@@ -82,6 +84,12 @@ impl Report {
             }
             Err(e) => self.notes.skip(e),
         }
+    }
+
+    /// A table of numbers on the page, also kept under `key` in `report.json`.
+    fn table(&mut self, key: &str, heading: &str, value: serde_json::Value) {
+        self.page.table(heading, &value);
+        self.numbers.insert(key.into(), value);
     }
 }
 
@@ -152,6 +160,7 @@ pub fn write_report(request: &Request) -> Result<Outcome, ReportError> {
         out,
         notes,
         figures: Vec::new(),
+        numbers: serde_json::Map::new(),
     };
     let truth = request
         .truth
@@ -172,9 +181,23 @@ pub fn write_report(request: &Request) -> Result<Outcome, ReportError> {
     }
     latencies(&session, &mut report);
     timeline(&session, pass.as_ref(), &mut report);
-    if let Some((path, truth)) = truth {
-        evaluation(&session, &path, truth, pass.as_ref(), &mut report);
+    match truth {
+        Some(_) if paradigm == Paradigm::SlowOscillation => report.notes.skip(
+            "--truth: a slow-oscillation session is scored by the phase of its stims (above), not by event matching".into(),
+        ),
+        Some((path, truth)) => evaluation(&session, &path, truth, pass.as_ref(), &mut report),
+        None => {}
     }
+    report.numbers.insert(
+        "skipped".into(),
+        serde_json::to_value(&report.notes.0).unwrap_or_default(),
+    );
+    let json_path = report.out.join("report.json");
+    let json = serde_json::to_string_pretty(&report.numbers).unwrap_or_default();
+    std::fs::write(&json_path, json).map_err(|source| ReportError::Write {
+        path: json_path.clone(),
+        source,
+    })?;
 
     let page_path = report.out.join("report.html");
     let text = report.page.finish(&report.notes.0);
@@ -239,6 +262,9 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
     });
 
     if let Some(pass) = &pass {
+        for notice in &pass.notices {
+            report.notes.skip(format!("recording: {notice}"));
+        }
         let sos = butterworth(
             4,
             Band::Bandpass {
@@ -331,6 +357,11 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
                 raw,
                 band,
             };
+            report
+                .numbers
+                .entry("averages")
+                .or_insert_with(|| serde_json::json!({}))[*kind] =
+                serde_json::json!({ "n": figure.raw.n, "incomplete": pass.incomplete[i] });
             report.emit("Event-triggered averages", &figure);
         }
     }
@@ -364,9 +395,10 @@ fn phase_rose(session: &Session, pass: &SignalPass, report: &mut Report) {
         report.notes.skip("no stims: phase rose skipped".into());
         return;
     };
-    report.page.table(
+    report.table(
+        "so_phase",
         "Slow-oscillation phase of the stims (as neuroloop eval --type so-phase)",
-        &serde_json::to_value(score).unwrap_or_default(),
+        serde_json::to_value(score).unwrap_or_default(),
     );
     let figure = PhaseRose {
         title: format!("Slow-oscillation phase at stim onset, {}", pass.label),
@@ -421,6 +453,10 @@ fn stim_offsets(session: &Session, truth: Option<&[TruthRow]>, report: &mut Repo
     if let Some(s) = eval::spread(&offsets) {
         markers.push((format!("median {:.1} ms", s.median), s.median));
     }
+    report.numbers.insert(
+        "stim_offset_ms".into(),
+        serde_json::json!({ "peaks_from": source, "spread": eval::spread(&offsets), "within_50ms": within }),
+    );
     let figure = Histogram {
         name: "stim_offset".into(),
         title: format!("Stim onset − nearest ripple peak, peak from {source}"),
@@ -646,13 +682,14 @@ fn evaluation(
     }
     let rules = eval::Rules::for_events(&session.events);
     match eval::score_session(rules, &session.events, &truth, duration_s / 60.0) {
-        Ok(score) => report.page.table(
+        Ok(score) => report.table(
+            "evaluation",
             &format!(
                 "Evaluation against {} ({} rules, as neuroloop eval)",
                 truth_path.display(),
                 rules.name()
             ),
-            &score,
+            score,
         ),
         Err(e) => report.notes.skip(format!("evaluation table: {e}")),
     }

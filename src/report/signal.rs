@@ -36,6 +36,8 @@ pub struct SignalPass {
     pub gaps: Vec<(f64, f64)>,
     /// The whole signal, if asked for.
     pub whole: Option<Vec<f64>>,
+    /// What the reader tolerated (a cut final record, trailing bytes).
+    pub notices: Vec<String>,
 }
 
 /// A window being filled: request, destination, first sample, samples filled.
@@ -167,5 +169,6 @@ pub fn read_signal(
         incomplete,
         gaps,
         whole,
+        notices: reader.info().notices.clone(),
     })
 }
