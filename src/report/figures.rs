@@ -55,33 +55,45 @@ pub fn save(figure: &impl Figure, dir: &Path) -> Result<PathBuf, String> {
     Ok(svg)
 }
 
-/// Mean and standard deviation per sample of equally long windows.
+/// Mean and standard deviation per sample of equally long windows, added one
+/// at a time (Welford), so no window is kept.
 pub struct MeanSd {
-    pub mean: Vec<f64>,
-    pub sd: Vec<f64>,
+    mean: Vec<f64>,
+    /// Sum of squared deviations from the running mean.
+    m2: Vec<f64>,
     pub n: usize,
 }
 
 impl MeanSd {
-    pub fn of(windows: &[Vec<f64>]) -> Option<Self> {
-        let len = windows.first()?.len();
-        let n = windows.len();
-        let mut mean = vec![0.0; len];
-        for w in windows {
-            for (m, x) in mean.iter_mut().zip(w) {
-                *m += x / n as f64;
-            }
+    pub fn new(len: usize) -> Self {
+        Self {
+            mean: vec![0.0; len],
+            m2: vec![0.0; len],
+            n: 0,
         }
-        let mut sd = vec![0.0; len];
-        if n > 1 {
-            for w in windows {
-                for ((s, x), m) in sd.iter_mut().zip(w).zip(&mean) {
-                    *s += (x - m) * (x - m) / (n - 1) as f64;
-                }
-            }
+    }
+
+    pub fn add(&mut self, window: &[f64]) {
+        self.n += 1;
+        let n = self.n as f64;
+        for ((mean, m2), &x) in self.mean.iter_mut().zip(&mut self.m2).zip(window) {
+            let delta = x - *mean;
+            *mean += delta / n;
+            *m2 += delta * (x - *mean);
         }
-        sd.iter_mut().for_each(|s| *s = s.sqrt());
-        Some(Self { mean, sd, n })
+    }
+
+    pub fn mean(&self, i: usize) -> f64 {
+        self.mean[i]
+    }
+
+    /// Sample standard deviation (0 for a single window).
+    pub fn sd(&self, i: usize) -> f64 {
+        if self.n > 1 {
+            (self.m2[i] / (self.n - 1) as f64).sqrt()
+        } else {
+            0.0
+        }
     }
 }
 
@@ -115,7 +127,7 @@ where
     let step = times.len().div_ceil(MAX_POINTS).max(1);
     let points: Vec<(f64, f64, f64)> = (0..times.len())
         .step_by(step)
-        .map(|i| (times[i], stats.mean[i], stats.sd[i]))
+        .map(|i| (times[i], stats.mean(i), stats.sd(i)))
         .collect();
     let (lo, hi) = points
         .iter()
@@ -281,18 +293,23 @@ impl Figure for Histogram {
             }))?
             .label(format!("n = {}", self.values.len()))
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.6).filled()));
+        // A marker without a label continues the one before it (both ends of ±50 ms).
         let colours = [RED, BLACK, MAGENTA, GREEN];
+        let mut colour_index = 0;
         for (i, (label, value)) in self.markers.iter().enumerate() {
-            let colour = colours[i % colours.len()];
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(*value, 0.0), (*value, top)],
-                    colour.stroke_width(2),
-                )))?
-                .label(label.clone())
-                .legend(move |(x, y)| {
+            if i > 0 && !label.is_empty() {
+                colour_index += 1;
+            }
+            let colour = colours[colour_index % colours.len()];
+            let series = chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*value, 0.0), (*value, top)],
+                colour.stroke_width(2),
+            )))?;
+            if !label.is_empty() {
+                series.label(label.clone()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
+            }
         }
         chart
             .configure_series_labels()

@@ -249,123 +249,129 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
             after_s: half + settle_s,
         })
         .collect();
-    let pass = session.recording.as_ref().and_then(|path| {
-        match signal::read_signal(path, &requests, paradigm == Paradigm::SlowOscillation) {
-            Ok(pass) => Some(pass),
-            Err(e) => {
-                report.notes.skip(format!(
-                    "cannot read the recording ({e}): averages, phases and the signal overview skipped"
-                ));
-                None
-            }
+    let path = session.recording.as_ref()?;
+    let source = match signal::SignalSource::open(path) {
+        Ok(source) => source,
+        Err(e) => {
+            report.notes.skip(format!(
+                "cannot read the recording ({e}): averages, phases and the signal overview skipped"
+            ));
+            return None;
         }
-    });
-
-    if let Some(pass) = &pass {
-        for notice in &pass.notices {
-            report.notes.skip(format!("recording: {notice}"));
+    };
+    let rate = source.rate();
+    let sos = match butterworth(
+        4,
+        Band::Bandpass {
+            low_hz: display_band.0,
+            high_hz: display_band.1,
+        },
+        rate,
+    ) {
+        Ok(sos) => Some(sos),
+        Err(e) => {
+            report.notes.skip(format!(
+                "band-pass {}–{} Hz at {} Hz: {e}: band-passed averages skipped",
+                display_band.0,
+                display_band.1,
+                rate.hz()
+            ));
+            None
         }
-        let sos = butterworth(
-            4,
-            Band::Bandpass {
-                low_hz: display_band.0,
-                high_hz: display_band.1,
-            },
-            pass.rate,
-        );
-        let sos = match sos {
-            Ok(sos) => Some(sos),
-            Err(e) => {
-                report.notes.skip(format!(
-                    "band-pass {}–{} Hz at {} Hz: {e}: band-passed averages skipped",
-                    display_band.0,
-                    display_band.1,
-                    pass.rate.hz()
-                ));
-                None
+    };
+    let before = rate.samples_in_s(half);
+    let settle = (rate.samples_in_s(half + settle_s) - before) as usize;
+    let len = 2 * before as usize;
+    let mut raw: Vec<MeanSd> = groups.iter().map(|_| MeanSd::new(len)).collect();
+    let mut band: Vec<MeanSd> = groups.iter().map(|_| MeanSd::new(len)).collect();
+    let mut scratch = Vec::new();
+    let pass = source.read(
+        &requests,
+        paradigm == Paradigm::SlowOscillation,
+        |i, window| {
+            let cropped = &window[settle..settle + len];
+            raw[i].add(cropped);
+            if let Some(sos) = &sos {
+                scratch.clear();
+                scratch.extend_from_slice(window);
+                filter_zero_phase(sos, &mut scratch);
+                band[i].add(&scratch[settle..settle + len]);
             }
-        };
-        let window_before = pass.rate.samples_in_s(half + settle_s);
-        let settle = (window_before - pass.rate.samples_in_s(half)) as usize;
-        for (i, (kind, _)) in groups.iter().enumerate() {
-            if pass.incomplete[i] > 0 {
-                report.notes.skip(format!(
-                    "{} {kind} window(s) cut by the recording's ends or a gap left out of its average",
-                    pass.incomplete[i]
-                ));
-            }
-            let windows = &pass.windows[i];
-            let crop = |w: &Vec<f64>| w[settle..w.len() - settle].to_vec();
-            let Some(raw) = MeanSd::of(&windows.iter().map(crop).collect::<Vec<_>>()) else {
-                continue;
-            };
-            let band = sos.as_ref().and_then(|sos| {
-                let filtered: Vec<Vec<f64>> = windows
-                    .iter()
-                    .map(|w| {
-                        let mut w = w.clone();
-                        filter_zero_phase(sos, &mut w);
-                        crop(&w)
-                    })
-                    .collect();
-                MeanSd::of(&filtered).map(|m| {
-                    (
-                        format!(
-                            "{}–{} Hz band-pass (Butterworth order 4, zero-phase: for display only)",
-                            display_band.0, display_band.1
-                        ),
-                        m,
-                    )
-                })
-            });
-            let (scale, unit) = if half < 1.0 {
-                (1000.0, "ms")
-            } else {
-                (1.0, "s")
-            };
-            let before = (window_before as usize - settle) as f64;
-            let times = (0..raw.mean.len())
-                .map(|k| (k as f64 - before) / pass.rate.hz() * scale)
-                .collect();
-            let is_detection = DETECTION_TYPES.contains(kind);
-            let title = if paradigm == Paradigm::SlowOscillation && *kind == "stim" {
-                format!(
-                    "Average slow oscillation around stims (n = {}), {}",
-                    raw.n, pass.label
-                )
-            } else if is_detection {
-                format!(
-                    "Average around {kind} detections (n = {}), {}",
-                    raw.n, pass.label
-                )
-            } else {
-                format!(
-                    "Average around {kind} onsets (n = {}), {}",
-                    raw.n, pass.label
-                )
-            };
-            let figure = EventAverage {
-                name: format!("average_{kind}"),
-                title,
-                times,
-                time_label: if is_detection {
-                    format!("time from the detector's commit, detected_at ({unit})")
-                } else {
-                    format!("time from the {kind} onset ({unit})")
-                },
-                unit: pass.unit.clone(),
-                raw,
-                band,
-            };
-            report
-                .numbers
-                .entry("averages")
-                .or_insert_with(|| serde_json::json!({}))[*kind] =
-                serde_json::json!({ "n": figure.raw.n, "incomplete": pass.incomplete[i] });
-            report.emit("Event-triggered averages", &figure);
+        },
+    );
+    let pass = match pass {
+        Ok(pass) => pass,
+        Err(e) => {
+            report.notes.skip(format!(
+                "cannot read the recording ({e}): averages, phases and the signal overview skipped"
+            ));
+            return None;
         }
+    };
+    for notice in &pass.notices {
+        report.notes.skip(format!("recording: {notice}"));
     }
-    pass
+    let band_label = format!(
+        "{}–{} Hz band-pass (Butterworth order 4, zero-phase: for display only)",
+        display_band.0, display_band.1
+    );
+    for (i, ((kind, _), (raw, band))) in groups.iter().zip(raw.into_iter().zip(band)).enumerate() {
+        if pass.incomplete[i] > 0 {
+            report.notes.skip(format!(
+                "{} {kind} window(s) cut by the recording's ends or a gap left out of its average",
+                pass.incomplete[i]
+            ));
+        }
+        if raw.n == 0 {
+            continue;
+        }
+        let band = (sos.is_some()).then(|| (band_label.clone(), band));
+        let (scale, unit) = if half < 1.0 {
+            (1000.0, "ms")
+        } else {
+            (1.0, "s")
+        };
+        let times = (0..len)
+            .map(|k| (k as f64 - before as f64) / rate.hz() * scale)
+            .collect();
+        let is_detection = DETECTION_TYPES.contains(kind);
+        let title = if paradigm == Paradigm::SlowOscillation && *kind == "stim" {
+            format!(
+                "Average slow oscillation around stims (n = {}), {}",
+                raw.n, pass.label
+            )
+        } else if is_detection {
+            format!(
+                "Average around {kind} detections (n = {}), {}",
+                raw.n, pass.label
+            )
+        } else {
+            format!(
+                "Average around {kind} onsets (n = {}), {}",
+                raw.n, pass.label
+            )
+        };
+        let figure = EventAverage {
+            name: format!("average_{kind}"),
+            title,
+            times,
+            time_label: if is_detection {
+                format!("time from the detector's commit, detected_at ({unit})")
+            } else {
+                format!("time from the {kind} onset ({unit})")
+            },
+            unit: pass.unit.clone(),
+            raw,
+            band,
+        };
+        report
+            .numbers
+            .entry("averages")
+            .or_insert_with(|| serde_json::json!({}))[*kind] =
+            serde_json::json!({ "n": figure.raw.n, "incomplete": pass.incomplete[i] });
+        report.emit("Event-triggered averages", &figure);
+    }
+    Some(pass)
 }
 
 fn paradigm_name(paradigm: Paradigm) -> &'static str {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::io::{self, FileError, FileOptions};
+use crate::io::{self, FileError, FileOptions, SignalInfo, SignalReader};
 use crate::time::SampleRate;
 
 /// Overview bins across the whole recording.
@@ -27,10 +27,7 @@ pub struct SignalPass {
     pub duration_s: f64,
     /// (bin start s, min, max) of every overview bin that holds samples.
     pub overview: Vec<(f64, f64, f64)>,
-    /// Per request, the windows read whole (a window cut by the recording's
-    /// ends or a gap is left out), each `before + after` samples long.
-    pub windows: Vec<Vec<Vec<f64>>>,
-    /// Windows left out per request.
+    /// Per request, the windows cut by the recording's ends or a gap (left out).
     pub incomplete: Vec<usize>,
     /// Gaps as (start s, end s).
     pub gaps: Vec<(f64, f64)>,
@@ -40,135 +37,159 @@ pub struct SignalPass {
     pub notices: Vec<String>,
 }
 
-/// A window being filled: request, destination, first sample, samples filled.
+/// A window being filled, its samples allocated only once reading reaches it.
 struct Pending {
     request: usize,
     start: u64,
+    len: usize,
     samples: Vec<f64>,
     filled: usize,
 }
 
-pub fn read_signal(
-    path: &Path,
-    requests: &[WindowRequest],
-    keep_whole: bool,
-) -> Result<SignalPass, FileError> {
-    let mut reader = io::open_reader(path, &FileOptions::default())?;
-    let first = *reader
-        .selection()
-        .first()
-        .ok_or_else(|| FileError::BadOption {
-            path: path.to_path_buf(),
-            problem: "the recording has no signals".into(),
-        })?;
-    reader.select(&[first])?;
-    let signal = reader.info().signals[first].clone();
-    let rate = signal.rate;
-    let bin = (signal.samples as usize).div_ceil(OVERVIEW_BINS).max(1) as u64;
+/// The first signal of a recording, opened and not yet read.
+pub struct SignalSource {
+    reader: Box<dyn SignalReader>,
+    signal: SignalInfo,
+}
 
-    // Every window, in order of its first sample.
-    let mut queue: Vec<Pending> = Vec::new();
-    for (request, r) in requests.iter().enumerate() {
-        let (before, after) = (rate.samples_in_s(r.before_s), rate.samples_in_s(r.after_s));
-        for &t in &r.centres_s {
-            let centre = rate.index_at(t);
-            if centre < before {
-                continue;
+impl SignalSource {
+    pub fn open(path: &Path) -> Result<Self, FileError> {
+        let mut reader = io::open_reader(path, &FileOptions::default())?;
+        let first = *reader
+            .selection()
+            .first()
+            .ok_or_else(|| FileError::BadOption {
+                path: path.to_path_buf(),
+                problem: "the recording has no signals".into(),
+            })?;
+        reader.select(&[first])?;
+        let signal = reader.info().signals[first].clone();
+        Ok(Self { reader, signal })
+    }
+
+    pub fn rate(&self) -> SampleRate {
+        self.signal.rate
+    }
+
+    /// Read the signal once, handing each whole window of `requests` to
+    /// `on_window(request index, samples)`; memory holds only the windows
+    /// being filled.
+    pub fn read(
+        mut self,
+        requests: &[WindowRequest],
+        keep_whole: bool,
+        mut on_window: impl FnMut(usize, &[f64]),
+    ) -> Result<SignalPass, FileError> {
+        let rate = self.signal.rate;
+        let bin = (self.signal.samples as usize)
+            .div_ceil(OVERVIEW_BINS)
+            .max(1) as u64;
+        let mut queue: Vec<Pending> = Vec::new();
+        let mut incomplete = vec![0usize; requests.len()];
+        for (request, r) in requests.iter().enumerate() {
+            let (before, after) = (rate.samples_in_s(r.before_s), rate.samples_in_s(r.after_s));
+            for &t in &r.centres_s {
+                let centre = rate.index_at(t);
+                if centre < before {
+                    incomplete[request] += 1;
+                    continue;
+                }
+                queue.push(Pending {
+                    request,
+                    start: centre - before,
+                    len: (before + after) as usize,
+                    samples: Vec::new(),
+                    filled: 0,
+                });
             }
-            queue.push(Pending {
-                request,
-                start: centre - before,
-                samples: vec![f64::NAN; (before + after) as usize],
-                filled: 0,
+        }
+        // Popped from the back: earliest first.
+        queue.sort_by_key(|p| std::cmp::Reverse(p.start));
+        let mut active: Vec<Pending> = Vec::new();
+        let mut overview: Vec<(f64, f64, f64)> = Vec::new();
+        let mut current_bin: Option<(u64, f64, f64)> = None;
+        let mut gaps = Vec::new();
+        let mut whole = keep_whole.then(Vec::new);
+        let mut expected_start = 0u64;
+        let mut buf = vec![0.0; BLOCK_FRAMES];
+        while let Some(meta) = self.reader.read_block(&mut buf)? {
+            let block = &buf[..meta.frames];
+            if meta.start > expected_start {
+                gaps.push((rate.seconds(expected_start), rate.seconds(meta.start)));
+            }
+            let end = meta.start + meta.frames as u64;
+            expected_start = end;
+            if let Some(whole) = whole.as_mut() {
+                whole.extend_from_slice(block);
+            }
+            let mut i = 0;
+            while i < block.len() {
+                let index = (meta.start + i as u64) / bin;
+                let until = (((index + 1) * bin - meta.start) as usize).min(block.len());
+                let (lo, hi) = block[i..until]
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    });
+                match current_bin.as_mut() {
+                    Some((b, l, h)) if *b == index => {
+                        *l = l.min(lo);
+                        *h = h.max(hi);
+                    }
+                    _ => {
+                        if let Some((b, l, h)) = current_bin.take() {
+                            overview.push((rate.seconds(b * bin), l, h));
+                        }
+                        current_bin = Some((index, lo, hi));
+                    }
+                }
+                i = until;
+            }
+            while queue.last().is_some_and(|p| p.start < end) {
+                active.extend(queue.pop().map(|mut p| {
+                    p.samples = vec![f64::NAN; p.len];
+                    p
+                }));
+            }
+            for p in active.iter_mut() {
+                let from = p.start.max(meta.start);
+                let to = (p.start + p.len as u64).min(end);
+                if from < to {
+                    let src = &block[(from - meta.start) as usize..(to - meta.start) as usize];
+                    p.samples[(from - p.start) as usize..(to - p.start) as usize]
+                        .copy_from_slice(src);
+                    p.filled += src.len();
+                }
+            }
+            active.retain(|p| {
+                if p.start + (p.len as u64) > end {
+                    return true;
+                }
+                if p.filled == p.len {
+                    on_window(p.request, &p.samples);
+                } else {
+                    incomplete[p.request] += 1;
+                }
+                false
             });
         }
+        if let Some((b, lo, hi)) = current_bin {
+            overview.push((rate.seconds(b * bin), lo, hi));
+        }
+        // Windows the recording ended in, or never reached.
+        for p in active.iter().chain(&queue) {
+            incomplete[p.request] += 1;
+        }
+        Ok(SignalPass {
+            rate,
+            label: self.signal.label,
+            unit: self.signal.unit,
+            duration_s: rate.seconds(expected_start),
+            overview,
+            incomplete,
+            gaps,
+            whole,
+            notices: self.reader.info().notices.clone(),
+        })
     }
-    queue.sort_by_key(|p| std::cmp::Reverse(p.start));
-
-    let mut windows: Vec<Vec<Vec<f64>>> = vec![Vec::new(); requests.len()];
-    let mut incomplete = vec![0usize; requests.len()];
-    let mut queued = vec![0usize; requests.len()];
-    for p in &queue {
-        queued[p.request] += 1;
-    }
-    let mut active: Vec<Pending> = Vec::new();
-    let mut overview: Vec<(f64, f64, f64)> = Vec::new();
-    let mut current_bin: Option<(u64, f64, f64)> = None;
-    let mut gaps = Vec::new();
-    let mut whole = keep_whole.then(Vec::new);
-    let mut expected_start = 0u64;
-    let mut buf = vec![0.0; BLOCK_FRAMES];
-    while let Some(meta) = reader.read_block(&mut buf)? {
-        let block = &buf[..meta.frames];
-        if meta.start > expected_start {
-            gaps.push((rate.seconds(expected_start), rate.seconds(meta.start)));
-        }
-        let end = meta.start + meta.frames as u64;
-        expected_start = end;
-        if let Some(whole) = whole.as_mut() {
-            whole.extend_from_slice(block);
-        }
-        let mut i = 0;
-        while i < block.len() {
-            let index = (meta.start + i as u64) / bin;
-            let until = (((index + 1) * bin - meta.start) as usize).min(block.len());
-            let (lo, hi) = block[i..until]
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
-            match current_bin.as_mut() {
-                Some((b, l, h)) if *b == index => {
-                    *l = l.min(lo);
-                    *h = h.max(hi);
-                }
-                _ => {
-                    if let Some((b, l, h)) = current_bin.take() {
-                        overview.push((rate.seconds(b * bin), l, h));
-                    }
-                    current_bin = Some((index, lo, hi));
-                }
-            }
-            i = until;
-        }
-        while queue.last().is_some_and(|p| p.start < end) {
-            active.extend(queue.pop());
-        }
-        for p in active.iter_mut() {
-            let from = p.start.max(meta.start);
-            let to = (p.start + p.samples.len() as u64).min(end);
-            if from < to {
-                let src = &block[(from - meta.start) as usize..(to - meta.start) as usize];
-                p.samples[(from - p.start) as usize..(to - p.start) as usize].copy_from_slice(src);
-                p.filled += src.len();
-            }
-        }
-        let (done, still): (Vec<Pending>, Vec<Pending>) = active
-            .into_iter()
-            .partition(|p| p.start + p.samples.len() as u64 <= end);
-        active = still;
-        for p in done {
-            if p.filled == p.samples.len() {
-                windows[p.request].push(p.samples);
-            }
-        }
-    }
-    if let Some((b, lo, hi)) = current_bin {
-        overview.push((rate.seconds(b * bin), lo, hi));
-    }
-    for (request, n) in queued.iter().enumerate() {
-        incomplete[request] = n - windows[request].len();
-    }
-    Ok(SignalPass {
-        rate,
-        label: signal.label,
-        unit: signal.unit,
-        duration_s: rate.seconds(expected_start),
-        overview,
-        windows,
-        incomplete,
-        gaps,
-        whole,
-        notices: reader.info().notices.clone(),
-    })
 }
