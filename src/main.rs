@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use neuroloop::click::ClickSpec;
 use neuroloop::config::{Config, Preset};
 use neuroloop::device::trigger_box;
-use neuroloop::eval::hypnogram::{Hypnogram, Stage};
+use neuroloop::eval::hypnogram::Stage;
 use neuroloop::eval::{self, tables};
 use neuroloop::io::emulate;
 use neuroloop::io::{self, FileOptions, RawLayout};
@@ -376,6 +376,9 @@ struct ReportArgs {
     /// input summary.json names).
     #[arg(long)]
     recording: Option<PathBuf>,
+    /// A hypnogram (DREAMS .txt or EDF+) for the timeline.
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
 }
 
 fn main() {
@@ -737,7 +740,7 @@ fn replay_source(
     }
     let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
-        Some(path) => Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
+        Some(path) => Some(io::read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
         None => None,
     };
     let input = SessionInput {
@@ -1186,22 +1189,6 @@ fn trigger_box_test(a: &TriggerBoxTestArgs) -> Result<()> {
 }
 
 /// A DREAMS hypnogram (.txt) or EDF+ hypnogram annotations (.edf).
-fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
-    let is_edf = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
-    let hypnogram = if is_edf {
-        let reader = io::open_reader(path, &FileOptions::default())?;
-        Hypnogram::from_annotations(&reader.info().annotations)
-    } else {
-        Hypnogram::parse_dreams(&read_text(path)?, &path.display().to_string())?
-    };
-    if hypnogram.epochs.is_empty() {
-        bail!("{}: no sleep stages found", path.display());
-    }
-    Ok(hypnogram)
-}
-
 fn click(args: ClickArgs) -> Result<()> {
     let spec = ClickSpec {
         duration_ms: args.duration_ms,
@@ -1228,6 +1215,7 @@ fn report(args: ReportArgs) -> Result<()> {
         out: args.out,
         truth: args.truth,
         recording: args.recording,
+        hypnogram: args.hypnogram,
     })?;
     println!(
         "{} ({} figures, {} item(s) skipped)",
@@ -1313,7 +1301,7 @@ fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
     let score = eval::phase::score_phases(&phases, args.target_deg);
     let stages = match &args.hypnogram {
         Some(h) => {
-            let hypnogram = read_hypnogram(h)?;
+            let hypnogram = io::read_hypnogram(h)?;
             let at = |stage| {
                 stims
                     .iter()

@@ -5,8 +5,12 @@
 //! (missing or cut recording, unknown trial types, broken rows, truth that
 //! does not fit the recording) still gives a page that says what it skipped.
 
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use files::shared_data;
 
 fn neuroloop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neuroloop"))
@@ -193,6 +197,66 @@ fn sleep_report_matches_eval_phase() {
         average["n"].as_u64().unwrap() + average["incomplete"].as_u64().unwrap(),
         eval["stims"].as_u64().unwrap()
     );
+}
+
+/// Real EEG with its hypnogram: stages drawn on the timeline, the phase table
+/// is eval's; a hypnogram that cannot be read is a note.
+#[test]
+fn dreams_report_with_hypnogram() {
+    let dir = tempfile::tempdir().unwrap();
+    let edf = shared_data("dreams/excerpt2.edf");
+    let hypnogram = shared_data("dreams/Hypnogram_excerpt2.txt");
+    let session = dir.path().join("session");
+    ok(neuroloop(&[
+        "replay",
+        p(&edf),
+        "--preset",
+        "sleep-clas",
+        "--hypnogram",
+        p(&hypnogram),
+        "--out",
+        p(&session),
+    ]));
+    let report = dir.path().join("report");
+    ok(neuroloop(&[
+        "report",
+        p(&session),
+        "--hypnogram",
+        p(&hypnogram),
+        "--out",
+        p(&report),
+    ]));
+    let svg = std::fs::read_to_string(report.join("timeline.svg")).unwrap();
+    assert!(svg.contains("hypnogram: N3"), "stage lanes on the timeline");
+    let eval_json = dir.path().join("eval.json");
+    ok(neuroloop(&[
+        "eval",
+        "--type",
+        "so-phase",
+        "--events",
+        p(&session.join("events.tsv")),
+        "--recording",
+        p(&edf),
+        "--json",
+        p(&eval_json),
+    ]));
+    let numbers = json(&report.join("report.json"));
+    assert_eq!(numbers["so_phase"], json(&eval_json)["score"]);
+    assert!(numbers["so_phase"]["stims"].as_u64().unwrap() > 50);
+
+    let missing = dir.path().join("no-such-hypnogram.txt");
+    let again = dir.path().join("again");
+    let out = neuroloop(&[
+        "report",
+        p(&session),
+        "--hypnogram",
+        p(&missing),
+        "--out",
+        p(&again),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert_skipped(&again, &stderr, &["hypnogram left out of the timeline"]);
 }
 
 /// A report that skipped things: it succeeds, and every note is on stderr and in the page.

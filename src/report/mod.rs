@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use plotters::style::RGBColor;
 
 use crate::dsp::{butterworth, filter_zero_phase, Band};
+use crate::eval::hypnogram::{Hypnogram, Stage};
 use crate::eval::{self, phase, EventRow, TruthRow};
 use figures::{EventAverage, Figure, Histogram, Lane, MeanSd, Overview, PhaseRose, Timeline};
 use inputs::Session;
@@ -32,6 +33,8 @@ pub struct Request {
     pub truth: Option<PathBuf>,
     /// Default: the session's `recording.bdf` or the input its summary names.
     pub recording: Option<PathBuf>,
+    /// Sleep stages for the timeline (DREAMS `.txt` or EDF+).
+    pub hypnogram: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -180,7 +183,20 @@ pub fn write_report(request: &Request) -> Result<Outcome, ReportError> {
         );
     }
     latencies(&session, &mut report);
-    timeline(&session, pass.as_ref(), &mut report);
+    let hypnogram =
+        request
+            .hypnogram
+            .as_ref()
+            .and_then(|path| match crate::io::read_hypnogram(path) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    report
+                        .notes
+                        .skip(format!("{e}: hypnogram left out of the timeline"));
+                    None
+                }
+            });
+    timeline(&session, pass.as_ref(), hypnogram.as_ref(), &mut report);
     match truth {
         Some(_) if paradigm == Paradigm::SlowOscillation => report.notes.skip(
             "--truth: a slow-oscillation session is scored by the phase of its stims (above), not by event matching".into(),
@@ -558,7 +574,12 @@ fn latencies(session: &Session, report: &mut Report) {
     report.emit("Latencies", &figure);
 }
 
-fn timeline(session: &Session, pass: Option<&SignalPass>, report: &mut Report) {
+fn timeline(
+    session: &Session,
+    pass: Option<&SignalPass>,
+    hypnogram: Option<&Hypnogram>,
+    report: &mut Report,
+) {
     let spans = |t: &str| -> Vec<(f64, f64)> {
         session
             .rows(t)
@@ -583,17 +604,38 @@ fn timeline(session: &Session, pass: Option<&SignalPass>, report: &mut Report) {
         ("stim", "stims", RGBColor(200, 0, 0)),
         ("sham", "shams", RGBColor(120, 0, 160)),
     ];
-    let mut lanes: Vec<Lane> = colours
+    // The hypnogram first, one lane per stage (deepest at the bottom).
+    let stages = [
+        (Stage::Wake, "wake"),
+        (Stage::Rem, "REM"),
+        (Stage::N1, "N1"),
+        (Stage::N2, "N2"),
+        (Stage::N3, "N3"),
+    ];
+    let mut lanes: Vec<Lane> = stages
         .iter()
-        .filter_map(|&(t, label, colour)| {
-            let spans = spans(t);
-            (!spans.is_empty()).then(|| Lane {
-                label: format!("{label} ({})", spans.len()),
+        .filter_map(|&(stage, label)| {
+            let spans: Vec<(f64, f64)> = hypnogram?
+                .epochs
+                .iter()
+                .filter(|e| e.stage == stage)
+                .map(|e| (e.onset_s, e.onset_s + e.duration_s))
+                .collect();
+            Some(Lane {
+                label: format!("hypnogram: {label}"),
                 spans,
-                colour,
+                colour: RGBColor(60, 140, 60),
             })
         })
         .collect();
+    lanes.extend(colours.iter().filter_map(|&(t, label, colour)| {
+        let spans = spans(t);
+        (!spans.is_empty()).then(|| Lane {
+            label: format!("{label} ({})", spans.len()),
+            spans,
+            colour,
+        })
+    }));
     if let Some(pass) = pass {
         if !pass.gaps.is_empty() {
             lanes.push(Lane {
@@ -634,7 +676,9 @@ fn timeline(session: &Session, pass: Option<&SignalPass>, report: &mut Report) {
     if !dropped.is_empty() {
         footnote += &format!("Dropped frames: {}. ", dropped.join(", "));
     }
-    footnote += "Hypnogram: not known to the session.";
+    if hypnogram.is_none() {
+        footnote += "Hypnogram: none given (--hypnogram).";
+    }
     let duration_s = session
         .summary_number("/duration_s")
         .or(pass.map(|p| p.duration_s))
