@@ -21,7 +21,7 @@ pub struct EventRow {
     pub trial_type: String,
     pub detected_at_s: Option<f64>,
     pub decided_at_s: Option<f64>,
-    /// The detector's own peak (largest envelope value up to its commit).
+    /// The detector's own peak (`peak` column), if the table has one.
     pub peak_s: Option<f64>,
 }
 
