@@ -282,6 +282,14 @@ impl Figure for Histogram {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc("count")
+            // Counts are whole: no tick between them.
+            .y_label_formatter(&|y| {
+                if y.fract() == 0.0 {
+                    format!("{y:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
