@@ -259,6 +259,59 @@ fn dreams_report_with_hypnogram() {
     assert_skipped(&again, &stderr, &["hypnogram left out of the timeline"]);
 }
 
+/// Spindles (logged without a commit, averaged on their onset; commits on
+/// their commit): the evaluation table is eval's spindle score.
+#[test]
+fn spindle_report_matches_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("session");
+    let truth = shared_data("dreams/Visual_scoring1_excerpt1.txt");
+    ok(neuroloop(&[
+        "replay",
+        p(&shared_data("dreams/excerpt1.edf")),
+        "--preset",
+        "sleep-spindle",
+        "--out",
+        p(&session),
+    ]));
+    let report = dir.path().join("report");
+    ok(neuroloop(&[
+        "report",
+        p(&session),
+        "--truth",
+        p(&truth),
+        "--out",
+        p(&report),
+    ]));
+    assert_figures(
+        &report,
+        &[
+            "average_spindle",
+            "average_spindle_commit",
+            "detection_latency_spindle_commit",
+            "timeline",
+        ],
+    );
+    let eval_json = dir.path().join("eval.json");
+    ok(neuroloop(&[
+        "eval",
+        "--events",
+        p(&session.join("events.tsv")),
+        "--truth",
+        p(&truth),
+        "--json",
+        p(&eval_json),
+    ]));
+    let eval = json(&eval_json)["score"].clone();
+    let numbers = json(&report.join("report.json"));
+    assert!(eval["detection"]["hits"].as_u64().unwrap() > 10, "{eval}");
+    assert_eq!(numbers["evaluation"], eval);
+    assert_eq!(
+        numbers["averages"]["spindle"]["n"],
+        eval["detection"]["detected"]
+    );
+}
+
 /// A report that skipped things: it succeeds, and every note is on stderr and in the page.
 fn assert_skipped(report: &Path, stderr: &str, expected: &[&str]) {
     let page = std::fs::read_to_string(report.join("report.html")).unwrap();

@@ -142,7 +142,7 @@ impl Paradigm {
 }
 
 /// Detection kinds averaged around their commit, then triggers around their onset.
-const DETECTION_TYPES: [&str; 3] = ["ripple", "spindle", "slow_oscillation"];
+const DETECTION_TYPES: [&str; 4] = ["ripple", "spindle", "spindle_commit", "slow_oscillation"];
 const TRIGGER_TYPES: [&str; 2] = ["stim", "sham"];
 
 pub fn write_report(request: &Request) -> Result<Outcome, ReportError> {
@@ -244,22 +244,21 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
     // Enough signal beyond the window for the zero-phase filter to settle.
     let settle_s = 3.0 / display_band.0;
     let half = paradigm.half_window_s();
-    let mut groups: Vec<(&str, Vec<f64>)> = Vec::new();
-    for t in DETECTION_TYPES {
-        let at: Vec<f64> = session.rows(t).filter_map(|e| e.detected_at_s).collect();
-        if !at.is_empty() {
-            groups.push((t, at));
-        }
-    }
-    for t in TRIGGER_TYPES {
-        let at: Vec<f64> = session.rows(t).map(|e| e.onset_s).collect();
-        if !at.is_empty() {
-            groups.push((t, at));
+    // (kind, whether aligned on the commit, centres): a detection logged
+    // without a commit (e.g. `sleep-spindle`'s spindles) is aligned on its onset.
+    let mut groups: Vec<(&str, bool, Vec<f64>)> = Vec::new();
+    for t in DETECTION_TYPES.iter().chain(&TRIGGER_TYPES) {
+        let commits: Vec<f64> = session.rows(t).filter_map(|e| e.detected_at_s).collect();
+        let onsets: Vec<f64> = session.rows(t).map(|e| e.onset_s).collect();
+        if !commits.is_empty() {
+            groups.push((t, true, commits));
+        } else if !onsets.is_empty() {
+            groups.push((t, false, onsets));
         }
     }
     let requests: Vec<WindowRequest> = groups
         .iter()
-        .map(|(_, centres)| WindowRequest {
+        .map(|(_, _, centres)| WindowRequest {
             centres_s: centres.clone(),
             before_s: half + settle_s,
             after_s: half + settle_s,
@@ -331,7 +330,9 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
         "{}–{} Hz band-pass (Butterworth order 4, zero-phase: for display only)",
         display_band.0, display_band.1
     );
-    for (i, ((kind, _), (raw, band))) in groups.iter().zip(raw.into_iter().zip(band)).enumerate() {
+    for (i, ((kind, on_commit, _), (raw, band))) in
+        groups.iter().zip(raw.into_iter().zip(band)).enumerate()
+    {
         if pass.incomplete[i] > 0 {
             report.notes.skip(format!(
                 "{} {kind} window(s) cut by the recording's ends or a gap left out of its average",
@@ -350,13 +351,12 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
         let times = (0..len)
             .map(|k| (k as f64 - before as f64) / rate.hz() * scale)
             .collect();
-        let is_detection = DETECTION_TYPES.contains(kind);
         let title = if paradigm == Paradigm::SlowOscillation && *kind == "stim" {
             format!(
                 "Average slow oscillation around stims (n = {}), {}",
                 raw.n, pass.label
             )
-        } else if is_detection {
+        } else if DETECTION_TYPES.contains(kind) {
             format!(
                 "Average around {kind} detections (n = {}), {}",
                 raw.n, pass.label
@@ -371,7 +371,7 @@ fn averages(session: &Session, paradigm: Paradigm, report: &mut Report) -> Optio
             name: format!("average_{kind}"),
             title,
             times,
-            time_label: if is_detection {
+            time_label: if *on_commit {
                 format!("time from the detector's commit, detected_at ({unit})")
             } else {
                 format!("time from the {kind} onset ({unit})")
