@@ -14,7 +14,7 @@ pub use butterworth::{butterworth, Band, DesignError};
 pub use denormals::FlushDenormals;
 pub use envelope::{Envelope, MovingMean};
 pub use phase::{Echt, HalfWaveDelay, Pll};
-pub use sos::{Section, Sos, SosFilter, SosFrameBank};
+pub use sos::{filter_zero_phase, Section, Sos, SosFilter, SosFrameBank};
 pub use stats::{Ewma, Moments, RecentValues, RobustBaseline};
 
 use crate::time::SampleRate;
