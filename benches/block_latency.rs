@@ -8,6 +8,11 @@
 //! (a bank of 8 poles per channel), the per-channel filtering load that
 //! EVALUATION.md's throughput comparison against scipy is about.
 //!
+//! Then the preset with and without `[realtime] flush_denormals` (FTZ/DAZ),
+//! on the simulation and on 2 s of it followed by 38 s of exact zeros (a
+//! headstage unplugged into digital zeros), where the filters' states decay
+//! through subnormal numbers.
+//!
 //! `cargo bench --bench block_latency` runs it; under `cargo test` (no
 //! `--bench` argument) it only processes a few blocks as a smoke test.
 
@@ -15,6 +20,7 @@ use std::time::Instant;
 
 use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset};
 use neuroloop::controller::{Block, Controller};
+use neuroloop::dsp::FlushDenormals;
 use neuroloop::event::Outbox;
 use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
@@ -44,6 +50,15 @@ fn main() {
         ("consensus, 2 sub-bands", &consensus),
     ] {
         measure(label, config, rate, &data, frames, seconds, full);
+    }
+    let mut flat = data.clone();
+    flat[(rate.samples_in_s(f64::min(2.0, seconds / 2.0)) as usize) * CHANNELS..].fill(0.0);
+    for (input, samples) in [("simulation", &data), ("input flat after 2 s", &flat)] {
+        for flush in [false, true] {
+            let _mode = flush.then(FlushDenormals::new);
+            let label = format!("preset, {input}, flush_denormals = {flush}");
+            measure(&label, &preset, rate, samples, frames, seconds, full);
+        }
     }
 }
 

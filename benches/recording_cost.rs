@@ -51,7 +51,6 @@ fn main() {
                     outputs: Vec::new(),
                     out: &out,
                     duration_s: None,
-                    realtime_priority: false,
                 },
                 &AtomicBool::new(false),
                 |_| {},

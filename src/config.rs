@@ -37,6 +37,55 @@ pub struct Config {
     /// Send every logged event as a marker on a Lab Streaming Layer stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsl_markers: Option<crate::device::lsl::LslMarkersConfig>,
+    /// Scheduling and memory of the processing thread.
+    #[serde(default)]
+    pub realtime: RealtimeConfig,
+}
+
+/// The `[realtime]` section: how the processing thread of a live session is
+/// scheduled. Each setting the system refuses (no permission, no such CPU)
+/// is a warning and an entry in `summary.json`, not an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeConfig {
+    /// SCHED_FIFO priority (1-99) of the processing thread; 0 leaves it to
+    /// the normal scheduler. Needs root, CAP_SYS_NICE or an rtprio limit.
+    pub priority: u8,
+    /// Pin the processing thread to this CPU (0-based); none: the OS places it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<usize>,
+    /// Lock the process's pages in RAM (`mlockall`) once the processing
+    /// thread has allocated its buffers, so none is paged out mid-session.
+    pub lock_memory: bool,
+    /// Flush subnormal floats to zero (FTZ/DAZ) on the processing thread;
+    /// a replay of the session does the same, so events stay bit-identical.
+    pub flush_denormals: bool,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            priority: 10,
+            cpu: None,
+            lock_memory: false,
+            flush_denormals: true,
+        }
+    }
+}
+
+impl RealtimeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.priority > 99 {
+            return Err(invalid(
+                "realtime.priority",
+                format!(
+                    "must be a SCHED_FIFO priority 1-99, or 0 for none, got {}",
+                    self.priority
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +175,7 @@ impl Preset {
 }
 
 /// The top-level sections of a config (the fields of [`Config`]).
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "input",
     "detector",
     "trigger",
@@ -135,6 +184,7 @@ const SECTIONS: [&str; 8] = [
     "outputs",
     "recording",
     "lsl_markers",
+    "realtime",
 ];
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -222,6 +272,7 @@ impl Config {
         if let Some(markers) = &self.lsl_markers {
             markers.validate()?;
         }
+        self.realtime.validate()?;
         self.simulator.validate()
     }
 }
@@ -248,6 +299,24 @@ mod tests {
             let again = Config::from_toml(&config.to_toml(), "round trip").unwrap();
             assert_eq!(config, again, "{}", preset.name());
         }
+    }
+
+    #[test]
+    fn realtime_settings_are_checked_and_typos_named() {
+        let preset = Preset::RodentRipple.toml();
+        let with = |section: &str| Config::from_toml(&format!("{preset}\n{section}"), "rig.toml");
+        let c = with("[realtime]\npriority = 0\ncpu = 1\nlock_memory = true").unwrap();
+        assert_eq!(
+            (c.realtime.priority, c.realtime.cpu, c.realtime.lock_memory),
+            (0, Some(1), true)
+        );
+        assert!(c.realtime.flush_denormals, "on unless turned off");
+        let e = with("[realtime]\npriority = 100").unwrap_err().to_string();
+        assert!(e.contains("realtime.priority") && e.contains("1-99"), "{e}");
+        let e = with("[realtime]\nlock_memmory = true")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lock_memmory"), "{e}");
     }
 
     /// `SECTIONS` lists exactly the fields of `Config`, so the early check

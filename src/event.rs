@@ -56,7 +56,9 @@ pub struct Detection {
     pub onset: SampleIndex,
     /// One past the last sample of the event.
     pub end: SampleIndex,
-    /// Sample of the largest envelope value seen up to `detected_at`.
+    /// Sample of the largest envelope value of the event: provisional at the
+    /// commit, followed to the event's end by detectors that log the event
+    /// when it ends (the ripple detector), so it may lie after `detected_at`.
     pub peak: SampleIndex,
     pub detected_at: SampleIndex,
     /// False for an event logged without a commit (`detected_at` is written as n/a).

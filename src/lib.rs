@@ -45,6 +45,7 @@ pub mod io;
 pub mod logging;
 pub mod protocol;
 pub mod recording;
+pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod session;

@@ -14,7 +14,7 @@ use neuroloop::config::{Config, Preset};
 use neuroloop::device::cyton::emulator as cyton_emulator;
 use neuroloop::device::pulsepal::emulator::PulsePalEmulator;
 use neuroloop::device::{self, trigger_box};
-use neuroloop::eval::hypnogram::{Hypnogram, Stage};
+use neuroloop::eval::hypnogram::Stage;
 use neuroloop::eval::{self, tables};
 use neuroloop::io::{self, FileOptions, RawLayout};
 use neuroloop::recording::ChannelSelector;
@@ -48,6 +48,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Score a session's events.tsv against ground truth.
     Eval(EvalArgs),
+    /// Figures (PNG, SVG) and a self-contained HTML page of what a session did.
+    Report(ReportArgs),
     /// A realtime session. With no config: a closed loop against the built-in
     /// simulator, paced in real time; `[source]`/`[[outputs]]` select devices.
     Run(RunArgs),
@@ -361,6 +363,25 @@ struct EvalArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct ReportArgs {
+    /// A session folder written by `run` or `replay`, or an events.tsv.
+    session: PathBuf,
+    /// Where the figures and report.html go (default: SESSION/report).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Ground truth (the simulator's truth.tsv or a DREAMS scoring) for the evaluation table.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// The recording the session processed (default: its recording.bdf, or the
+    /// input summary.json names).
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    /// A hypnogram (DREAMS .txt or EDF+) for the timeline.
+    #[arg(long)]
+    hypnogram: Option<PathBuf>,
+}
+
 fn main() {
     let cli = Cli::parse();
     let verbosity = i8::try_from(i16::from(cli.verbose) - i16::from(cli.quiet)).unwrap_or(0);
@@ -369,6 +390,7 @@ fn main() {
         Command::Simulate(a) => simulate(a),
         Command::Replay(a) => replay(a),
         Command::Eval(a) => evaluate(a),
+        Command::Report(a) => report(a),
         Command::Run(a) => run(a),
         Command::LatencyTest(a) => latency_test(a),
         Command::Click(a) => click(a),
@@ -719,7 +741,7 @@ fn replay_source(
     }
     let rate = info.signals[signals[0]].rate;
     let stim_allowed = match &args.hypnogram {
-        Some(path) => Some(read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
+        Some(path) => Some(io::read_hypnogram(path)?.sample_intervals(rate, Stage::is_deep_nrem)),
         None => None,
     };
     let input = SessionInput {
@@ -812,7 +834,6 @@ fn run(args: RunArgs) -> Result<()> {
             outputs,
             out: &out,
             duration_s: Some(args.duration_s),
-            realtime_priority: true,
         },
         &stop,
         |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
@@ -910,7 +931,6 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
             outputs,
             out: &out,
             duration_s: Some(test.duration_s),
-            realtime_priority: true,
         },
         &stop,
         |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
@@ -1178,22 +1198,6 @@ fn trigger_box_test(a: &TriggerBoxTestArgs) -> Result<()> {
 }
 
 /// A DREAMS hypnogram (.txt) or EDF+ hypnogram annotations (.edf).
-fn read_hypnogram(path: &Path) -> Result<Hypnogram> {
-    let is_edf = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
-    let hypnogram = if is_edf {
-        let reader = io::open_reader(path, &FileOptions::default())?;
-        Hypnogram::from_annotations(&reader.info().annotations)
-    } else {
-        Hypnogram::parse_dreams(&read_text(path)?, &path.display().to_string())?
-    };
-    if hypnogram.epochs.is_empty() {
-        bail!("{}: no sleep stages found", path.display());
-    }
-    Ok(hypnogram)
-}
-
 fn click(args: ClickArgs) -> Result<()> {
     let spec = ClickSpec {
         duration_ms: args.duration_ms,
@@ -1210,6 +1214,23 @@ fn click(args: ClickArgs) -> Result<()> {
         args.rate_hz,
         args.level_dbfs,
         args.out.display()
+    );
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let outcome = neuroloop::report::write_report(&neuroloop::report::Request {
+        session: args.session,
+        out: args.out,
+        truth: args.truth,
+        recording: args.recording,
+        hypnogram: args.hypnogram,
+    })?;
+    println!(
+        "{} ({} figures, {} item(s) skipped)",
+        outcome.page.display(),
+        outcome.figures.len(),
+        outcome.skipped.len()
     );
     Ok(())
 }
@@ -1232,65 +1253,21 @@ fn evaluate(args: EvalArgs) -> Result<()> {
         events.retain(|e| e.onset_s < until);
         truth.retain(|t| t.onset_s < until);
     }
-    let kind = args.kind.unwrap_or_else(|| {
-        if events.iter().any(|e| e.trial_type == "spindle") {
-            ScoreKind::Spindle
-        } else {
-            ScoreKind::Ripple
-        }
-    });
-    // Read only for the ripple and spindle reports: so-phase needs no summary.json.
-    let minutes = || match (args.minutes, args.until_s) {
-        (Some(m), _) => Ok(m),
-        (None, Some(until)) => Ok(until / 60.0),
-        (None, None) => minutes_from_summary(&args.events),
+    let rules = match args.kind {
+        Some(ScoreKind::Ripple) => eval::Rules::Ripple,
+        Some(ScoreKind::Spindle) => eval::Rules::Spindle,
+        Some(ScoreKind::SoPhase) => return evaluate_phase(&args, &events),
+        None => eval::Rules::for_events(&events),
     };
-    let (detection_type, report, minutes) = match kind {
-        ScoreKind::Ripple => {
-            let detections: Vec<_> = events
-                .iter()
-                .filter(|e| e.trial_type == "ripple")
-                .cloned()
-                .collect();
-            let stims: Vec<_> = events
-                .iter()
-                .filter(|e| e.trial_type == "stim")
-                .cloned()
-                .collect();
-            let truth: Vec<_> = truth
-                .into_iter()
-                .filter(|t| t.trial_type == "ripple")
-                .collect();
-            let minutes = minutes()?;
-            let score = eval::score_ripples(&truth, &detections, &stims, minutes);
-            ("ripple", serde_json::to_value(score)?, minutes)
-        }
-        ScoreKind::Spindle => {
-            let detections: Vec<_> = events
-                .iter()
-                .filter(|e| e.trial_type == "spindle")
-                .cloned()
-                .collect();
-            let truth = eval::union_of(
-                truth
-                    .iter()
-                    .filter(|t| t.trial_type == "spindle")
-                    .map(|t| t.interval())
-                    .collect(),
-            );
-            let score = eval::score_intervals(&truth, &detections, 0.2);
-            // Every spindle-kind row with a commit time could have fired a stim.
-            let commits: Vec<f64> = events
-                .iter()
-                .filter(|e| e.trial_type == "spindle" || e.trial_type.starts_with("spindle_"))
-                .filter_map(|e| e.detected_at_s)
-                .collect();
-            let mut report = serde_json::to_value(score)?;
-            report["closed_loop"] = serde_json::to_value(eval::score_commits(&truth, &commits))?;
-            ("spindle", report, minutes()?)
-        }
-        ScoreKind::SoPhase => return evaluate_phase(&args, &events),
+    let minutes = match (args.minutes, args.until_s) {
+        (Some(m), _) => m,
+        (None, Some(until)) => until / 60.0,
+        (None, None) => minutes_from_summary(&args.events)?,
     };
+    let (detection_type, report) = (
+        rules.name(),
+        eval::score_session(rules, &events, &truth, minutes)?,
+    );
     let report = serde_json::json!({
         "events": args.events,
         "truth": args.truth,
@@ -1323,21 +1300,17 @@ fn evaluate_phase(args: &EvalArgs, events: &[tables::EventRow]) -> Result<()> {
         .signals
         .first()
         .with_context(|| format!("{} has no signals", path.display()))?;
-    let phase = eval::phase::offline_phase(&signal.samples, signal.rate)
-        .with_context(|| format!("{}: cannot design the SO band-pass", path.display()))?;
     let stims: Vec<f64> = events
         .iter()
         .filter(|e| e.trial_type == "stim")
         .map(|e| e.onset_s)
         .collect();
-    let phases: Vec<f64> = stims
-        .iter()
-        .filter_map(|&t| phase.get(signal.rate.index_at(t) as usize).copied())
-        .collect();
+    let phases = eval::phase::phases_at(&signal.samples, signal.rate, &stims)
+        .with_context(|| format!("{}: cannot design the SO band-pass", path.display()))?;
     let score = eval::phase::score_phases(&phases, args.target_deg);
     let stages = match &args.hypnogram {
         Some(h) => {
-            let hypnogram = read_hypnogram(h)?;
+            let hypnogram = io::read_hypnogram(h)?;
             let at = |stage| {
                 stims
                     .iter()

@@ -103,6 +103,12 @@ pub fn run_session(
     };
     let rate = info.signals[first].rate;
     let channels = selection.len();
+    // The floating-point mode of the live processing thread, so that a
+    // replay decides bit for bit as the session did.
+    let _denormals = config
+        .realtime
+        .flush_denormals
+        .then(crate::dsp::FlushDenormals::new);
     let mut controller =
         Controller::new(config, rate, channels).map_err(|error| SessionRunError::Setup {
             input: info.describe_rate(first),

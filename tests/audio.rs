@@ -408,7 +408,6 @@ fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveRepor
             outputs: Vec::new(),
             out,
             duration_s: Some(duration_s),
-            realtime_priority: false,
         },
         &std::sync::atomic::AtomicBool::new(false),
         |_| {},

@@ -96,7 +96,11 @@ fn rodent_simulate_replay_eval() {
         s["score"]["detection"]["truth"].as_u64().unwrap() > 20,
         "{s}"
     );
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.5, "{s}");
+    // Measured 0.927 (P 0.981, R 0.879, 58 ripples) on 2026-12-01.
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.88,
+        "{s}"
+    );
 }
 
 #[test]
@@ -112,7 +116,14 @@ fn sleep_simulate_replay_eval() {
         s["score"]["detection"]["truth"].as_u64().unwrap() > 10,
         "{s}"
     );
-    assert!(s["score"]["detection"]["f1"].as_f64().unwrap() > 0.3, "{s}");
+    // Measured 0.707 (final labels) and 0.630 (every commit, P 1.0 R 0.46)
+    // on 2026-12-01; the closed-loop figure is what a stimulating rig gets.
+    assert!(
+        s["score"]["detection"]["f1"].as_f64().unwrap() > 0.65,
+        "{s}"
+    );
+    let commits = &s["score"]["closed_loop"]["commits"];
+    assert!(commits["f1"].as_f64().unwrap() > 0.58, "{s}");
 }
 
 /// A band edge past this recording's Nyquist frequency is lowered where the
@@ -728,4 +739,35 @@ fn a_killed_session_leaves_a_readable_record_that_replays() {
         settled >= 3 && c.identical >= settled,
         "{c:?}, {settled} settled rows"
     );
+}
+
+#[test]
+fn verbosity_flags_steer_the_terminal_and_every_session_keeps_its_debug_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, debug_on_terminal) in [("-v", true), ("-qq", false)] {
+        let out = dir.path().join(flag);
+        let output = neuroloop(&[flag, "run", "--duration-s", "1", "--out", p(&out)]);
+        ok(&output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("debug: session ending (complete): disarming outputs first"),
+            debug_on_terminal,
+            "{flag}: {stderr}"
+        );
+        if !debug_on_terminal {
+            assert!(stderr.trim().is_empty(), "-qq: errors only: {stderr}");
+        }
+        // The file keeps neuroloop's debug lines whatever the terminal shows.
+        let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
+        for line in [
+            "DEBUG neuroloop::runtime: neuroloop",
+            "session ending (complete): disarming outputs first",
+            "outputs disarmed, threads joined",
+        ] {
+            assert!(
+                log.contains(line),
+                "{flag}: {line:?} not in log.txt:\n{log}"
+            );
+        }
+    }
 }

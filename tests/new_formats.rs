@@ -370,6 +370,22 @@ fn neuroscope_sidecars_that_disagree_with_the_data_are_refused() {
         &open_error(&dir.path().join("cut.dat")),
         &["cut.dat", "not a whole number"],
     );
+    // A scale no amplifier has (voltageRange 1e300): refused at open.
+    let range = xml
+        .split("<voltageRange>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap();
+    std::fs::write(
+        dir.path().join("huge.xml"),
+        xml.replace(&format!("<voltageRange>{range}<"), "<voltageRange>1e300<"),
+    )
+    .unwrap();
+    temp_copy(&dir, &test_data("neuroscope/session.dat"), "huge.dat");
+    assert_says(
+        &open_error(&dir.path().join("huge.dat")),
+        &["huge.xml", "voltageRange", "µV per bit"],
+    );
     // A channel group naming a channel the recording does not have.
     std::fs::write(
         dir.path().join("group.xml"),

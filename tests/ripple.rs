@@ -50,6 +50,7 @@ fn rows(events: &[Event], rate: SampleRate) -> (Vec<EventRow>, Vec<EventRow>) {
                 trial_type: "ripple".into(),
                 detected_at_s: Some(s(d.detected_at)),
                 decided_at_s: None,
+                peak_s: None,
             }),
             Event::Trigger(t) if t.delivered => stims.push(EventRow {
                 onset_s: s(t.onset),
@@ -57,6 +58,7 @@ fn rows(events: &[Event], rate: SampleRate) -> (Vec<EventRow>, Vec<EventRow>) {
                 trial_type: "stim".into(),
                 detected_at_s: None,
                 decided_at_s: Some(s(t.decided_at)),
+                peak_s: None,
             }),
             _ => {}
         }

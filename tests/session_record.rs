@@ -94,7 +94,6 @@ fn run_simulated(config: &Config, seconds: f64, speed: f64, out: &Path) -> LiveR
             outputs,
             out,
             duration_s: Some(seconds),
-            realtime_priority: false,
         },
         &AtomicBool::new(false),
         |_| {},

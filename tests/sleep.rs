@@ -64,6 +64,7 @@ fn spindles_and_truth(i: usize, offset_s: f64) -> (Vec<EventRow>, Vec<f64>, Vec<
             trial_type: "spindle".into(),
             detected_at_s: d.committed.then(|| seconds(d.detected_at)),
             decided_at_s: None,
+            peak_s: None,
         })
         .collect();
     let commits = detections

@@ -342,28 +342,30 @@ mod tests {
         move |n| amplitude_uv * (TAU * 0.8 * n as f64 / 100.0).cos()
     }
 
+    /// On [`slow_wave`]`(100.0)`: after two waves of warm-up, every commit
+    /// within 3 samples of an upward crossing and every target within
+    /// `peak_tolerance` samples of a peak (125 samples a cycle).
+    fn assert_commits_at_crossings_targeting_peaks(
+        config: &SlowOscillationConfig,
+        peak_tolerance: u64,
+    ) {
+        let commits = commits(config, slow_wave(100.0));
+        assert!(commits.len() > 30, "{} commits", commits.len());
+        let near = |n: u64, tolerance: u64| n % 125 <= tolerance || n % 125 >= 125 - tolerance;
+        for d in &commits[2..] {
+            assert!(near(d.detected_at + 31, 3), "commit at {}", d.detected_at);
+            let target = d.stim_target.unwrap();
+            assert!(near(target, peak_tolerance), "target {target}");
+        }
+    }
+
     #[test]
     fn zero_crossing_delay_commits_at_the_crossing_and_targets_the_peak() {
         let config = config(|c| {
             c.estimator = PhaseEstimator::ZeroCrossingDelay;
             c.zero_crossing_delay_scale = 1.0;
         });
-        let commits = commits(&config, slow_wave(100.0));
-        assert!(commits.len() > 30, "{} commits", commits.len());
-        for d in &commits[2..] {
-            let to_crossing = (d.detected_at + 31) % 125;
-            assert!(
-                to_crossing <= 3 || to_crossing >= 122,
-                "commit at {}",
-                d.detected_at
-            );
-            let from_peak = d.stim_target.unwrap() % 125;
-            assert!(
-                from_peak <= 3 || from_peak >= 122,
-                "target {}",
-                d.stim_target.unwrap()
-            );
-        }
+        assert_commits_at_crossings_targeting_peaks(&config, 3);
     }
 
     #[test]
@@ -377,26 +379,10 @@ mod tests {
                 window_s: 2.0,
             });
         });
-        let commits = commits(&config, slow_wave(100.0));
-        assert!(commits.len() > 30, "{} commits", commits.len());
-        for d in &commits[2..] {
-            let to_crossing = (d.detected_at + 31) % 125;
-            assert!(
-                to_crossing <= 3 || to_crossing >= 122,
-                "commit at {}",
-                d.detected_at
-            );
-            // Within 35° of the peak (125 samples a cycle): the transform's
-            // phase and frequency at the window's end are off by up to ~10° and
-            // ~15 % on a pure tone (dsp::phase tests), and the remaining
-            // quarter cycle is timed from both.
-            let from_peak = d.stim_target.unwrap() % 125;
-            assert!(
-                from_peak <= 12 || from_peak >= 113,
-                "target {}",
-                d.stim_target.unwrap()
-            );
-        }
+        // Within 35° of the peak: the transform's phase and frequency at the
+        // window's end are off by up to ~10° and ~15 % on a pure tone
+        // (dsp::phase tests), and the remaining quarter cycle is timed from both.
+        assert_commits_at_crossings_targeting_peaks(&config, 12);
     }
 
     #[test]

@@ -4,15 +4,17 @@
 //! parameters and may allocate, the per-sample and per-block paths never do.
 
 pub mod butterworth;
+pub mod denormals;
 pub mod envelope;
 pub mod phase;
 pub mod sos;
 pub mod stats;
 
 pub use butterworth::{butterworth, Band, DesignError};
+pub use denormals::FlushDenormals;
 pub use envelope::{Envelope, MovingMean};
 pub use phase::{Echt, HalfWaveDelay, Pll};
-pub use sos::{Section, Sos, SosFilter, SosFrameBank};
+pub use sos::{filter_zero_phase, Section, Sos, SosFilter, SosFrameBank};
 pub use stats::{Ewma, Moments, RecentValues, RobustBaseline};
 
 use crate::time::SampleRate;

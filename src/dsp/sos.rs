@@ -122,6 +122,17 @@ impl SosFilter {
     }
 }
 
+/// Zero-phase filtering, offline only (scoring, display): forward, then
+/// backward over the reversed signal, each pass from rest.
+pub fn filter_zero_phase(sos: &Sos, xs: &mut [f64]) {
+    let mut filter = SosFilter::new(sos);
+    filter.process_in_place(xs);
+    xs.reverse();
+    filter.reset();
+    filter.process_in_place(xs);
+    xs.reverse();
+}
+
 /// Sections whose state a single-channel pass keeps in registers.
 const SECTIONS_PER_PASS: usize = 4;
 

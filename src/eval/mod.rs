@@ -174,6 +174,19 @@ pub struct RippleScore {
     pub stim_offset_ms: Option<Spread>,
 }
 
+/// Stim onset − nearest of `peaks_s`, in ms, for every stim (none without peaks).
+pub fn stim_offsets_ms(stims: &[EventRow], peaks_s: &[f64]) -> Vec<f64> {
+    stims
+        .iter()
+        .filter_map(|s| {
+            peaks_s
+                .iter()
+                .map(|p| (s.onset_s - p) * 1000.0)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        })
+        .collect()
+}
+
 /// Score ripple detections (`detected_at` required) and delivered stims.
 pub fn score_ripples(
     truth: &[TruthRow],
@@ -202,15 +215,7 @@ pub fn score_ripples(
     }
     let hits = latencies.len();
     let peaks: Vec<f64> = truth.iter().map(|r| r.peak_s).collect();
-    let offsets: Vec<f64> = stims
-        .iter()
-        .filter_map(|s| {
-            peaks
-                .iter()
-                .map(|p| (s.onset_s - p) * 1000.0)
-                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
-        })
-        .collect();
+    let offsets = stim_offsets_ms(stims, &peaks);
     let within = offsets.iter().filter(|o| o.abs() <= 50.0).count();
     let false_positives = detections.len() - hits;
     RippleScore {
@@ -311,6 +316,83 @@ pub fn score_commits(truth: &[Interval], commits_s: &[f64]) -> CommitScore {
     }
 }
 
+/// Which rules score a session's detections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    Ripple,
+    Spindle,
+}
+
+impl Rules {
+    /// Spindle rules if the session logged spindles, ripple rules otherwise.
+    pub fn for_events(events: &[EventRow]) -> Self {
+        if events.iter().any(|e| e.trial_type == "spindle") {
+            Rules::Spindle
+        } else {
+            Rules::Ripple
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rules::Ripple => "ripple",
+            Rules::Spindle => "spindle",
+        }
+    }
+}
+
+/// The score `neuroloop eval` prints (and `neuroloop report` tabulates): ripple
+/// rows and delivered stims against ripple truth, or spindle rows (event F1)
+/// and every spindle-kind commit (closed-loop score) against the union of the
+/// spindle truth.
+pub fn score_session(
+    rules: Rules,
+    events: &[EventRow],
+    truth: &[TruthRow],
+    minutes: f64,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let rows = |kind: &str| -> Vec<EventRow> {
+        events
+            .iter()
+            .filter(|e| e.trial_type == kind)
+            .cloned()
+            .collect()
+    };
+    match rules {
+        Rules::Ripple => {
+            let truth: Vec<TruthRow> = truth
+                .iter()
+                .filter(|t| t.trial_type == "ripple")
+                .cloned()
+                .collect();
+            serde_json::to_value(score_ripples(
+                &truth,
+                &rows("ripple"),
+                &rows("stim"),
+                minutes,
+            ))
+        }
+        Rules::Spindle => {
+            let truth = union_of(
+                truth
+                    .iter()
+                    .filter(|t| t.trial_type == "spindle")
+                    .map(|t| t.interval())
+                    .collect(),
+            );
+            let mut report = serde_json::to_value(score_intervals(&truth, &rows("spindle"), 0.2))?;
+            // Every spindle-kind row with a commit time could have fired a stim.
+            let commits: Vec<f64> = events
+                .iter()
+                .filter(|e| e.trial_type == "spindle" || e.trial_type.starts_with("spindle_"))
+                .filter_map(|e| e.detected_at_s)
+                .collect();
+            report["closed_loop"] = serde_json::to_value(score_commits(&truth, &commits))?;
+            Ok(report)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +413,7 @@ mod tests {
             trial_type: "ripple".into(),
             detected_at_s: Some(detected_at_s),
             decided_at_s: None,
+            peak_s: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::f64::consts::PI;
 
 use rustfft::{num_complex::Complex64, FftPlanner};
 
-use crate::dsp::{butterworth, Band, DesignError, SosFilter};
+use crate::dsp::{butterworth, filter_zero_phase, Band, DesignError};
 use crate::time::SampleRate;
 
 /// Zero-phase SO band-pass followed by the Hilbert phase, in radians per sample.
@@ -33,12 +33,7 @@ pub fn offline_phase(samples: &[f64], rate: SampleRate) -> Result<Vec<f64>, Desi
     x.extend((1..=pad).rev().map(|i| 2.0 * samples[0] - samples[i]));
     x.extend_from_slice(samples);
     x.extend((1..=pad).map(|i| 2.0 * samples[n - 1] - samples[n - 1 - i]));
-    let mut filter = SosFilter::new(&sos);
-    filter.process_in_place(&mut x);
-    x.reverse();
-    filter.reset();
-    filter.process_in_place(&mut x);
-    x.reverse();
+    filter_zero_phase(&sos, &mut x);
     let filtered = &x[pad..pad + n];
 
     let mut spectrum: Vec<Complex64> = filtered.iter().map(|&v| Complex64::new(v, 0.0)).collect();
@@ -57,6 +52,20 @@ pub fn offline_phase(samples: &[f64], rate: SampleRate) -> Result<Vec<f64>, Desi
     }
     planner.plan_fft_inverse(n).process(&mut spectrum);
     Ok(spectrum.iter().map(|c| c.im.atan2(c.re)).collect())
+}
+
+/// The offline SO phase (radians) at each of `onsets_s`, of the one signal
+/// `samples`; onsets past its end are left out.
+pub fn phases_at(
+    samples: &[f64],
+    rate: SampleRate,
+    onsets_s: &[f64],
+) -> Result<Vec<f64>, DesignError> {
+    let phase = offline_phase(samples, rate)?;
+    Ok(onsets_s
+        .iter()
+        .filter_map(|&t| phase.get(rate.index_at(t) as usize).copied())
+        .collect())
 }
 
 /// Phase accuracy of a set of stims against a target phase.

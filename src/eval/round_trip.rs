@@ -83,6 +83,7 @@ mod tests {
             trial_type: kind.into(),
             detected_at_s: detection.then_some(at_s),
             decided_at_s: (!detection).then_some(at_s),
+            peak_s: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct EventRow {
     pub trial_type: String,
     pub detected_at_s: Option<f64>,
     pub decided_at_s: Option<f64>,
+    /// The detector's own peak (`peak` column), if the table has one.
+    pub peak_s: Option<f64>,
 }
 
 impl EventRow {
@@ -151,7 +153,11 @@ pub fn parse_events(text: &str, origin: &str) -> Result<Vec<EventRow>, TableErro
         tsv.required("duration")?,
         tsv.required("trial_type")?,
     );
-    let (detected_at, decided_at) = (tsv.column("detected_at"), tsv.column("decided_at"));
+    let (detected_at, decided_at, peak) = (
+        tsv.column("detected_at"),
+        tsv.column("decided_at"),
+        tsv.column("peak"),
+    );
     tsv.rows
         .iter()
         .map(|(line, f)| {
@@ -161,6 +167,7 @@ pub fn parse_events(text: &str, origin: &str) -> Result<Vec<EventRow>, TableErro
                 trial_type: f[kind].to_string(),
                 detected_at_s: tsv.number(*line, f, detected_at)?,
                 decided_at_s: tsv.number(*line, f, decided_at)?,
+                peak_s: tsv.number(*line, f, peak)?,
             })
         })
         .collect()

@@ -19,6 +19,7 @@ pub mod xdf;
 
 use std::path::{Path, PathBuf};
 
+use crate::eval::hypnogram::Hypnogram;
 use crate::recording::Recording;
 pub use raw::RawLayout;
 pub use reader::{BlockMeta, SignalInfo, SignalReader, SourceInfo, StreamInfo};
@@ -287,4 +288,41 @@ pub(crate) fn write_atomically_with(
         .persist(path)
         .map(|_| ())
         .map_err(|e| io_error("rename the temporary file to the final name")(e.error))
+}
+
+/// Why a hypnogram could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HypnogramError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Table(#[from] crate::eval::tables::TableError),
+    #[error("{0}: no sleep stages found")]
+    Empty(PathBuf),
+}
+
+/// A hypnogram: the annotations of an EDF+ file, or a DREAMS `.txt` scoring.
+pub fn read_hypnogram(path: &Path) -> Result<Hypnogram, HypnogramError> {
+    let is_edf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("edf"));
+    let hypnogram = if is_edf {
+        let reader = open_reader(path, &FileOptions::default())?;
+        Hypnogram::from_annotations(&reader.info().annotations)
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|source| HypnogramError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Hypnogram::parse_dreams(&text, &path.display().to_string())?
+    };
+    if hypnogram.epochs.is_empty() {
+        return Err(HypnogramError::Empty(path.to_path_buf()));
+    }
+    Ok(hypnogram)
 }

@@ -11,6 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// One volt per bit: more is no recording system's scale.
+const MAX_UV_PER_BIT: f64 = 1e6;
+
 use super::raw::{open_int16_stream, Int16Channel, Int16Stream, MAX_CHANNELS};
 use super::reader::{open_regular, read_exact_at, InterleavedReader, SourceInfo, MAX_RATE_HZ};
 use super::FileError;
@@ -227,9 +230,11 @@ pub fn read_layout(xml: &Path) -> Result<NeuroScopeLayout, FileError> {
     let range = number("voltageRange")?;
     let amplification = number("amplification")?;
     let uv_per_bit = range / 65536.0 / amplification * 1e6;
-    if !(uv_per_bit.is_finite() && uv_per_bit > 0.0) {
+    // Over 1 V per bit is no amplifier's (and would overflow downstream):
+    // refused here, at open, rather than at the first sample.
+    if !(uv_per_bit > 0.0 && uv_per_bit <= MAX_UV_PER_BIT) {
         return Err(problem(format!(
-            "acquisitionSystem/voltageRange ({range}) / 2^16 / amplification ({amplification}) is not a positive finite µV per bit"
+            "acquisitionSystem/voltageRange ({range}) / 2^16 / amplification ({amplification}) gives {uv_per_bit} µV per bit; expected more than 0 and at most {MAX_UV_PER_BIT}"
         )));
     }
     let mut groups = vec![None; channels];

@@ -27,6 +27,7 @@ pub mod latency;
 pub mod latency_test;
 mod monitor;
 mod processing;
+mod realtime;
 mod recorder;
 mod ring;
 mod sinks;
@@ -141,7 +142,6 @@ pub struct LiveSpec<'a> {
     pub out: &'a Path,
     /// Stop after this much signal (None: until the source ends or Ctrl-C).
     pub duration_s: Option<f64>,
-    pub realtime_priority: bool,
 }
 
 /// Run a live session to its end and write its folder. `on_status` is called

@@ -15,8 +15,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::control::Notice;
 use super::journal::Entry;
 use super::latency::LatencyHistogram;
+use super::realtime::{self, RealtimeReport};
 use super::ring::ChunkHeader;
 use super::Shared;
+use crate::config::RealtimeConfig;
 use crate::controller::{Block, Controller};
 use crate::event::Outbox;
 use crate::session::OUTBOX_CAPACITY;
@@ -25,6 +27,8 @@ use crate::time::SampleIndex;
 pub(super) struct ProcessingReport {
     pub controller: Controller,
     pub block_processing: LatencyHistogram,
+    /// What `[realtime]` got from the system.
+    pub realtime: RealtimeReport,
     /// One past the last frame the controller looked at: after a fault, the
     /// faulty frame is included (a replay must meet it too).
     pub end: SampleIndex,
@@ -47,22 +51,22 @@ pub(super) struct Processing {
     pub notices: UnboundedSender<Notice>,
     pub stop: Arc<AtomicBool>,
     pub source_done: Arc<AtomicBool>,
-    pub realtime_priority: bool,
+    pub realtime: RealtimeConfig,
 }
 
 impl Processing {
     pub fn run(mut self) -> ProcessingReport {
-        if self.realtime_priority {
-            if let Err(e) = request_realtime_priority() {
-                let _ = self.notices.send(Notice::Warning(format!(
-                    "processing thread runs without real-time priority (SCHED_FIFO refused: {e})"
-                )));
-            }
-        }
         let channels = self.selected.len();
         let mut raw = vec![0.0; self.max_chunk * self.source_channels];
         let mut block = vec![0.0; self.max_chunk * channels];
         let mut outbox = Outbox::with_capacity(OUTBOX_CAPACITY);
+        // After the buffers exist: `lock_memory` locks them too.
+        let realtime = realtime::apply(&self.realtime);
+        for refused in &realtime.report.refused {
+            let _ = self.notices.send(Notice::Warning(format!(
+                "processing thread: {refused} (running without it)"
+            )));
+        }
         let mut hist = LatencyHistogram::new();
         let mut faulted = false;
         // The last block's arrival and newest sample (for events at the end).
@@ -134,6 +138,7 @@ impl Processing {
         ProcessingReport {
             controller: self.controller,
             block_processing: hist,
+            realtime: realtime.report.clone(),
             end,
         }
     }
@@ -155,17 +160,5 @@ impl Processing {
             }
         }
         self.journal_thread.unpark();
-    }
-}
-
-/// Ask for SCHED_FIFO on the calling thread.
-fn request_realtime_priority() -> Result<(), std::io::Error> {
-    let param = libc::sched_param { sched_priority: 10 };
-    // SAFETY: plain syscall on the current thread with a valid parameter.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }

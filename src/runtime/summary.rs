@@ -33,6 +33,8 @@ struct LiveSummary<'a> {
     /// The LSL marker outlet's stream and counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     lsl_markers: Option<serde_json::Value>,
+    /// What `[realtime]` got for the processing thread.
+    realtime: &'a super::realtime::RealtimeReport,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -159,6 +161,7 @@ pub(super) fn write_session(
         source: facts.monitor.report(),
         outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
         lsl_markers: facts.markers.map(|m| m.report()),
+        realtime: &processed.realtime,
     };
     let summary = Summary::new(
         SummaryParts {

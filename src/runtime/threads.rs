@@ -144,7 +144,7 @@ pub(super) fn start_threads(
             notices: common.notices.clone(),
             stop: common.flags.stop_processing.clone(),
             source_done: common.flags.source_done.clone(),
-            realtime_priority: spec.realtime_priority,
+            realtime: spec.config.realtime.clone(),
         };
         move || processing.run()
     })?;
