@@ -40,6 +40,13 @@ const INPUTS: [&str; 3] = [
 const PERIOD: usize = 256;
 
 /// Write the ALSA configuration once for this test process and point ALSA at it.
+///
+/// `set_var` in a multi-threaded test binary is sound here only because every
+/// test calls this first, before anything touches ALSA: `get_or_init` holds
+/// the other tests back until `set_var` has returned, so alsa-lib (the one
+/// C reader of the environment in this binary) never runs `getenv` while it
+/// changes, and std's own readers take std's environment lock. A test that
+/// touches ALSA without calling this first breaks that.
 fn alsa_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
