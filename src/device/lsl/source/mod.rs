@@ -5,9 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::pipeline::{check_range, invalid, ConfigError};
 use crate::device::{DeviceError, FrameSink, OpenError, Opened, Source};
 use crate::time::SampleRate;
 
@@ -16,136 +13,12 @@ use super::{
     ERROR_TIMEOUT, FORMAT_STRING,
 };
 
-// ---------------------------------------------------------------- source
+mod clock;
+mod config;
 
-/// `[source] kind = "lsl"`: a numeric LSL stream, resolved by name, type and/or source id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LslSourceConfig {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default, rename = "type")]
-    pub stream_type: Option<String>,
-    #[serde(default)]
-    pub source_id: Option<String>,
-    /// How long to look for the stream at start.
-    #[serde(default = "default_resolve_timeout_ms")]
-    pub resolve_timeout_ms: f64,
-    /// Expected channel count and rate: a stream that differs is refused (unchecked when absent).
-    #[serde(default)]
-    pub channel_count: Option<u32>,
-    #[serde(default)]
-    pub rate_hz: Option<f64>,
-    /// Unit of the channels whose description gives none ("uV", "mV" or "V").
-    #[serde(default)]
-    pub unit: Option<String>,
-    /// Each channel's range (±µV) in the session recording; beyond it samples clip (counted).
-    #[serde(default = "default_range_uv")]
-    pub range_uv: f64,
-    /// A timestamp more than this many sample periods after the previous one starts a gap.
-    #[serde(default = "default_gap_periods")]
-    pub gap_periods: f64,
-    /// No sample for this long = the stream is lost.
-    #[serde(default = "default_stall_ms")]
-    pub stall_ms: f64,
-}
-
-fn default_resolve_timeout_ms() -> f64 {
-    5000.0
-}
-fn default_range_uv() -> f64 {
-    100_000.0
-}
-fn default_gap_periods() -> f64 {
-    1.5
-}
-fn default_stall_ms() -> f64 {
-    500.0
-}
-
-impl LslSourceConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let properties = self.properties();
-        if properties.is_empty() {
-            return Err(invalid(
-                "source.name",
-                "an LSL source needs name, type or source_id to find its stream".into(),
-            ));
-        }
-        if let Some((key, _)) = properties
-            .iter()
-            .find(|(_, v)| v.trim().is_empty() || v.contains('\''))
-        {
-            return Err(invalid(
-                key_field(key),
-                "must be non-empty text without a single quote".into(),
-            ));
-        }
-        check_range(
-            "source.resolve_timeout_ms",
-            self.resolve_timeout_ms,
-            10.0,
-            600_000.0,
-        )?;
-        if let Some(n) = self.channel_count {
-            check_range("source.channel_count", f64::from(n), 1.0, 1024.0)?;
-        }
-        if let Some(hz) = self.rate_hz {
-            check_range("source.rate_hz", hz, 1.0, crate::time::MAX_RATE_HZ)?;
-        }
-        if let Some(unit) = &self.unit {
-            uv_per_unit(unit).ok_or_else(|| {
-                invalid(
-                    "source.unit",
-                    format!("must be uV, mV or V (or nV), got {unit:?}"),
-                )
-            })?;
-        }
-        check_range("source.range_uv", self.range_uv, 1.0, 1e9)?;
-        check_range("source.gap_periods", self.gap_periods, 1.01, 1e6)?;
-        check_range("source.stall_ms", self.stall_ms, 20.0, 60_000.0)
-    }
-
-    fn properties(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("name", &self.name),
-            ("type", &self.stream_type),
-            ("source_id", &self.source_id),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect()
-    }
-
-    /// `name 'x' and type 'EEG'`, for messages.
-    fn query(&self) -> String {
-        let parts: Vec<String> = self
-            .properties()
-            .iter()
-            .map(|(k, v)| format!("{k} '{v}'"))
-            .collect();
-        parts.join(" and ")
-    }
-}
-
-fn key_field(key: &str) -> &'static str {
-    match key {
-        "name" => "source.name",
-        "type" => "source.type",
-        _ => "source.source_id",
-    }
-}
-
-/// µV per unit of a channel unit as LSL streams write it.
-fn uv_per_unit(unit: &str) -> Option<f64> {
-    match unit.trim().to_ascii_lowercase().as_str() {
-        "uv" | "µv" | "μv" | "microvolt" | "microvolts" => Some(1.0),
-        "mv" | "millivolt" | "millivolts" => Some(1e3),
-        "v" | "volt" | "volts" => Some(1e6),
-        "nv" | "nanovolt" | "nanovolts" => Some(1e-3),
-        _ => None,
-    }
-}
+pub use clock::{SampleClock, Step};
+use config::uv_per_unit;
+pub use config::LslSourceConfig;
 
 /// Frames pulled from the inlet at most at once.
 const MAX_CHUNK_FRAMES: usize = 256;
@@ -388,93 +261,6 @@ impl Inlet {
             ERROR_LOST => Err(lost("the stream was lost during a time correction")),
             _ => Ok(None),
         }
-    }
-}
-
-/// Where each sample goes in the session's sample index, from its timestamp.
-///
-/// Timestamps are compared with a prediction, the previous predicted time
-/// plus one period nudged by a fraction of each error, rather than with the
-/// previous timestamp: jitter then cannot add up to a false gap, and a sender
-/// whose true rate differs slightly from the nominal one is still followed.
-#[derive(Debug, Clone)]
-pub struct SampleClock {
-    period_s: f64,
-    gap_periods: f64,
-    /// A longer gap than this cannot be lost samples (the stream would have
-    /// stalled first): the sender's clock jumped.
-    max_gap_frames: u64,
-    next: u64,
-    last_stamp: Option<f64>,
-    /// When the next sample is expected (meaningful once `last_stamp` is set).
-    predicted: f64,
-}
-
-/// How much of each timestamp's error moves the prediction.
-const PREDICTION_GAIN: f64 = 1.0 / 16.0;
-
-/// How a timestamp relates to the previous one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Within `gap_periods` periods of the previous sample: the next sample.
-    Next,
-    /// Later than that: this many frames were lost before it.
-    Gap(u64),
-    /// Earlier than the previous timestamp; the sample follows the previous one.
-    Backwards,
-    /// Not a number, or so far ahead that the stream would have stalled;
-    /// the sample follows the previous one.
-    Jump,
-}
-
-impl SampleClock {
-    pub fn new(rate: SampleRate, gap_periods: f64, stall_ms: f64) -> Self {
-        Self {
-            period_s: 1.0 / rate.hz(),
-            gap_periods,
-            max_gap_frames: rate.samples_in_ms(stall_ms),
-            next: 0,
-            last_stamp: None,
-            predicted: 0.0,
-        }
-    }
-
-    /// The sample index of a sample stamped `stamp`, and how it was placed.
-    pub fn place(&mut self, stamp: f64) -> (u64, Step) {
-        let step = match self.last_stamp {
-            _ if !stamp.is_finite() => Step::Jump,
-            None => Step::Next,
-            Some(last) if stamp < last => Step::Backwards,
-            Some(last) => {
-                // Periods since the previous sample's (predicted) time.
-                let late = (stamp - self.predicted) / self.period_s + 1.0;
-                if late <= self.gap_periods {
-                    Step::Next
-                } else {
-                    let lost = (((stamp - last) / self.period_s).round() as u64)
-                        .saturating_sub(1)
-                        .max(1);
-                    if lost > self.max_gap_frames {
-                        Step::Jump
-                    } else {
-                        Step::Gap(lost)
-                    }
-                }
-            }
-        };
-        if stamp.is_finite() {
-            self.predicted = match (step, self.last_stamp) {
-                (Step::Next, Some(_)) => {
-                    self.predicted + PREDICTION_GAIN * (stamp - self.predicted) + self.period_s
-                }
-                // The first sample, or after a discontinuity: start afresh.
-                _ => stamp + self.period_s,
-            };
-            self.last_stamp = Some(stamp);
-        }
-        let index = self.next + if let Step::Gap(n) = step { n } else { 0 };
-        self.next = index + 1;
-        (index, step)
     }
 }
 
