@@ -37,6 +37,15 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `neuroloop eval ARGS --json`: the score it wrote.
+fn eval_score(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = dir.join("eval.json");
+    let mut args = [&["eval"], args].concat();
+    args.extend(["--json", p(&out)]);
+    ok(neuroloop(&args));
+    json(&out)["score"].clone()
+}
+
 /// Simulate `minutes` of `preset` and replay it with `config`; returns the
 /// simulation folder and the session folder.
 fn session(
@@ -124,17 +133,15 @@ fn ripple_report_matches_eval() {
             "timeline",
         ],
     );
-    let eval_json = dir.path().join("eval.json");
-    ok(neuroloop(&[
-        "eval",
-        "--events",
-        p(&session.join("events.tsv")),
-        "--truth",
-        p(&truth),
-        "--json",
-        p(&eval_json),
-    ]));
-    let eval = json(&eval_json)["score"].clone();
+    let eval = eval_score(
+        dir.path(),
+        &[
+            "--events",
+            p(&session.join("events.tsv")),
+            "--truth",
+            p(&truth),
+        ],
+    );
     let numbers = json(&report.join("report.json"));
     assert!(eval["detection"]["hits"].as_u64().unwrap() > 10, "{eval}");
     assert_eq!(numbers["evaluation"], eval, "the table is eval's");
@@ -171,19 +178,17 @@ fn sleep_report_matches_eval_phase() {
             "timeline",
         ],
     );
-    let eval_json = dir.path().join("eval.json");
-    ok(neuroloop(&[
-        "eval",
-        "--type",
-        "so-phase",
-        "--events",
-        p(&session.join("events.tsv")),
-        "--recording",
-        p(&sim.join("recording.edf")),
-        "--json",
-        p(&eval_json),
-    ]));
-    let eval = json(&eval_json)["score"].clone();
+    let eval = eval_score(
+        dir.path(),
+        &[
+            "--type",
+            "so-phase",
+            "--events",
+            p(&session.join("events.tsv")),
+            "--recording",
+            p(&sim.join("recording.edf")),
+        ],
+    );
     let numbers = json(&report.join("report.json"));
     assert!(eval["stims"].as_u64().unwrap() > 20, "{eval}");
     assert_eq!(
@@ -228,20 +233,19 @@ fn dreams_report_with_hypnogram() {
     ]));
     let svg = std::fs::read_to_string(report.join("timeline.svg")).unwrap();
     assert!(svg.contains("hypnogram: N3"), "stage lanes on the timeline");
-    let eval_json = dir.path().join("eval.json");
-    ok(neuroloop(&[
-        "eval",
-        "--type",
-        "so-phase",
-        "--events",
-        p(&session.join("events.tsv")),
-        "--recording",
-        p(&edf),
-        "--json",
-        p(&eval_json),
-    ]));
+    let eval = eval_score(
+        dir.path(),
+        &[
+            "--type",
+            "so-phase",
+            "--events",
+            p(&session.join("events.tsv")),
+            "--recording",
+            p(&edf),
+        ],
+    );
     let numbers = json(&report.join("report.json"));
-    assert_eq!(numbers["so_phase"], json(&eval_json)["score"]);
+    assert_eq!(numbers["so_phase"], eval);
     assert!(numbers["so_phase"]["stims"].as_u64().unwrap() > 50);
 
     let missing = dir.path().join("no-such-hypnogram.txt");
@@ -292,17 +296,15 @@ fn spindle_report_matches_eval() {
             "timeline",
         ],
     );
-    let eval_json = dir.path().join("eval.json");
-    ok(neuroloop(&[
-        "eval",
-        "--events",
-        p(&session.join("events.tsv")),
-        "--truth",
-        p(&truth),
-        "--json",
-        p(&eval_json),
-    ]));
-    let eval = json(&eval_json)["score"].clone();
+    let eval = eval_score(
+        dir.path(),
+        &[
+            "--events",
+            p(&session.join("events.tsv")),
+            "--truth",
+            p(&truth),
+        ],
+    );
     let numbers = json(&report.join("report.json"));
     assert!(eval["detection"]["hits"].as_u64().unwrap() > 10, "{eval}");
     assert_eq!(numbers["evaluation"], eval);
