@@ -29,9 +29,9 @@ impl SourceMonitor {
             Source::Recording(_) => SourceMonitor::None,
             Source::Cyton(c) => SourceMonitor::Cyton(c.counters.clone()),
             Source::Audio(a) => SourceMonitor::Audio {
-                counters: a.input.counters.clone(),
-                errors: a.input.errors.clone(),
-                device: a.input.device.clone(),
+                counters: a.counters.clone(),
+                errors: a.errors.clone(),
+                device: a.device.clone(),
             },
             Source::Lsl(l) => SourceMonitor::Lsl(l.counters.clone()),
         }
