@@ -467,6 +467,80 @@ mod tests {
         }
     }
 
+    /// Chunks a sink took: start and samples.
+    type Taken = Arc<Mutex<Vec<(u64, Vec<f64>)>>>;
+
+    /// A sink with room for `room` frames in all, which keeps what it takes.
+    struct Bounded {
+        room: usize,
+        got: Taken,
+    }
+
+    impl FrameSink for Bounded {
+        fn push(&mut self, start: u64, samples: &[f64], _: Instant) -> usize {
+            let frames = samples.len();
+            if frames > self.room {
+                return frames;
+            }
+            self.room -= frames;
+            self.got.lock().unwrap().push((start, samples.to_vec()));
+            0
+        }
+    }
+
+    #[test]
+    fn the_callback_scales_the_chosen_channel_in_periods_and_counts_what_the_ring_drops() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let counters = Arc::new(InputCounters::default());
+        let closed = Arc::new(AtomicBool::new(false));
+        let last = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut capture = Capture {
+            sink: Box::new(Bounded {
+                room: 10,
+                got: got.clone(),
+            }),
+            channels: vec![2],
+            stride: 3,
+            period_frames: 4,
+            uv_per_full_scale: 2000.0,
+            scaled: vec![0.0; 4],
+            next_frame: 0,
+            counters: counters.clone(),
+            last_arrival_ns: last.clone(),
+            started,
+            closed: closed.clone(),
+        };
+        // Frame i, device channel c holds i·100 + c (as i16 of full scale).
+        let frame = |i: i16| [i * 100, i * 100 + 1, i * 100 + 2];
+        let data: Vec<i16> = (0..10).flat_map(frame).collect();
+        capture.push(&data, Instant::now());
+        // 10 frames in periods of 4, 4, 2, which fill the sink; then 6 more
+        // (periods of 4 and 2) that it drops.
+        let data: Vec<i16> = (10..16).flat_map(frame).collect();
+        capture.push(&data, Instant::now());
+        let got = got.lock().unwrap();
+        let starts: Vec<u64> = got.iter().map(|c| c.0).collect();
+        assert_eq!(starts, [0, 4, 8]);
+        for (start, chunk) in got.iter() {
+            for (k, &uv) in chunk.iter().enumerate() {
+                let raw = (*start as i16 + k as i16) * 100 + 2;
+                assert_eq!(uv, f64::from(cpal::Sample::to_sample::<f32>(raw)) * 2000.0);
+            }
+        }
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(get(&counters.callbacks), 2);
+        assert_eq!(get(&counters.frames_captured), 16);
+        assert_eq!(get(&counters.ring_overrun_frames), 6);
+        assert!(get(&last) > 0);
+        // Once closed, a late callback pushes and counts nothing.
+        closed.store(true, Ordering::Release);
+        drop(got);
+        capture.push(&data, Instant::now());
+        assert_eq!(get(&counters.callbacks), 2);
+        assert_eq!(get(&counters.frames_captured), 16);
+    }
+
     #[test]
     fn a_configuration_is_offered_only_with_its_format_channels_and_rate() {
         let card = [
