@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use neuroloop::click::ClickSpec;
@@ -283,15 +283,22 @@ fn ramp(i: usize, c: usize) -> f32 {
     ((i % 4096) as f32 - 2048.0) / 4096.0 * if c == 0 { 1.0 } else { -0.5 }
 }
 
-struct Collect {
+/// What the capture callback pushed; the source moves its sink into the
+/// callback, so the test keeps a handle on the same list.
+#[derive(Default)]
+struct Collected {
     chunks: Vec<(u64, Vec<f64>, Instant)>,
     frames: usize,
 }
 
+struct Collect(Arc<Mutex<Collected>>);
+
 impl FrameSink for Collect {
-    fn push(&mut self, start: u64, samples: &[f64], arrived: Instant) {
-        self.frames += samples.len();
-        self.chunks.push((start, samples.to_vec(), arrived));
+    fn push(&mut self, start: u64, samples: &[f64], arrived: Instant) -> usize {
+        let mut c = self.0.lock().unwrap();
+        c.frames += samples.len();
+        c.chunks.push((start, samples.to_vec(), arrived));
+        0
     }
 }
 
@@ -310,21 +317,18 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
     );
     let config = audio_source(INPUTS[0], vec![1], 200.0);
     SourceConfig::Audio(config.clone()).validate().unwrap();
-    // Capture starts when the stream opens, so arrivals are compared with a time before that.
+    // Arrivals are compared with a time before the source is even opened.
     let t0 = Instant::now();
     let opened = audio_in::open(&config).unwrap();
     assert_eq!(opened.labels, vec!["in1"]);
     assert_eq!(opened.rate.hz(), 48_000.0);
-    let Source::Audio(mut source) = opened.source else {
+    let Source::Audio(source) = opened.source else {
         unreachable!()
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut sink = Collect {
-        chunks: Vec::new(),
-        frames: 0,
-    };
+    let collected = Arc::new(Mutex::new(Collected::default()));
     // Runs until the FIFO goes quiet: the stall ends it.
-    let result = source.run(&mut sink, &stop);
+    let result = source.run(Box::new(Collect(collected.clone())), &stop);
     assert!(
         matches!(
             result,
@@ -335,8 +339,10 @@ fn captured_samples_arrive_in_order_scaled_to_microvolts_with_chunk_headers() {
         ),
         "{result:?}"
     );
-    drop(source);
     writer.join().unwrap();
+    // The stream, and with it the sink, is gone once `run` returns.
+    assert_eq!(Arc::strong_count(&collected), 1);
+    let sink = collected.lock().unwrap();
     assert_eq!(sink.frames, frames, "every fed frame arrived once");
     let mut expected_start = 0;
     let mut last_arrival = t0;

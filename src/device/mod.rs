@@ -4,7 +4,9 @@
 //! and what they share:
 //!
 //! - a **source** ([`Source`], opened as [`Opened`]) pushes frames into a
-//!   [`FrameSink`], the acquisition ring the processing thread reads;
+//!   [`FrameSink`], the acquisition ring the processing thread reads (from
+//!   the acquisition thread, or, for the audio input, from the device's
+//!   capture callback);
 //! - a **trigger output** ([`TriggerOutput`]) takes scheduled
 //!   [`TriggerCommand`]s on its own thread and can be disarmed.
 //!
@@ -69,8 +71,10 @@ pub enum OpenError {
 /// Where a source puts frames; implemented by the runtime's acquisition ring.
 pub trait FrameSink {
     /// Push interleaved frames starting at sample `start`, which arrived at
-    /// `arrived`. Must not block, allocate or lock.
-    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant);
+    /// `arrived`. Must not block, allocate or lock (the audio source calls
+    /// it from the device's callback). Returns how many of the frames were
+    /// dropped because the ring was full (the sink counts them too).
+    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) -> usize;
 }
 
 /// Where a live session's samples come from: one arm per source device.
@@ -83,16 +87,22 @@ pub enum Source {
 
 impl Source {
     /// Push frames into `out` until the source ends, fails or `stop` is set
-    /// (runs on the acquisition thread).
-    pub fn run(self, out: &mut dyn FrameSink, stop: &AtomicBool) -> Result<(), DeviceError> {
+    /// (runs on the acquisition thread; the audio source hands `out` to its
+    /// device callback and only watches). `out` is dropped before this
+    /// returns, so nothing is pushed after.
+    pub fn run(
+        self,
+        mut out: Box<dyn FrameSink + Send>,
+        stop: &AtomicBool,
+    ) -> Result<(), DeviceError> {
         match self {
             Source::Recording(r) => {
-                r.run(out, stop);
+                r.run(&mut *out, stop);
                 Ok(())
             }
-            Source::Cyton(mut c) => c.run(out, stop),
-            Source::Audio(mut a) => a.run(out, stop),
-            Source::Lsl(mut l) => l.run(out, stop),
+            Source::Cyton(mut c) => c.run(&mut *out, stop),
+            Source::Audio(a) => a.run(out, stop),
+            Source::Lsl(mut l) => l.run(&mut *out, stop),
         }
     }
 }

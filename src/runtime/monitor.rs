@@ -29,9 +29,9 @@ impl SourceMonitor {
             Source::Recording(_) => SourceMonitor::None,
             Source::Cyton(c) => SourceMonitor::Cyton(c.counters.clone()),
             Source::Audio(a) => SourceMonitor::Audio {
-                counters: a.input.counters.clone(),
-                errors: a.input.errors.clone(),
-                device: a.input.device.clone(),
+                counters: a.counters.clone(),
+                errors: a.errors.clone(),
+                device: a.device.clone(),
             },
             Source::Lsl(l) => SourceMonitor::Lsl(l.counters.clone()),
         }
@@ -68,9 +68,8 @@ impl SourceMonitor {
             SourceMonitor::Audio {
                 counters, device, ..
             } => {
-                if counters.xruns.load(Ordering::Relaxed) > 0
-                    || counters.ring_overrun_frames.load(Ordering::Relaxed) > 0
-                {
+                // Ring overruns are the acquisition ring's ("overrun" below).
+                if counters.xruns.load(Ordering::Relaxed) > 0 {
                     warn(
                         "audio-xrun".into(),
                         format!("audio input {device}: overrun, frames lost (first seen by sample {at}; totals in summary.json)"),

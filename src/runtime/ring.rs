@@ -1,5 +1,6 @@
-//! The acquisition ring between a source (on the acquisition thread, or in a
-//! device callback) and the processing thread, with the recorder's tee.
+//! The acquisition ring between a source (on the acquisition thread, or in the
+//! audio input's capture callback) and the processing thread, with the
+//! recorder's tee.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,14 +58,15 @@ impl RingWriter {
                 .map_or(true, |t| t.codes.vacant_len() >= len && !t.chunks.is_full())
     }
 
-    fn push_piece(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+    /// Queue one piece; returns the frames dropped (all or none).
+    fn push_piece(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) -> usize {
         let frames = samples.len() / self.channels;
         if !self.has_room(samples.len()) {
             // Processing (or the disk) is behind: drop the chunk; the
             // controller sees the gap and the recording marks it.
             self.overrun_frames
                 .fetch_add(frames as u64, Ordering::Relaxed);
-            return;
+            return frames;
         }
         let samples = match &mut self.tee {
             None => samples,
@@ -87,11 +89,12 @@ impl RingWriter {
             arrived,
         });
         self.consumer.unpark();
+        0
     }
 }
 
 impl FrameSink for RingWriter {
-    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) {
+    fn push(&mut self, start: SampleIndex, samples: &[f64], arrived: Instant) -> usize {
         // In pieces the tee's buffers hold (a source's chunks fit in one).
         let piece = self
             .tee
@@ -99,9 +102,11 @@ impl FrameSink for RingWriter {
             .map_or(samples.len(), |t| t.coded.len())
             .max(self.channels);
         let piece = piece - piece % self.channels;
+        let mut dropped = 0;
         for (k, part) in samples.chunks(piece).enumerate() {
             let offset = (k * piece / self.channels) as u64;
-            self.push_piece(start + offset, part, arrived);
+            dropped += self.push_piece(start + offset, part, arrived);
         }
+        dropped
     }
 }

@@ -270,21 +270,25 @@ fn start_recorder(
 }
 
 /// The acquisition thread: the source's loop into the ring until it ends,
-/// fails or is stopped.
+/// fails or is stopped (the audio source's callback writes into the ring
+/// itself; this thread then only watches it).
 fn start_acquisition(
     source: Source,
-    mut ring: RingWriter,
+    ring: RingWriter,
     common: &Common,
 ) -> Result<JoinHandle<()>, RuntimeError> {
     let stop = common.flags.stop_acquisition.clone();
     let source_done = common.flags.source_done.clone();
     let notices = common.notices.clone();
+    let consumer = ring.consumer.clone();
     spawn("neuroloop-acquisition", move || {
-        if let Err(e) = source.run(&mut ring, &stop) {
+        // `run` drops the ring's writer before it returns, so nothing is
+        // pushed once the source is marked done.
+        if let Err(e) = source.run(Box::new(ring), &stop) {
             let _ = notices.send(Notice::Device(e));
         }
         source_done.store(true, Ordering::Release);
-        ring.consumer.unpark();
+        consumer.unpark();
     })
 }
 
@@ -301,6 +305,8 @@ pub(super) fn shut_down(threads: Threads, flags: &Flags) -> Result<Joined, Runti
         sinks.push(handle.join().map_err(|_| thread_panicked("sink"))?);
     }
     flags.stop_acquisition.store(true, Ordering::Release);
+    // A source that only watches its device (audio) parks between checks.
+    threads.acquisition.thread().unpark();
     threads
         .acquisition
         .join()
