@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -25,6 +26,9 @@ use crate::runtime::control::Notice;
 const PAGE: &str = include_str!("page.html");
 /// Updates queued per browser before a slow one skips (about 2.5 s).
 const UPDATES_QUEUED: usize = 64;
+/// Bytes the kernel buffers toward one browser: a browser that stops reading
+/// soon lags and skips updates rather than receive seconds-old ones later.
+const SEND_BUFFER: libc::c_int = 64 * 1024;
 /// What a browser that connects late is sent of the past.
 const HISTORY_BINS: usize = 10_000;
 const HISTORY_EVENTS: usize = 200;
@@ -98,8 +102,28 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState
         .route("/disarm", post(disarm))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
+    let listener = listener.tap_io(|tcp| {
+        // Best effort: updates are small and should leave at once.
+        let _ = tcp.set_nodelay(true);
+        limit_send_buffer(tcp);
+    });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("monitor: stopped serving: {e}");
+    }
+}
+
+fn limit_send_buffer(tcp: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and an int option of the right size. Best
+    // effort: on failure the kernel's default buffer stays.
+    unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
