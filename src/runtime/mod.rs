@@ -14,6 +14,8 @@
 //! every output first** (no further trigger is written and each sink thread
 //! is joined after sending its device's abort), then stops acquisition and
 //! processing, then flushes the session folder, then returns the reason.
+//! The live monitor (`live_view`) is fed by the processing, journal and sink
+//! threads through lossy rings of their own and served on that runtime.
 //!
 //! Time: chunks carry the host `Instant` at which their bytes arrived; a
 //! trigger command carries the arrival time of the chunk holding its deciding
