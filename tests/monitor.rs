@@ -464,3 +464,77 @@ fn tokens_guard_the_monitor() {
     assert_eq!(summary["runtime"]["outputs_disarmed_before_flush"], true);
     assert!(summary["duration_s"].as_f64().unwrap() < 50.0);
 }
+
+/// With an output (the emulated Pulse Pal), the page gets each trigger's
+/// latency (deciding sample's arrival → command written) from the sink, as
+/// the session's `latency.tsv` counts it.
+#[test]
+fn trigger_latencies_reach_the_page_from_an_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pp");
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_neuroloop"))
+        .args(["emulate", "pulse-pal", "--link", link.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if link.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = dir.path().join("rig.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[outputs]]\nkind = \"pulse-pal\"\nport = \"{}\"\n",
+            include_str!("../src/presets/rodent-ripple.toml"),
+            link.display()
+        ),
+    )
+    .unwrap();
+    let session = Session::start(
+        dir.path(),
+        "s",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--duration-s",
+            "60",
+            "--monitor",
+            "127.0.0.1:0",
+        ],
+    );
+    let url = format!("ws://{}/ws", session.addr);
+    let (outputs, latency) = runtime().block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        let mut outputs = serde_json::Value::Null;
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let update: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if update["type"] == "hello" {
+                outputs = update["session"]["outputs"].clone();
+            }
+            let latency = &update["status"]["trigger_latency"];
+            if latency["count"].as_u64().is_some_and(|n| n >= 2) {
+                return (outputs, latency.clone());
+            }
+        }
+        panic!("the session ended before two triggers were written");
+    });
+    session.interrupt();
+    let (_, summary) = session.wait();
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    assert_eq!(outputs, serde_json::json!(["pulse-pal"]));
+    let written = &summary["latency"]["arrival_to_command"];
+    assert!(latency["count"].as_u64() <= written["count"].as_u64());
+    for field in ["p50_us", "p99_us"] {
+        assert!(latency[field].as_f64().unwrap() > 0.0, "{latency}");
+    }
+    println!("trigger latency on the page: {latency}; in summary.json: {written}");
+}

@@ -33,13 +33,17 @@ pub(super) async fn pump(mut feeds: Feeds, state: Arc<AppState>, watched: Watche
         for ring in &mut feeds.latencies {
             ring.pop_iter().for_each(|d| latency.record(d));
         }
-        state.remember(&bins, &events);
+        let status = status(&watched, &state, &latency);
+        state.remember(&bins, &events, &status);
+        if !state.has_clients() {
+            continue;
+        }
         let update = json!({
             "type": "update",
             "sent_mono_ns": monotonic_ns(),
             "bins": bins,
             "events": events,
-            "status": status(&watched, &state, &latency),
+            "status": status,
         });
         state.broadcast(update.to_string());
     }

@@ -46,6 +46,7 @@ pub(super) struct AppState {
 struct History {
     bins: VecDeque<DisplayBin>,
     events: VecDeque<Value>,
+    status: Value,
 }
 
 impl AppState {
@@ -65,14 +66,19 @@ impl AppState {
         }
     }
 
-    /// Keep the newest bins and events for browsers that connect later.
-    pub fn remember(&self, bins: &[DisplayBin], events: &[Value]) {
+    /// Keep the newest bins, events and status for browsers that connect later.
+    pub fn remember(&self, bins: &[DisplayBin], events: &[Value], status: &Value) {
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         keep_last(&mut history.bins, bins.iter().copied(), HISTORY_BINS);
         keep_last(&mut history.events, events.iter().cloned(), HISTORY_EVENTS);
+        history.status = status.clone();
     }
 
-    /// Send an update to every connected browser (none: it is dropped).
+    pub fn has_clients(&self) -> bool {
+        self.updates.receiver_count() > 0
+    }
+
+    /// Send an update to every connected browser.
     pub fn broadcast(&self, update: String) {
         let _ = self.updates.send(update.into());
     }
@@ -84,6 +90,7 @@ impl AppState {
             "session": self.hello,
             "bins": history.bins,
             "events": history.events,
+            "status": history.status,
         })
         .to_string()
     }
