@@ -182,17 +182,20 @@ fn clients(addr: SocketAddr) -> Vec<u64> {
         .expect("runtime");
     runtime.block_on(async move {
         let url = format!("ws://{addr}/ws");
+        // The session may not serve yet, or (a loaded machine, a short run) no longer.
         let connect = || async {
-            loop {
+            for _ in 0..250 {
                 if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
-                    return ws;
+                    return Some(ws);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            None
         };
-        let mut stalled = connect().await;
+        let (Some(mut stalled), Some(mut reading)) = (connect().await, connect().await) else {
+            return Vec::new();
+        };
         let _hello = stalled.next().await;
-        let mut reading = connect().await;
         let _hello = reading.next().await;
         let mut latencies = Vec::new();
         while let Some(Ok(message)) = reading.next().await {
