@@ -51,6 +51,7 @@ fn main() {
                     outputs: Vec::new(),
                     out: &out,
                     duration_s: None,
+                    monitor: None,
                 },
                 &AtomicBool::new(false),
                 |_| {},

@@ -8,7 +8,8 @@ use crate::detect::latency_probe::LatencyProbe;
 use crate::detect::ripple::Ripple;
 use crate::detect::slow_oscillation::SlowOscillationDetector;
 use crate::detect::spindle::SpindleDetector;
-use crate::detect::DetectorOutput;
+use crate::detect::{DetectorOutput, Probe};
+use crate::display::DisplayProbe;
 use crate::event::{Event, Outbox};
 use crate::time::{SampleIndex, SampleRate, MAX_CHANNEL_SAMPLES_PER_S, MAX_RATE_HZ};
 use crate::trigger::{TriggerCounters, TriggerPolicy};
@@ -73,6 +74,8 @@ pub struct Controller {
     next: SampleIndex,
     counters: ControllerCounters,
     adjustments: Vec<String>,
+    /// Display bins for a live monitor, when one watches.
+    display: Option<DisplayProbe>,
 }
 
 impl Controller {
@@ -133,6 +136,7 @@ impl Controller {
             next: 0,
             counters: ControllerCounters::default(),
             adjustments: notes,
+            display: None,
         })
     }
 
@@ -153,6 +157,26 @@ impl Controller {
 
     pub fn trigger_counters(&self) -> TriggerCounters {
         self.policy.counters()
+    }
+
+    /// Fold every frame into display bins from now on (a live monitor).
+    pub fn enable_display(&mut self, display: DisplayProbe) {
+        self.display = Some(display);
+    }
+
+    /// The display bins, if enabled: take the finished ones after each block.
+    pub fn display(&mut self) -> Option<&mut DisplayProbe> {
+        self.display.as_mut()
+    }
+
+    /// What the detector's envelope and threshold are measured in.
+    pub fn display_units(&self) -> &'static str {
+        match self.detector {
+            ActiveDetector::Ripple(_) => "z of the best ripple band",
+            ActiveDetector::Spindle(_) => "z of relative sigma power",
+            ActiveDetector::SlowOscillation(_) => "µV (trough threshold)",
+            ActiveDetector::LatencyProbe(_) => "µV",
+        }
     }
 
     /// Allow stimulus onsets only inside these `[start, end)` sample intervals
@@ -191,6 +215,7 @@ impl Controller {
             detector,
             policy,
             held,
+            display,
             ..
         } = self;
         let mut result = Ok(());
@@ -209,6 +234,9 @@ impl Controller {
                 ActiveDetector::Spindle(d) => d.process_frame(n, held, emit),
                 ActiveDetector::SlowOscillation(d) => d.process_frame(n, held, emit),
                 ActiveDetector::LatencyProbe(d) => d.process_frame(n, held, emit),
+            }
+            if let Some(display) = display {
+                display.add(n, frame[0], detector.probe());
             }
             n += 1;
         }
@@ -231,6 +259,17 @@ impl Controller {
             ActiveDetector::Spindle(d) => d.finish(end, emit),
             ActiveDetector::SlowOscillation(d) => d.finish(end, emit),
             ActiveDetector::LatencyProbe(d) => d.finish(end, emit),
+        }
+    }
+}
+
+impl ActiveDetector {
+    fn probe(&self) -> Probe {
+        match self {
+            ActiveDetector::Ripple(d) => d.probe(),
+            ActiveDetector::Spindle(d) => d.probe(),
+            ActiveDetector::SlowOscillation(d) => d.probe(),
+            ActiveDetector::LatencyProbe(d) => d.probe(),
         }
     }
 }

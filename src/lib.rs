@@ -18,6 +18,8 @@
 //! * [`trigger`]: the trigger policy every paradigm shares (delays, controls,
 //!   refractory period, rate limit, session cap).
 //! * [`controller`]: owns the stages; `process_block` is the one hot entry point.
+//! * [`display`]: fixed-size min/max bins of what the detector sees, for the
+//!   live monitor (`runtime`'s web page).
 //! * [`io`]: everything that touches the OS: file formats, session output.
 //! * [`session`]: drives a recording through the controller into a session folder.
 //! * [`runtime`]: live sessions: acquisition, processing and sink threads joined
@@ -30,7 +32,7 @@
 //! * [`device`]: the source and trigger-output roles and the devices, one file
 //!   (or folder) each: protocol, adapter, config section, emulator.
 //!
-//! The modules `dsp`, `detect`, `trigger` and `controller` never use
+//! The modules `dsp`, `detect`, `trigger`, `controller` and `display` never use
 //! `std::fs`, `std::io`, `std::thread` or `std::time`.
 
 pub mod click;
@@ -38,6 +40,7 @@ pub mod config;
 pub mod controller;
 pub mod detect;
 pub mod device;
+pub mod display;
 pub mod dsp;
 pub mod eval;
 pub mod event;

@@ -320,6 +320,14 @@ struct RunArgs {
     /// How long to run, in seconds of signal (Ctrl-C stops earlier).
     #[arg(long, default_value_t = 60.0)]
     duration_s: f64,
+    /// Serve a live view of the loop in the browser at this address (default
+    /// 127.0.0.1:8750; port 0 picks a free one). It only observes.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = runtime::DEFAULT_MONITOR)]
+    monitor: Option<std::net::SocketAddr>,
+    /// The token every monitor request must carry (?token=): required to
+    /// listen beyond loopback, and enables the page's disarm button.
+    #[arg(long, value_name = "TOKEN", requires = "monitor")]
+    monitor_token: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -789,6 +797,13 @@ fn run(args: RunArgs) -> Result<()> {
             .map(|c| c.to_string())
             .collect();
     }
+    let monitor = args.monitor.map(|addr| runtime::MonitorSpec {
+        addr,
+        token: args.monitor_token.clone(),
+    });
+    if let Some(spec) = &monitor {
+        spec.check()?;
+    }
     let out = args
         .pipeline
         .out
@@ -834,6 +849,7 @@ fn run(args: RunArgs) -> Result<()> {
             outputs,
             out: &out,
             duration_s: Some(args.duration_s),
+            monitor,
         },
         &stop,
         |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),
@@ -931,6 +947,7 @@ fn latency_test(args: LatencyTestArgs) -> Result<()> {
             outputs,
             out: &out,
             duration_s: Some(test.duration_s),
+            monitor: None,
         },
         &stop,
         |p| println!("t={:6.1} s  {}", p.seconds_done, counts_line(p)),

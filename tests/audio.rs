@@ -421,6 +421,7 @@ fn run_audio(config: &Config, out: &Path, duration_s: f64) -> runtime::LiveRepor
             outputs: Vec::new(),
             out,
             duration_s: Some(duration_s),
+            monitor: None,
         },
         &std::sync::atomic::AtomicBool::new(false),
         |_| {},

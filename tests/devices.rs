@@ -93,6 +93,7 @@ fn run(
             outputs,
             out,
             duration_s: Some(duration_s),
+            monitor: None,
         },
         stop,
         |_| {},

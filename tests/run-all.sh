@@ -13,7 +13,8 @@ fi
 # cpal links ALSA: the build needs libasound2-dev and pkg-config. The audio
 # xrun test plays into a PulseAudio null sink through ALSA's pulse plugin.
 # The trigger-box firmware is built with avr-gcc and run in simavr (tests/trigger_box.rs).
-PACKAGES="pkg-config libasound2-dev pulseaudio libasound2-plugins make gcc gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev"
+# The live monitor's page is checked in headless Chromium (tests/monitor.rs).
+PACKAGES="pkg-config libasound2-dev pulseaudio libasound2-plugins make gcc gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev chromium"
 # shellcheck disable=SC2086
 if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then

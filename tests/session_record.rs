@@ -94,6 +94,7 @@ fn run_simulated(config: &Config, seconds: f64, speed: f64, out: &Path) -> LiveR
             outputs,
             out,
             duration_s: Some(seconds),
+            monitor: None,
         },
         &AtomicBool::new(false),
         |_| {},

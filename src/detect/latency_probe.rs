@@ -8,7 +8,7 @@
 //! that sees nothing within `timeout_ms` is finished as `latency_probe_lost`.
 
 use crate::config::pipeline::{ConfigError, LatencyProbeConfig};
-use crate::detect::DetectorOutput;
+use crate::detect::{DetectorOutput, Probe};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
 
@@ -27,6 +27,8 @@ pub struct LatencyProbe {
     timeout: u64,
     threshold_uv: f64,
     state: State,
+    /// The probed channel's last sample, µV.
+    level: f64,
 }
 
 impl LatencyProbe {
@@ -53,7 +55,19 @@ impl LatencyProbe {
             state: State::Idle {
                 next_probe: interval,
             },
+            level: 0.0,
         })
+    }
+
+    /// The probed channel's level against the return threshold (µV).
+    pub fn probe(&self) -> Probe {
+        Probe {
+            band: self.level,
+            envelope: self.level.abs(),
+            threshold: self.threshold_uv,
+            gated: false,
+            vetoed: false,
+        }
     }
 
     pub fn process_frame(
@@ -62,7 +76,8 @@ impl LatencyProbe {
         frame: &[f64],
         mut emit: impl FnMut(DetectorOutput),
     ) {
-        let high = frame[self.channel].abs() > self.threshold_uv;
+        self.level = frame[self.channel];
+        let high = self.level.abs() > self.threshold_uv;
         match self.state {
             // A pulse still on the line (the last one's tail, or noise) holds
             // the next probe back: it would read as an instant return.

@@ -89,6 +89,21 @@ pub(crate) fn bandpass_design(
     })
 }
 
+/// What a detector shows of its latest sample, for the live monitor only:
+/// read after `process_frame`, it reads state and never changes a decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Probe {
+    /// The filtered signal the detector looks at, µV.
+    pub band: f64,
+    /// What the detector compares with `threshold`, in its `units`.
+    pub envelope: f64,
+    pub threshold: f64,
+    /// The state gate blocks detections (or stimulation).
+    pub gated: bool,
+    /// The noise veto blocks detections.
+    pub vetoed: bool,
+}
+
 /// What a detector says about one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DetectorOutput {

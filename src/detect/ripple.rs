@@ -27,7 +27,9 @@ use crate::config::pipeline::{
     invalid, BaselineMode, BaselineStatistic, ChannelCombine, ConfigError, RippleConfig,
     RippleStartParams, RippleStateConfig, RippleVetoConfig,
 };
-use crate::detect::{bandpass, bandpass_design, robust_baseline, DetectorOutput, POWER_FLOOR};
+use crate::detect::{
+    bandpass, bandpass_design, robust_baseline, DetectorOutput, Probe, POWER_FLOOR,
+};
 use crate::dsp::{Envelope, Ewma, Moments, RobustBaseline, SosFilter, SosFrameBank};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
@@ -567,6 +569,23 @@ impl Ripple {
         self.counts_from = from;
         for s in &mut self.streams {
             s.cusum = 0.0;
+        }
+    }
+
+    /// The stream with the highest z: its band and z, against the start
+    /// threshold (the CUSUM rule has none on z: its end threshold, above
+    /// which an event lasts).
+    pub fn probe(&self) -> Probe {
+        let best = self.streams.iter().max_by(|a, b| a.z.total_cmp(&b.z));
+        Probe {
+            band: best.map_or(0.0, |s| s.band_passed),
+            envelope: best.map_or(0.0, |s| s.z),
+            threshold: match self.start {
+                StartRule::Threshold { threshold_sd, .. } => threshold_sd,
+                StartRule::Cusum { .. } => self.end_threshold_sd,
+            },
+            gated: self.gate_closed.since.is_some(),
+            vetoed: self.vetoed.since.is_some(),
         }
     }
 

@@ -18,7 +18,7 @@ use std::f64::consts::PI;
 
 use crate::config::pipeline::{invalid, ConfigError, PhaseEstimator, SlowOscillationConfig};
 use crate::detect::sleep_gate::SleepGate;
-use crate::detect::{bandpass, bandpass_design, DetectorOutput};
+use crate::detect::{bandpass, bandpass_design, DetectorOutput, Probe};
 use crate::dsp::phase::wrap;
 use crate::dsp::{Echt, HalfWaveDelay, Pll, RecentValues, SosFilter};
 use crate::event::{Detection, EventKind};
@@ -61,6 +61,8 @@ pub struct SlowOscillationDetector {
     down_crossing: SampleIndex,
     /// A committed detection waiting for its up-state peak.
     open: Option<Detection>,
+    /// The sleep gate allowed stimulation at the last sample.
+    allowed: bool,
 }
 
 impl SlowOscillationDetector {
@@ -144,6 +146,7 @@ impl SlowOscillationDetector {
             armed_trough: None,
             down_crossing: 0,
             open: None,
+            allowed: false,
         })
     }
 
@@ -168,6 +171,7 @@ impl SlowOscillationDetector {
     ) {
         let x = frame.iter().sum::<f64>() / frame.len().max(1) as f64;
         let allowed = self.gate.process(n, x);
+        self.allowed = allowed;
         let y = self.filter.process(x);
         if self.estimator == PhaseEstimator::Pll {
             self.pll.process(y);
@@ -213,6 +217,17 @@ impl SlowOscillationDetector {
             if n >= open.detected_at + self.half_wave.max_delay() {
                 self.finish_open(n, &mut emit);
             }
+        }
+    }
+
+    /// The band-passed signal against the trough threshold in force (µV).
+    pub fn probe(&self) -> Probe {
+        Probe {
+            band: self.previous[0],
+            envelope: self.previous[0],
+            threshold: self.threshold_uv,
+            gated: !self.allowed,
+            vetoed: false,
         }
     }
 

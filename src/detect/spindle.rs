@@ -25,7 +25,7 @@
 //! as `EventKind::SpindleDropped` (its commit may have fired a stimulus).
 
 use crate::config::pipeline::{ConfigError, SpindleCommit, SpindleConfig};
-use crate::detect::{bandpass, below_nyquist, robust_baseline, DetectorOutput, POWER_FLOOR};
+use crate::detect::{bandpass, below_nyquist, robust_baseline, DetectorOutput, Probe, POWER_FLOOR};
 use crate::dsp::{MovingMean, RobustBaseline, SosFilter};
 use crate::event::{Detection, EventKind};
 use crate::time::{SampleIndex, SampleRate};
@@ -43,6 +43,8 @@ struct ChannelStages {
     abs_baseline: RobustBaseline,
     rel_baseline: RobustBaseline,
     fast: Option<FastSigma>,
+    /// This sample of the sigma band (for the monitor).
+    sigma_now: f64,
 }
 
 /// The commit rule's sigma envelope: its own band-pass and window, z-scored
@@ -76,6 +78,7 @@ struct Features {
 impl ChannelStages {
     fn process(&mut self, x: f64) -> Features {
         let s = self.sigma.process(x);
+        self.sigma_now = s;
         let b = self.broad.process(x);
         let sigma_power = self.sigma_power.process(s * s).max(POWER_FLOOR);
         let broad_power = self.broad_power.process(b * b).max(POWER_FLOOR);
@@ -182,6 +185,8 @@ pub struct SpindleDetector {
     half_window: u64,
     state: State,
     commit: Option<CommitRule>,
+    /// The channel with the highest relative z and its z, this sample.
+    best: (usize, f64),
 }
 
 impl SpindleDetector {
@@ -243,6 +248,7 @@ impl SpindleDetector {
                 }),
                 None => None,
             },
+            sigma_now: 0.0,
         };
         Ok(Self {
             channels: vec![stages; channels],
@@ -257,6 +263,7 @@ impl SpindleDetector {
             half_window: rate.samples_in_ms(config.window_ms / 2.0),
             state: State::Quiet,
             commit: config.commit.as_ref().map(|c| CommitRule::new(c, rate)),
+            best: (0, 0.0),
         })
     }
 
@@ -277,10 +284,24 @@ impl SpindleDetector {
         let Some((channel, features)) = best else {
             return;
         };
+        self.best = (channel, features.rel_z);
         if n < self.warmup || !self.channels.iter().all(|c| c.rel_baseline.is_warm()) {
             return;
         }
         self.step(n, features, channel, &mut emit);
+    }
+
+    /// The sigma band and relative sigma z of the best channel, against the
+    /// start threshold on that z.
+    pub fn probe(&self) -> Probe {
+        let (channel, rel_z) = self.best;
+        Probe {
+            band: self.channels.get(channel).map_or(0.0, |c| c.sigma_now),
+            envelope: rel_z,
+            threshold: self.rel_threshold_sd,
+            gated: false,
+            vetoed: false,
+        }
     }
 
     fn starts(&self, f: &Features) -> bool {

@@ -3,9 +3,10 @@
 //! on plain threads with lock-free rings; nothing here is on a sample path.
 //! Threads report to the supervisor through an unbounded channel (a few
 //! messages per session, never per sample); the supervisor also polls device
-//! counters for warnings and the stop flag, and reports status once a second
-//! (the hook a monitor would subscribe to).
+//! counters for warnings and the stop flag, and reports status once a second.
+//! The live monitor (`live_view`) runs on this runtime too.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub(super) enum Notice {
     /// The event log or the recording could not be written.
     Storage(String),
     Warning(String),
+    /// The monitor page's disarm button: ends the session as Ctrl-C does.
+    Disarm,
 }
 
 pub(super) fn notice_channel() -> (UnboundedSender<Notice>, UnboundedReceiver<Notice>) {
@@ -77,17 +80,22 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
 /// Supervise a running session until it ends: a notice that ends it, the
 /// stop flag, or every thread gone. `check_health` runs every 50 ms and may
 /// warn through the `warn` it is given (each message once); `on_status` runs
-/// once a second.
+/// once a second. `beside` (the monitor) runs on the same runtime until then.
 pub(super) fn supervise(
     mut notices: UnboundedReceiver<Notice>,
     stop: &AtomicBool,
     mut check_health: impl FnMut(&mut dyn FnMut(String, String)),
     mut on_status: impl FnMut(),
+    beside: Option<impl Future<Output = ()> + Send + 'static>,
 ) -> Result<Ending, RuntimeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .enable_io()
         .build()
         .map_err(RuntimeError::Thread)?;
+    if let Some(task) = beside {
+        runtime.spawn(task);
+    }
     let mut warned = std::collections::BTreeSet::new();
     let mut warn_once = move |key: String, message: String| {
         if warned.insert(key) {
@@ -106,6 +114,10 @@ pub(super) fn supervise(
                     Some(Notice::Fault(f)) => return Ending::Fault(f),
                     Some(Notice::Storage(e)) => return Ending::Storage(e),
                     Some(Notice::Warning(w)) => warn_once(w.clone(), w),
+                    Some(Notice::Disarm) => {
+                        tracing::warn!("monitor: disarm pressed: stopping (outputs are disarmed first)");
+                        return Ending::Interrupted;
+                    }
                 },
                 _ = health.tick() => {
                     if stop.load(Ordering::SeqCst) {

@@ -15,6 +15,7 @@ use ringbuf::{HeapCons, HeapProd};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
+use super::live_view::Tap;
 use super::Shared;
 use crate::device::lsl::MarkerOutlet;
 use crate::device::TriggerCommand;
@@ -52,6 +53,8 @@ pub(super) struct Journal {
     pub annotations: Option<(HeapProd<Event>, Thread)>,
     /// Logged events go out as LSL markers.
     pub markers: Option<MarkerOutlet>,
+    /// Logged events go to the live monitor, with their deciding sample's arrival.
+    pub monitor: Option<Tap<(Event, Instant)>>,
 }
 
 impl Journal {
@@ -102,6 +105,11 @@ impl Journal {
             if let Some(markers) = &mut self.markers {
                 for entry in &batch {
                     markers.send(&entry.event, host_time(entry, self.rate));
+                }
+            }
+            if let Some(monitor) = &mut self.monitor {
+                for entry in &batch {
+                    monitor.push((entry.event, entry.arrived));
                 }
             }
             let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());

@@ -14,6 +14,8 @@
 //! every output first** (no further trigger is written and each sink thread
 //! is joined after sending its device's abort), then stops acquisition and
 //! processing, then flushes the session folder, then returns the reason.
+//! The live monitor (`live_view`) is fed by the processing, journal and sink
+//! threads through lossy rings of their own and served on that runtime.
 //!
 //! Time: chunks carry the host `Instant` at which their bytes arrived; a
 //! trigger command carries the arrival time of the chunk holding its deciding
@@ -25,6 +27,7 @@ mod control;
 mod journal;
 pub mod latency;
 pub mod latency_test;
+mod live_view;
 mod monitor;
 mod processing;
 mod realtime;
@@ -47,6 +50,8 @@ use crate::recording::{Recording, SelectError, Signal};
 use crate::session::Progress;
 use crate::time::SampleIndex;
 pub use control::stop_on_signals;
+pub use live_view::{monotonic_ns, MonitorError, MonitorSpec, DEFAULT_ADDRESS as DEFAULT_MONITOR};
+use live_view::{Hello, Monitor, Watched};
 use monitor::SourceMonitor;
 use summary::{write_session, SessionFacts};
 pub use summary::{LatencyReport, LiveReport};
@@ -66,6 +71,8 @@ pub enum RuntimeError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Lsl(#[from] crate::device::lsl::LslError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -142,6 +149,8 @@ pub struct LiveSpec<'a> {
     pub out: &'a Path,
     /// Stop after this much signal (None: until the source ends or Ctrl-C).
     pub duration_s: Option<f64>,
+    /// Serve the live monitor page.
+    pub monitor: Option<MonitorSpec>,
 }
 
 /// Run a live session to its end and write its folder. `on_status` is called
@@ -160,7 +169,9 @@ pub fn run_live(
         .iter()
         .map(|&i| spec.opened.labels[i].clone())
         .collect();
-    let controller = Controller::new(config, rate, selected.len())?;
+    let mut controller = Controller::new(config, rate, selected.len())?;
+    // Listen before anything is created: a taken port fails the session at once.
+    let monitor = spec.monitor.as_ref().map(Monitor::bind).transpose()?;
     let markers = config
         .lsl_markers
         .as_ref()
@@ -168,7 +179,7 @@ pub fn run_live(
         .transpose()?;
     let marker_stats = markers.as_ref().map(|m| m.stats());
     let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
-    let monitor = SourceMonitor::of(&spec.opened.source);
+    let source = SourceMonitor::of(&spec.opened.source);
     let description = spec.opened.description.clone();
     tracing::debug!(
         "neuroloop {} {command}: {description}, {} Hz, channels {labels:?}, {} output(s), folder {}",
@@ -183,25 +194,52 @@ pub fn run_live(
     let shared = Arc::new(Shared::default());
     let progress = Arc::new(Mutex::new(Progress::default()));
     let (notice_tx, notices) = control::notice_channel();
+    let (mut taps, mut serving, mut monitor_summary) = (None, None, None);
+    if let Some(monitor) = monitor {
+        let (display, tapped, feeds) =
+            monitor.tap(rate, spec.opened.max_chunk_frames, spec.outputs.len());
+        let hello = Hello {
+            description: description.clone(),
+            rate_hz: rate.hz(),
+            labels: labels.clone(),
+            outputs: spec.outputs.iter().map(|o| o.name()).collect(),
+            units: controller.display_units(),
+            bin_frames: display.bin_frames(),
+            disarm: monitor.has_token(),
+        };
+        controller.enable_display(display);
+        let watched = Watched {
+            shared: shared.clone(),
+            progress: progress.clone(),
+            source: source.clone(),
+            armed: flags.armed.clone(),
+            notices: notice_tx.clone(),
+        };
+        tracing::info!("monitor: {}", monitor.url());
+        monitor_summary = Some((monitor.addr(), monitor.counters()));
+        serving = Some(monitor.serve(feeds, hello, watched));
+        taps = Some(tapped);
+    }
     let common = Common {
         flags: &flags,
         shared: &shared,
         notices: notice_tx,
     };
     let threads = start_threads(
-        spec, controller, selected, writer, markers, &progress, common,
+        spec, controller, selected, writer, markers, &progress, common, taps,
     )?;
 
     let ending = control::supervise(
         notices,
         stop,
-        |warn| monitor.warn(&shared, warn),
+        |warn| source.warn(&shared, warn),
         || {
             let mut p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
             p.frames_done = shared.frames_done.load(Ordering::Relaxed);
             p.seconds_done = rate.seconds(p.frames_done);
             on_status(&p);
         },
+        serving,
     )?;
     tracing::debug!(
         "session ending ({}): disarming outputs first",
@@ -224,7 +262,8 @@ pub fn run_live(
             started,
             wall_s,
             shared: &shared,
-            monitor: &monitor,
+            monitor: &source,
+            live_view: monitor_summary.map(|(addr, counters)| live_view::report(addr, &counters)),
             markers: marker_stats.as_deref(),
         },
     ))

@@ -12,6 +12,7 @@ use crate::device::Source;
 
 /// The source's counters, watched while the session runs and reported in
 /// `summary.json` after it.
+#[derive(Clone)]
 pub(super) enum SourceMonitor {
     None,
     Cyton(Arc<CytonCounters>),

@@ -15,11 +15,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::control::Notice;
 use super::journal::Entry;
 use super::latency::LatencyHistogram;
+use super::live_view::Tap;
 use super::realtime::{self, RealtimeReport};
 use super::ring::ChunkHeader;
 use super::Shared;
 use crate::config::RealtimeConfig;
 use crate::controller::{Block, Controller};
+use crate::display::DisplayBin;
 use crate::event::Outbox;
 use crate::session::OUTBOX_CAPACITY;
 use crate::time::SampleIndex;
@@ -52,6 +54,8 @@ pub(super) struct Processing {
     pub stop: Arc<AtomicBool>,
     pub source_done: Arc<AtomicBool>,
     pub realtime: RealtimeConfig,
+    /// The controller's display bins, to the live monitor.
+    pub display: Option<Tap<DisplayBin>>,
 }
 
 impl Processing {
@@ -113,6 +117,7 @@ impl Processing {
             hist.record(t0.elapsed());
             last_block = (h.arrived, h.start + frames.max(1) as u64 - 1);
             self.queue(&outbox, last_block);
+            self.show();
             self.shared
                 .frames_done
                 .store(self.controller.next_sample(), Ordering::Relaxed);
@@ -140,6 +145,19 @@ impl Processing {
             block_processing: hist,
             realtime: realtime.report.clone(),
             end,
+        }
+    }
+
+    /// Hand the display bins the block finished to the monitor.
+    fn show(&mut self) {
+        if let (Some(tap), Some(display)) = (&mut self.display, self.controller.display()) {
+            for bin in display.take() {
+                tap.push(bin);
+            }
+            if display.overflow > 0 {
+                tap.dropped
+                    .fetch_add(std::mem::take(&mut display.overflow), Ordering::Relaxed);
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ringbuf::traits::Consumer;
 use ringbuf::HeapCons;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
 use super::latency::LatencyHistogram;
+use super::live_view::Tap;
 use super::threads::spawn;
 use super::{RuntimeError, Shared, TriggerRecord};
 use crate::device::{TriggerCommand, TriggerOutput};
@@ -33,6 +34,8 @@ pub(super) struct Sink {
     pub notices: UnboundedSender<Notice>,
     /// Most triggers one session can deliver (its cap), for the record list.
     pub capacity: usize,
+    /// Each trigger's latency, to the live monitor.
+    pub latencies: Option<Tap<Duration>>,
 }
 
 impl Sink {
@@ -79,9 +82,11 @@ impl Sink {
                 break;
             }
             let written = Instant::now();
-            report
-                .arrival_to_command
-                .record(written.duration_since(cmd.arrived));
+            let latency = written.duration_since(cmd.arrived);
+            report.arrival_to_command.record(latency);
+            if let Some(tap) = &mut self.latencies {
+                tap.push(latency);
+            }
             if report.records.len() < self.capacity {
                 report.records.push(TriggerRecord {
                     sink: name,

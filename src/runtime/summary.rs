@@ -35,6 +35,9 @@ struct LiveSummary<'a> {
     lsl_markers: Option<serde_json::Value>,
     /// What `[realtime]` got for the processing thread.
     realtime: &'a super::realtime::RealtimeReport,
+    /// The live monitor's address and what it dropped rather than wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monitor: Option<serde_json::Value>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -94,6 +97,8 @@ pub(super) struct SessionFacts<'a> {
     pub wall_s: f64,
     pub shared: &'a Shared,
     pub monitor: &'a SourceMonitor,
+    /// The live monitor's section, when one served.
+    pub live_view: Option<serde_json::Value>,
     pub markers: Option<&'a crate::device::lsl::MarkerStats>,
 }
 
@@ -162,6 +167,7 @@ pub(super) fn write_session(
         outputs: sinks.iter().filter_map(|r| r.device.clone()).collect(),
         lsl_markers: facts.markers.map(|m| m.report()),
         realtime: &processed.realtime,
+        monitor: facts.live_view,
     };
     let summary = Summary::new(
         SummaryParts {

@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
 
 use ringbuf::traits::Split;
 use ringbuf::{HeapProd, HeapRb};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
+use super::live_view::{Tap, Taps};
 use super::ring::{ChunkHeader, RecordTee, RingWriter};
 use super::{journal, processing, recorder, sinks};
 use super::{thread_panicked, LiveSpec, RuntimeError, Shared};
@@ -87,7 +89,9 @@ struct RecorderParts {
 }
 
 /// Start every thread, consumers before their producers: the sinks, the
-/// recorder, the journal, processing, then acquisition.
+/// recorder, the journal, processing, then acquisition. `taps` feed the live
+/// monitor, if one watches.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn start_threads(
     spec: LiveSpec,
     controller: Controller,
@@ -96,7 +100,12 @@ pub(super) fn start_threads(
     markers: Option<crate::device::lsl::MarkerOutlet>,
     progress: &Arc<Mutex<Progress>>,
     common: Common,
+    taps: Option<Taps>,
 ) -> Result<Threads, RuntimeError> {
+    let (display, monitor_events, latencies) = match taps {
+        Some(t) => (Some(t.bins), Some(t.events), Some(t.latencies)),
+        None => (None, None, None),
+    };
     let rate = spec.opened.rate;
     let source_channels = spec.opened.labels.len();
     let ring_frames = ((rate.hz() * SAMPLE_RING_S).ceil() as usize).max(MIN_RING_FRAMES);
@@ -104,7 +113,7 @@ pub(super) fn start_threads(
     let ring_samples = (ring_frames + max_chunk) * source_channels;
     // Sinks first: the journal releases triggers to them.
     let capacity = spec.config.trigger.max_per_session as usize + 1;
-    let (outputs, sink_threads) = start_sinks(spec.outputs, capacity, &common)?;
+    let (outputs, sink_threads) = start_sinks(spec.outputs, capacity, &common, latencies)?;
     let (tee, recorder, annotations) = if spec.config.recording.enabled {
         let r = start_recorder(&spec.opened, spec.out, ring_frames, ring_samples, &common)?;
         (Some(r.tee), Some(r.thread), Some(r.annotations))
@@ -124,6 +133,7 @@ pub(super) fn start_threads(
             stop: common.flags.stop_journal.clone(),
             annotations,
             markers,
+            monitor: monitor_events,
         };
         move || journal.run()
     })?;
@@ -145,6 +155,7 @@ pub(super) fn start_threads(
             stop: common.flags.stop_processing.clone(),
             source_done: common.flags.source_done.clone(),
             realtime: spec.config.realtime.clone(),
+            display,
         };
         move || processing.run()
     })?;
@@ -167,12 +178,13 @@ pub(super) fn start_threads(
 }
 
 /// One thread per output, each with its command ring (the journal's side is
-/// returned with the thread to wake).
+/// returned with the thread to wake) and its tap of latencies to the monitor.
 #[allow(clippy::type_complexity)]
 fn start_sinks(
     outputs: Vec<Box<dyn TriggerOutput>>,
     capacity: usize,
     common: &Common,
+    latencies: Option<Vec<Tap<Duration>>>,
 ) -> Result<
     (
         Vec<(HeapProd<TriggerCommand>, Thread)>,
@@ -182,6 +194,7 @@ fn start_sinks(
 > {
     let mut rings = Vec::new();
     let mut threads = Vec::new();
+    let mut latencies = latencies.map(Vec::into_iter);
     for output in outputs {
         let (tx, rx) = HeapRb::<TriggerCommand>::new(COMMAND_RING).split();
         let handle = sinks::Sink {
@@ -192,6 +205,7 @@ fn start_sinks(
             shared: common.shared.clone(),
             notices: common.notices.clone(),
             capacity,
+            latencies: latencies.as_mut().and_then(Iterator::next),
         }
         .spawn()?;
         rings.push((tx, handle.thread().clone()));
