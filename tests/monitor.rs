@@ -85,10 +85,22 @@ impl Session {
 
 /// One HTTP/1.1 request on loopback; the response's status code and body.
 fn http(addr: SocketAddr, method: &str, path: &str, header: &str) -> (u16, String) {
+    http_to_host(addr, &addr.to_string(), method, path, header)
+}
+
+/// [`http`] naming `host` in its Host header, as a browser does for the
+/// name in its address bar.
+fn http_to_host(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    header: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -289,6 +301,23 @@ fn the_page_shows_detections_as_they_happen() {
     }
     let (code, _) = http(session.addr, "POST", "/disarm", "");
     assert_eq!(code, 403, "disarm without a token");
+    // Without a token only pages of the loopback names are answered: a site
+    // rebound to 127.0.0.1 (its own name as Host) or a page of another site
+    // opening the websocket (its Origin) is refused.
+    let port = session.addr.port();
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+        assert_eq!(
+            http_to_host(session.addr, &host, "GET", "/", "").0,
+            200,
+            "{host}"
+        );
+    }
+    let rebound = format!("attacker.example:{port}");
+    assert_eq!(http_to_host(session.addr, &rebound, "GET", "/", "").0, 403);
+    let cross_site = "Origin: http://attacker.example\r\n";
+    assert_eq!(http(session.addr, "GET", "/ws", cross_site).0, 403);
+    let same_site = format!("Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(http(session.addr, "GET", "/", &same_site).0, 200);
     session.interrupt();
     let (_, summary) = session.wait();
     assert_eq!(summary["status"], "interrupted");

@@ -134,10 +134,20 @@ fn limit_send_buffer(tcp: &tokio::net::TcpStream) {
     }
 }
 
-/// With a token, refuse any request that does not carry it.
+/// With a token, refuse any request that does not carry it. Without one
+/// (loopback only), refuse requests that name another host or come from
+/// another site's page: DNS rebinding and cross-site websockets.
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let Some(token) = &state.token else {
-        return next.run(request).await;
+        return if from_loopback_page(request.headers()) {
+            next.run(request).await
+        } else {
+            (
+                StatusCode::FORBIDDEN,
+                "this monitor answers pages of 127.0.0.1 or localhost only\n",
+            )
+                .into_response()
+        };
     };
     let from_query = request
         .uri()
@@ -160,6 +170,33 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
         )
             .into_response()
     }
+}
+
+/// Whether the request names a loopback host and, if a page sent it, that
+/// page is on one too (a missing header is a client that is not a browser).
+fn from_loopback_page(headers: &axum::http::HeaderMap) -> bool {
+    let loopback = |name, scheme: bool| {
+        headers.get(name).map_or(true, |value| {
+            let value = value.to_str().unwrap_or("");
+            let host = if scheme {
+                value.split_once("://").map_or("", |(_, host)| host)
+            } else {
+                value
+            };
+            names_loopback(host)
+        })
+    };
+    loopback(header::HOST, false) && loopback(header::ORIGIN, true)
+}
+
+/// Whether a Host (or Origin without its scheme) is a loopback name, with or
+/// without a port.
+fn names_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
 }
 
 /// Compare in a time that does not depend on where the inputs differ.
