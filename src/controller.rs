@@ -160,13 +160,24 @@ impl Controller {
     }
 
     /// Fold every frame into display bins from now on (a live monitor).
-    pub fn enable_display(&mut self, display: DisplayProbe) {
+    pub fn enable_display(&mut self, mut display: DisplayProbe) {
+        display.channel = self.display_channel();
         self.display = Some(display);
     }
 
     /// The display bins, if enabled: take the finished ones after each block.
     pub fn display(&mut self) -> Option<&mut DisplayProbe> {
         self.display.as_mut()
+    }
+
+    /// The session channel the monitor draws as the raw signal: one the
+    /// detector detects on (not a ripple veto reference or speed input).
+    pub fn display_channel(&self) -> usize {
+        match &self.detector {
+            ActiveDetector::Ripple(d) => d.first_detection_channel(),
+            ActiveDetector::LatencyProbe(d) => d.channel(),
+            ActiveDetector::Spindle(_) | ActiveDetector::SlowOscillation(_) => 0,
+        }
     }
 
     /// What the detector's envelope and threshold are measured in.
@@ -236,7 +247,7 @@ impl Controller {
                 ActiveDetector::LatencyProbe(d) => d.process_frame(n, held, emit),
             }
             if let Some(display) = display {
-                display.add(n, frame[0], detector.probe());
+                display.add(n, frame[display.channel], detector.probe());
             }
             n += 1;
         }
@@ -318,5 +329,26 @@ mod tests {
         assert_eq!((counters.blocks, counters.frames), (1, 2));
         assert_eq!(counters.dropped_frames, 10);
         assert_eq!(controller.next_sample(), 12);
+    }
+
+    /// The monitor's raw trace is a channel the ripple detector detects on,
+    /// not the veto reference placed first.
+    #[test]
+    fn the_display_channel_is_a_detection_channel() {
+        let rate = SampleRate::new(1250.0).unwrap();
+        let mut config = Preset::RodentRipple.config();
+        assert_eq!(
+            Controller::new(&config, rate, 3).unwrap().display_channel(),
+            0
+        );
+        let crate::config::DetectorConfig::Ripple(ripple) = &mut config.detector else {
+            panic!("the ripple preset has a ripple detector");
+        };
+        ripple.veto.enabled = true;
+        ripple.veto.channel = Some(0);
+        assert_eq!(
+            Controller::new(&config, rate, 3).unwrap().display_channel(),
+            1
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::time::SampleIndex;
 pub struct DisplayBin {
     pub start: SampleIndex,
     pub frames: u32,
-    /// [min, max] of the first session channel, µV.
+    /// [min, max] of the raw signal of `DisplayProbe::channel`, µV.
     pub raw: [f32; 2],
     /// [min, max] of the detector's filtered signal, µV.
     pub band: [f32; 2],
@@ -28,6 +28,8 @@ pub struct DisplayBin {
 #[derive(Debug, Clone)]
 pub struct DisplayProbe {
     bin_frames: u32,
+    /// The session channel drawn as the raw signal.
+    pub channel: usize,
     current: DisplayBin,
     /// Finished bins; never grows past the capacity it was made with.
     done: Vec<DisplayBin>,
@@ -40,6 +42,7 @@ impl DisplayProbe {
     pub fn new(bin_frames: usize, capacity: usize) -> Self {
         Self {
             bin_frames: bin_frames.clamp(1, u32::MAX as usize) as u32,
+            channel: 0,
             current: DisplayBin::default(),
             done: Vec::with_capacity(capacity.max(1)),
             overflow: 0,

@@ -70,6 +70,11 @@ impl LatencyProbe {
         }
     }
 
+    /// The channel the probe pulses are looked for on.
+    pub fn channel(&self) -> usize {
+        self.channel
+    }
+
     pub fn process_frame(
         &mut self,
         n: SampleIndex,

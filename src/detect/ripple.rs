@@ -572,6 +572,11 @@ impl Ripple {
         }
     }
 
+    /// The first channel detected on (not a veto reference or speed input).
+    pub fn first_detection_channel(&self) -> usize {
+        self.detection_channels[0]
+    }
+
     /// The stream with the highest z: its band and z, against the start
     /// threshold (the CUSUM rule has none on z: its end threshold, above
     /// which an event lasts).

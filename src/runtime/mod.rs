@@ -202,6 +202,7 @@ pub fn run_live(
             description: description.clone(),
             rate_hz: rate.hz(),
             labels: labels.clone(),
+            raw_label: labels[controller.display_channel()].clone(),
             outputs: spec.outputs.iter().map(|o| o.name()).collect(),
             units: controller.display_units(),
             bin_frames: display.bin_frames(),

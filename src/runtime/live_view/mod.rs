@@ -134,6 +134,8 @@ pub(super) struct Hello {
     pub description: String,
     pub rate_hz: f64,
     pub labels: Vec<String>,
+    /// The channel drawn as the raw signal (one the detector detects on).
+    pub raw_label: String,
     pub outputs: Vec<&'static str>,
     pub units: &'static str,
     pub bin_frames: usize,
