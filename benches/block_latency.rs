@@ -22,20 +22,16 @@ use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset};
 use neuroloop::controller::{Block, Controller};
 use neuroloop::dsp::FlushDenormals;
 use neuroloop::event::Outbox;
-use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 
-const CHANNELS: usize = 64;
-const RATE_HZ: f64 = 30_000.0;
-const BLOCK_FRAMES: usize = 30;
+mod common;
+
+use common::{quantile, rig_signal, BLOCK_FRAMES, CHANNELS, RATE_HZ};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let seconds = if full { 40.0 } else { 1.0 };
-    let rate = SampleRate::new(RATE_HZ).expect("valid rate");
-    let mut spec = SimSpec::new(SimPreset::RodentRipple, seconds, 1, rate);
-    spec.channels = CHANNELS;
-    let sim = simulate(&spec).expect("simulation");
+    let (sim, rate) = rig_signal(seconds);
     let data = sim.recording.interleaved();
     let frames = data.len() / CHANNELS;
     let preset = Preset::RodentRipple.config();
@@ -94,9 +90,7 @@ fn measure(
     }
     let total_s = durations_ns.iter().sum::<u64>() as f64 * 1e-9;
     durations_ns.sort_unstable();
-    let at = |q: f64| {
-        durations_ns[((q * durations_ns.len() as f64) as usize).min(durations_ns.len() - 1)]
-    };
+    let at = |q: f64| quantile(&durations_ns, q);
     println!(
         "block_latency, {label}: {CHANNELS} ch x {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {} blocks ({seconds} s), {events} events",
         durations_ns.len()

@@ -23,21 +23,17 @@ use neuroloop::controller::{Block, Controller};
 use neuroloop::display::DisplayProbe;
 use neuroloop::event::{Event, Outbox};
 use neuroloop::runtime::{self, monotonic_ns, LiveSpec, MonitorSpec};
-use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
 use neuroloop::time::SampleRate;
 use tokio_tungstenite::tungstenite::Message;
 
-const CHANNELS: usize = 64;
-const RATE_HZ: f64 = 30_000.0;
-const BLOCK_FRAMES: usize = 30;
+mod common;
+
+use common::{quantile, rig_signal, BLOCK_FRAMES, CHANNELS, RATE_HZ};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (seconds, rounds) = if full { (20.0, 3) } else { (2.0, 1) };
-    let rate = SampleRate::new(RATE_HZ).expect("valid rate");
-    let mut spec = SimSpec::new(SimPreset::RodentRipple, seconds, 1, rate);
-    spec.channels = CHANNELS;
-    let sim = simulate(&spec).expect("simulation");
+    let (sim, rate) = rig_signal(seconds);
     let dir = tempfile::tempdir().expect("temporary folder");
     println!("per-block processing, {CHANNELS} ch × {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {seconds} s a run:");
     let mut latencies_ns = Vec::new();
@@ -100,9 +96,7 @@ fn main() {
         for display in [false, true] {
             let (mut blocks_ns, events) = controller_alone(&data, rate, display);
             blocks_ns.sort_unstable();
-            let us = |q: f64| {
-                blocks_ns[((blocks_ns.len() - 1) as f64 * q).round() as usize] as f64 / 1e3
-            };
+            let us = |q: f64| quantile(&blocks_ns, q) as f64 / 1e3;
             println!(
                 "  display bins {:<5}  p50 {:5.2} µs  p99 {:5.2} µs  mean {:5.2} µs  ({} events)",
                 display,
@@ -119,8 +113,7 @@ fn main() {
         "display bins changed a decision"
     );
     latencies_ns.sort_unstable();
-    let ms =
-        |q: f64| latencies_ns[((latencies_ns.len() - 1) as f64 * q).round() as usize] as f64 / 1e6;
+    let ms = |q: f64| quantile(&latencies_ns, q) as f64 / 1e6;
     if latencies_ns.is_empty() {
         println!("no stim reached the reading client");
     } else {

@@ -14,20 +14,15 @@ use std::time::Instant;
 use neuroloop::config::Preset;
 use neuroloop::io::recorder::DigitalScale;
 use neuroloop::runtime::{self, LiveSpec};
-use neuroloop::sim::{simulate, Preset as SimPreset, SimSpec};
-use neuroloop::time::SampleRate;
 
-const CHANNELS: usize = 64;
-const RATE_HZ: f64 = 30_000.0;
-const BLOCK_FRAMES: usize = 30;
+mod common;
+
+use common::{rig_signal, BLOCK_FRAMES, CHANNELS, RATE_HZ};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (seconds, rounds) = if full { (20.0, 3) } else { (1.0, 1) };
-    let rate = SampleRate::new(RATE_HZ).expect("valid rate");
-    let mut spec = SimSpec::new(SimPreset::RodentRipple, seconds, 1, rate);
-    spec.channels = CHANNELS;
-    let sim = simulate(&spec).expect("simulation");
+    let (sim, _) = rig_signal(seconds);
     let dir = tempfile::tempdir().expect("temporary folder");
     println!("per-block processing, {CHANNELS} ch × {RATE_HZ} Hz, {BLOCK_FRAMES}-frame blocks, {seconds} s a run:");
     for round in 0..rounds {
