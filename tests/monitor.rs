@@ -567,3 +567,56 @@ fn trigger_latencies_reach_the_page_from_an_output() {
     }
     println!("trigger latency on the page: {latency}; in summary.json: {written}");
 }
+
+/// The session's warnings reach the page as they are logged: here the
+/// processing thread's refused pinning to a CPU that does not exist.
+#[test]
+fn warnings_reach_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pinned.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[realtime]\ncpu = 100000\n",
+            include_str!("../src/presets/rodent-ripple.toml")
+        ),
+    )
+    .unwrap();
+    let session = Session::start(
+        dir.path(),
+        "s",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--duration-s",
+            "60",
+            "--monitor",
+            "127.0.0.1:0",
+        ],
+    );
+    let url = format!("ws://{}/ws", session.addr);
+    let warnings = runtime().block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let update: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let warnings = &update["status"]["warnings"];
+            if warnings.as_array().is_some_and(|w| !w.is_empty()) {
+                return warnings.clone();
+            }
+        }
+        panic!("the session ended before a warning reached the page");
+    });
+    session.interrupt();
+    let (_, summary) = session.wait();
+    assert_eq!(summary["status"], "interrupted");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.contains("CPU 100000") && warning.contains("running without it"),
+        "{warnings}"
+    );
+}

@@ -79,13 +79,15 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
 
 /// Supervise a running session until it ends: a notice that ends it, the
 /// stop flag, or every thread gone. `check_health` runs every 50 ms and may
-/// warn through the `warn` it is given (each message once); `on_status` runs
-/// once a second. `beside` (the monitor) runs on the same runtime until then.
+/// warn through the `warn` it is given (each message once, logged and handed
+/// to `on_warning`); `on_status` runs once a second. `beside` (the monitor)
+/// runs on the same runtime until then.
 pub(super) fn supervise(
     mut notices: UnboundedReceiver<Notice>,
     stop: &AtomicBool,
     mut check_health: impl FnMut(&mut dyn FnMut(String, String)),
     mut on_status: impl FnMut(),
+    mut on_warning: impl FnMut(&str),
     beside: Option<impl Future<Output = ()> + Send + 'static>,
 ) -> Result<Ending, RuntimeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -100,6 +102,7 @@ pub(super) fn supervise(
     let mut warn_once = move |key: String, message: String| {
         if warned.insert(key) {
             tracing::warn!("{message}");
+            on_warning(&message);
         }
     };
     Ok(runtime.block_on(async move {

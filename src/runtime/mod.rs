@@ -194,6 +194,8 @@ pub fn run_live(
     let shared = Arc::new(Shared::default());
     let progress = Arc::new(Mutex::new(Progress::default()));
     let (notice_tx, notices) = control::notice_channel();
+    // The session's warnings, for the monitor's page.
+    let warnings = Arc::new(Mutex::new(Vec::new()));
     let (mut taps, mut serving, mut monitor_summary) = (None, None, None);
     if let Some(monitor) = monitor {
         let (display, tapped, feeds) =
@@ -215,6 +217,7 @@ pub fn run_live(
             source: source.clone(),
             armed: flags.armed.clone(),
             notices: notice_tx.clone(),
+            warnings: warnings.clone(),
         };
         tracing::info!("monitor: {}", monitor.url());
         monitor_summary = Some((monitor.addr(), monitor.counters()));
@@ -240,6 +243,7 @@ pub fn run_live(
             p.seconds_done = rate.seconds(p.frames_done);
             on_status(&p);
         },
+        |message| live_view::remember_warning(&warnings, message),
         serving,
     )?;
     tracing::debug!(

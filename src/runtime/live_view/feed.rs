@@ -96,5 +96,6 @@ fn status(watched: &Watched, state: &AppState, latency: &LatencyHistogram) -> Va
         "trigger_latency": latency.summary(),
         "source": watched.source.report(),
         "monitor": state.counters.json(),
+        "warnings": &*watched.warnings.lock().unwrap_or_else(|e| e.into_inner()),
     })
 }

@@ -150,6 +150,20 @@ pub(super) struct Watched {
     pub source: SourceMonitor,
     pub armed: Arc<AtomicBool>,
     pub notices: UnboundedSender<Notice>,
+    /// The session's warnings so far, newest last (see [`remember_warning`]).
+    pub warnings: Arc<Mutex<Vec<String>>>,
+}
+
+/// Warnings the page lists; older ones stay in the terminal and `log.txt`.
+const WARNINGS_SHOWN: usize = 20;
+
+/// Keep a warning for the page (each is given once, by the supervisor).
+pub(super) fn remember_warning(warnings: &Mutex<Vec<String>>, message: &str) {
+    let mut warnings = warnings.lock().unwrap_or_else(|e| e.into_inner());
+    if warnings.len() == WARNINGS_SHOWN {
+        warnings.remove(0);
+    }
+    warnings.push(message.to_string());
 }
 
 impl Monitor {
