@@ -276,7 +276,7 @@ fn the_page_shows_detections_as_they_happen() {
     assert_eq!(code, 200);
     assert!(page.contains("<canvas id=\"env\""), "{page}");
     let rt = runtime();
-    let (dom, shot) = rt.block_on(async {
+    let (mut browser, dom, shot) = rt.block_on(async {
         let mut browser = Browser::open(&url).await;
         // Look once a second until a stim and a ripple are on the page.
         let mut dom = String::new();
@@ -287,7 +287,8 @@ fn the_page_shows_detections_as_they_happen() {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        (dom, browser.screenshot().await)
+        let shot = browser.screenshot().await;
+        (browser, dom, shot)
     });
     assert!(count(&dom, "detections").is_some_and(|n| n > 0), "{dom}");
     assert!(count(&dom, "stim").is_some_and(|n| n > 0), "{dom}");
@@ -318,10 +319,23 @@ fn the_page_shows_detections_as_they_happen() {
     assert_eq!(http(session.addr, "GET", "/ws", cross_site).0, 403);
     let same_site = format!("Origin: http://127.0.0.1:{port}\r\n");
     assert_eq!(http(session.addr, "GET", "/", &same_site).0, 200);
+    // The page says how the session ended once it is disarmed and written.
     session.interrupt();
+    let ended = rt.block_on(async {
+        for _ in 0..20 {
+            let dom = browser.dom().await;
+            if dom.contains("session interrupted") {
+                return dom;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        browser.dom().await
+    });
     let (_, summary) = session.wait();
     assert_eq!(summary["status"], "interrupted");
     assert!(summary["monitor"]["connections"].as_u64().unwrap() >= 1);
+    assert!(ended.contains("session interrupted"), "{ended}");
+    assert!(ended.contains("outputs disarmed"), "{ended}");
 }
 
 /// A client that connects and then reads nothing for 10 s (the server's
@@ -568,10 +582,11 @@ fn trigger_latencies_reach_the_page_from_an_output() {
     println!("trigger latency on the page: {latency}; in summary.json: {written}");
 }
 
-/// The session's warnings reach the page as they are logged: here the
-/// processing thread's refused pinning to a CPU that does not exist.
+/// The session's warnings reach the page as they are logged (here the
+/// processing thread's refused pinning to a CPU that does not exist), and
+/// when the session ends the page is told how, once it is disarmed and written.
 #[test]
-fn warnings_reach_the_page() {
+fn warnings_and_the_ending_reach_the_page() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pinned.toml");
     std::fs::write(
@@ -595,25 +610,33 @@ fn warnings_reach_the_page() {
         ],
     );
     let url = format!("ws://{}/ws", session.addr);
-    let warnings = runtime().block_on(async {
+    let (warnings, ended) = runtime().block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .unwrap();
+        let mut warnings = serde_json::Value::Null;
         while let Some(Ok(message)) = ws.next().await {
             let Message::Text(text) = message else {
                 continue;
             };
             let update: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let warnings = &update["status"]["warnings"];
-            if warnings.as_array().is_some_and(|w| !w.is_empty()) {
-                return warnings.clone();
+            if update["type"] == "ended" {
+                return (warnings, update);
+            }
+            let shown = &update["status"]["warnings"];
+            if warnings.is_null() && shown.as_array().is_some_and(|w| !w.is_empty()) {
+                warnings = shown.clone();
+                session.interrupt();
             }
         }
-        panic!("the session ended before a warning reached the page");
+        panic!("the page was not told the session ended (warnings: {warnings})");
     });
-    session.interrupt();
+    let out = session.out.clone();
     let (_, summary) = session.wait();
     assert_eq!(summary["status"], "interrupted");
+    assert_eq!(ended["status"], "interrupted", "{ended}");
+    assert_eq!(ended["error"], serde_json::Value::Null);
+    assert_eq!(ended["folder"], out.display().to_string());
     let warning = warnings[0].as_str().unwrap();
     assert!(
         warning.contains("CPU 100000") && warning.contains("running without it"),

@@ -37,6 +37,15 @@ pub(super) enum Notice {
     Disarm,
 }
 
+/// The runtime the supervisor and the monitor run on (the main thread's).
+pub(super) fn supervisor_runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build()
+        .map_err(RuntimeError::Thread)
+}
+
 pub(super) fn notice_channel() -> (UnboundedSender<Notice>, UnboundedReceiver<Notice>) {
     tokio::sync::mpsc::unbounded_channel()
 }
@@ -81,20 +90,17 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
 /// stop flag, or every thread gone. `check_health` runs every 50 ms and may
 /// warn through the `warn` it is given (each message once, logged and handed
 /// to `on_warning`); `on_status` runs once a second. `beside` (the monitor)
-/// runs on the same runtime until then.
+/// runs on `runtime` (see [`supervisor_runtime`]) until then, and after, as
+/// long as the caller drives it.
 pub(super) fn supervise(
+    runtime: &tokio::runtime::Runtime,
     mut notices: UnboundedReceiver<Notice>,
     stop: &AtomicBool,
     mut check_health: impl FnMut(&mut dyn FnMut(String, String)),
     mut on_status: impl FnMut(),
     mut on_warning: impl FnMut(&str),
     beside: Option<impl Future<Output = ()> + Send + 'static>,
-) -> Result<Ending, RuntimeError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .enable_io()
-        .build()
-        .map_err(RuntimeError::Thread)?;
+) -> Ending {
     if let Some(task) = beside {
         runtime.spawn(task);
     }
@@ -105,7 +111,7 @@ pub(super) fn supervise(
             on_warning(&message);
         }
     };
-    Ok(runtime.block_on(async move {
+    runtime.block_on(async move {
         let mut health = tokio::time::interval(HEALTH_PERIOD);
         let mut status = tokio::time::interval(STATUS_PERIOD);
         status.tick().await;
@@ -131,5 +137,5 @@ pub(super) fn supervise(
                 _ = status.tick() => on_status(),
             }
         }
-    }))
+    })
 }

@@ -189,6 +189,8 @@ pub fn run_live(
         spec.out.display()
     );
 
+    // Before any thread starts: nothing can fail between arming and supervising.
+    let runtime = control::supervisor_runtime()?;
     let flags = Flags::default();
     flags.armed.store(true, Ordering::SeqCst);
     let shared = Arc::new(Shared::default());
@@ -196,7 +198,7 @@ pub fn run_live(
     let (notice_tx, notices) = control::notice_channel();
     // The session's warnings, for the monitor's page.
     let warnings = Arc::new(Mutex::new(Vec::new()));
-    let (mut taps, mut serving, mut monitor_summary) = (None, None, None);
+    let (mut taps, mut serving, mut farewell, mut monitor_summary) = (None, None, None, None);
     if let Some(monitor) = monitor {
         let (display, tapped, feeds) =
             monitor.tap(rate, spec.opened.max_chunk_frames, spec.outputs.len());
@@ -221,7 +223,8 @@ pub fn run_live(
         };
         tracing::info!("monitor: {}", monitor.url());
         monitor_summary = Some((monitor.addr(), monitor.counters()));
-        serving = Some(monitor.serve(feeds, hello, watched));
+        let (served, bye) = monitor.serve(feeds, hello, watched);
+        (serving, farewell) = (Some(served), Some(bye));
         taps = Some(tapped);
     }
     let common = Common {
@@ -234,6 +237,7 @@ pub fn run_live(
     )?;
 
     let ending = control::supervise(
+        &runtime,
         notices,
         stop,
         |warn| source.warn(&shared, warn),
@@ -245,7 +249,7 @@ pub fn run_live(
         },
         |message| live_view::remember_warning(&warnings, message),
         serving,
-    )?;
+    );
     tracing::debug!(
         "session ending ({}): disarming outputs first",
         ending.status()
@@ -254,7 +258,7 @@ pub fn run_live(
     tracing::debug!("outputs disarmed, threads joined");
     let wall_s = started.elapsed().as_secs_f64();
     let progress = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(write_session(
+    let report = write_session(
         joined,
         ending,
         progress,
@@ -271,7 +275,11 @@ pub fn run_live(
             live_view: monitor_summary.map(|(addr, counters)| live_view::report(addr, &counters)),
             markers: marker_stats.as_deref(),
         },
-    ))
+    );
+    if let Some(farewell) = farewell {
+        farewell.send(&runtime, &report);
+    }
+    Ok(report)
 }
 
 /// Resolve the configured channels against the source's labels.

@@ -238,13 +238,16 @@ impl Monitor {
     }
 
     /// Serve the page and the feeds until the runtime that polls this stops
-    /// (the session's end).
+    /// (the session's end); the [`Farewell`] tells the pages how it ended.
     pub fn serve(
         self,
         feeds: Feeds,
         hello: Hello,
         watched: Watched,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+    ) -> (
+        impl std::future::Future<Output = ()> + Send + 'static,
+        Farewell,
+    ) {
         let state = Arc::new(server::AppState::new(
             self.token,
             &hello,
@@ -252,7 +255,8 @@ impl Monitor {
             self.counters.clone(),
         ));
         let listener = self.listener;
-        async move {
+        let farewell = Farewell(state.clone());
+        let serving = async move {
             let listener = match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => l,
                 Err(e) => {
@@ -264,7 +268,31 @@ impl Monitor {
                 feed::pump(feeds, state.clone(), watched),
                 server::serve(listener, state),
             );
-        }
+        };
+        (serving, farewell)
+    }
+}
+
+/// How long the pages are given to receive the farewell.
+const FAREWELL_TIME: Duration = Duration::from_millis(200);
+
+/// Tells the open pages how the session ended, once it is disarmed and written.
+pub(super) struct Farewell(Arc<server::AppState>);
+
+impl Farewell {
+    /// Send the ending to every page and serve them for [`FAREWELL_TIME`] on
+    /// `runtime`, the one the monitor runs on.
+    pub fn send(self, runtime: &tokio::runtime::Runtime, report: &super::LiveReport) {
+        let ended = serde_json::json!({
+            "type": "ended",
+            "status": report.ending.status(),
+            "error": report.ending.error(),
+            "folder": report.dir.display().to_string(),
+            "unwritten": report.unwritten,
+        });
+        self.0.broadcast(ended.to_string());
+        // The timer is made inside the runtime (it needs its time driver).
+        runtime.block_on(async { tokio::time::sleep(FAREWELL_TIME).await });
     }
 }
 
