@@ -16,17 +16,14 @@
 //! `cargo bench --bench block_latency` runs it; under `cargo test` (no
 //! `--bench` argument) it only processes a few blocks as a smoke test.
 
-use std::time::Instant;
-
 use neuroloop::config::{ChannelCombine, Config, DetectorConfig, Preset};
-use neuroloop::controller::{Block, Controller};
+use neuroloop::controller::Controller;
 use neuroloop::dsp::FlushDenormals;
-use neuroloop::event::Outbox;
 use neuroloop::time::SampleRate;
 
 mod common;
 
-use common::{quantile, rig_signal, BLOCK_FRAMES, CHANNELS, RATE_HZ};
+use common::{quantile, rig_signal, timed_blocks, BLOCK_FRAMES, CHANNELS, RATE_HZ};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -68,23 +65,8 @@ fn measure(
     full: bool,
 ) {
     let mut controller = Controller::new(config, rate, CHANNELS).expect("controller");
-    let mut outbox = Outbox::with_capacity(1024);
-    let mut durations_ns = Vec::with_capacity(frames / BLOCK_FRAMES);
-    let mut events = 0;
-    for (i, chunk) in data.chunks_exact(BLOCK_FRAMES * CHANNELS).enumerate() {
-        let block = Block {
-            start: (i * BLOCK_FRAMES) as u64,
-            channels: CHANNELS,
-            samples: chunk,
-        };
-        outbox.clear();
-        let started = Instant::now();
-        controller
-            .process_block(&block, &mut outbox)
-            .expect("simulated input is valid");
-        durations_ns.push(started.elapsed().as_nanos() as u64);
-        events += outbox.events().len();
-    }
+    let (mut durations_ns, events) = timed_blocks(&mut controller, data, |_| {});
+    let events = events.len();
     if !full {
         return;
     }

@@ -15,20 +15,20 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use neuroloop::config::Preset;
-use neuroloop::controller::{Block, Controller};
+use neuroloop::controller::Controller;
 use neuroloop::display::DisplayProbe;
-use neuroloop::event::{Event, Outbox};
+use neuroloop::event::Event;
 use neuroloop::runtime::{self, monotonic_ns, LiveSpec, MonitorSpec};
 use neuroloop::time::SampleRate;
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-use common::{quantile, rig_signal, BLOCK_FRAMES, CHANNELS, RATE_HZ};
+use common::{quantile, rig_signal, timed_blocks, BLOCK_FRAMES, CHANNELS, RATE_HZ};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -135,29 +135,13 @@ fn controller_alone(data: &[f64], rate: SampleRate, display: bool) -> (Vec<u64>,
     if display {
         controller.enable_display(DisplayProbe::new(60, BLOCK_FRAMES / 60 + 2));
     }
-    let mut outbox = Outbox::with_capacity(1024);
-    let mut blocks_ns = Vec::with_capacity(data.len() / (BLOCK_FRAMES * CHANNELS));
-    let mut events = Vec::new();
-    for (i, chunk) in data.chunks_exact(BLOCK_FRAMES * CHANNELS).enumerate() {
-        let block = Block {
-            start: (i * BLOCK_FRAMES) as u64,
-            channels: CHANNELS,
-            samples: chunk,
-        };
-        outbox.clear();
-        let started = Instant::now();
-        controller
-            .process_block(&block, &mut outbox)
-            .expect("simulated input is valid");
+    timed_blocks(&mut controller, data, |controller| {
         if let Some(display) = controller.display() {
             display.take().for_each(|bin| {
                 std::hint::black_box(bin);
             });
         }
-        blocks_ns.push(started.elapsed().as_nanos() as u64);
-        events.extend_from_slice(outbox.events());
-    }
-    (blocks_ns, events)
+    })
 }
 
 /// A loopback port free a moment ago (the session binds it right after).

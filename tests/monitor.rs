@@ -114,6 +114,52 @@ fn http_to_host(
     (code, body)
 }
 
+/// A 60-s session on the rodent-ripple preset with `extra` appended to its
+/// config, watched by a monitor on loopback.
+fn monitored_rodent_session(dir: &Path, extra: &str) -> Session {
+    let config = dir.join("rig.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n{extra}",
+            include_str!("../src/presets/rodent-ripple.toml")
+        ),
+    )
+    .unwrap();
+    Session::start(
+        dir,
+        "s",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--duration-s",
+            "60",
+            "--monitor",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
+/// The monitor's updates over its websocket, each handed to `look` until it
+/// returns something; `None` if the feed ends first.
+async fn watch<T>(
+    addr: SocketAddr,
+    mut look: impl FnMut(&serde_json::Value) -> Option<T>,
+) -> Option<T> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if let Some(found) = look(&serde_json::from_str(&text).unwrap()) {
+            return Some(found);
+        }
+    }
+    None
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -526,49 +572,26 @@ fn trigger_latencies_reach_the_page_from_an_output() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let config = dir.path().join("rig.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[outputs]]\nkind = \"pulse-pal\"\nport = \"{}\"\n",
-            include_str!("../src/presets/rodent-ripple.toml"),
+    let session = monitored_rodent_session(
+        dir.path(),
+        &format!(
+            "[[outputs]]\nkind = \"pulse-pal\"\nport = \"{}\"\n",
             link.display()
         ),
-    )
-    .unwrap();
-    let session = Session::start(
-        dir.path(),
-        "s",
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--duration-s",
-            "60",
-            "--monitor",
-            "127.0.0.1:0",
-        ],
     );
-    let url = format!("ws://{}/ws", session.addr);
-    let (outputs, latency) = runtime().block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .unwrap();
-        let mut outputs = serde_json::Value::Null;
-        while let Some(Ok(message)) = ws.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let update: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut outputs = serde_json::Value::Null;
+    let latency = runtime()
+        .block_on(watch(session.addr, |update| {
             if update["type"] == "hello" {
                 outputs = update["session"]["outputs"].clone();
             }
             let latency = &update["status"]["trigger_latency"];
-            if latency["count"].as_u64().is_some_and(|n| n >= 2) {
-                return (outputs, latency.clone());
-            }
-        }
-        panic!("the session ended before two triggers were written");
-    });
+            latency["count"]
+                .as_u64()
+                .is_some_and(|n| n >= 2)
+                .then(|| latency.clone())
+        }))
+        .expect("the session ended before two triggers were written");
     session.interrupt();
     let (_, summary) = session.wait();
     emulator.kill().unwrap();
@@ -588,49 +611,23 @@ fn trigger_latencies_reach_the_page_from_an_output() {
 #[test]
 fn warnings_and_the_ending_reach_the_page() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pinned.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[realtime]\ncpu = 100000\n",
-            include_str!("../src/presets/rodent-ripple.toml")
-        ),
-    )
-    .unwrap();
-    let session = Session::start(
-        dir.path(),
-        "s",
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--duration-s",
-            "60",
-            "--monitor",
-            "127.0.0.1:0",
-        ],
-    );
-    let url = format!("ws://{}/ws", session.addr);
-    let (warnings, ended) = runtime().block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .unwrap();
-        let mut warnings = serde_json::Value::Null;
-        while let Some(Ok(message)) = ws.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let update: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let session = monitored_rodent_session(dir.path(), "[realtime]\ncpu = 100000\n");
+    let mut warnings = serde_json::Value::Null;
+    let ended = runtime()
+        .block_on(watch(session.addr, |update| {
             if update["type"] == "ended" {
-                return (warnings, update);
+                return Some(update.clone());
             }
             let shown = &update["status"]["warnings"];
             if warnings.is_null() && shown.as_array().is_some_and(|w| !w.is_empty()) {
                 warnings = shown.clone();
                 session.interrupt();
             }
-        }
-        panic!("the page was not told the session ended (warnings: {warnings})");
-    });
+            None
+        }))
+        .unwrap_or_else(|| {
+            panic!("the page was not told the session ended (warnings: {warnings})")
+        });
     let out = session.out.clone();
     let (_, summary) = session.wait();
     assert_eq!(summary["status"], "interrupted");

@@ -37,10 +37,11 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// `neuroloop eval ARGS --json`: the score it wrote.
-fn eval_score(dir: &Path, args: &[&str]) -> serde_json::Value {
+/// `neuroloop eval --events SESSION/events.tsv ARGS --json`: the score it wrote.
+fn eval_score(dir: &Path, session: &Path, args: &[&str]) -> serde_json::Value {
     let out = dir.join("eval.json");
-    let mut args = [&["eval"], args].concat();
+    let events = session.join("events.tsv");
+    let mut args = [&["eval", "--events", p(&events)], args].concat();
     args.extend(["--json", p(&out)]);
     ok(neuroloop(&args));
     json(&out)["score"].clone()
@@ -133,15 +134,7 @@ fn ripple_report_matches_eval() {
             "timeline",
         ],
     );
-    let eval = eval_score(
-        dir.path(),
-        &[
-            "--events",
-            p(&session.join("events.tsv")),
-            "--truth",
-            p(&truth),
-        ],
-    );
+    let eval = eval_score(dir.path(), &session, &["--truth", p(&truth)]);
     let numbers = json(&report.join("report.json"));
     assert!(eval["detection"]["hits"].as_u64().unwrap() > 10, "{eval}");
     assert_eq!(numbers["evaluation"], eval, "the table is eval's");
@@ -180,11 +173,10 @@ fn sleep_report_matches_eval_phase() {
     );
     let eval = eval_score(
         dir.path(),
+        &session,
         &[
             "--type",
             "so-phase",
-            "--events",
-            p(&session.join("events.tsv")),
             "--recording",
             p(&sim.join("recording.edf")),
         ],
@@ -235,14 +227,8 @@ fn dreams_report_with_hypnogram() {
     assert!(svg.contains("hypnogram: N3"), "stage lanes on the timeline");
     let eval = eval_score(
         dir.path(),
-        &[
-            "--type",
-            "so-phase",
-            "--events",
-            p(&session.join("events.tsv")),
-            "--recording",
-            p(&edf),
-        ],
+        &session,
+        &["--type", "so-phase", "--recording", p(&edf)],
     );
     let numbers = json(&report.join("report.json"));
     assert_eq!(numbers["so_phase"], eval);
@@ -296,15 +282,7 @@ fn spindle_report_matches_eval() {
             "timeline",
         ],
     );
-    let eval = eval_score(
-        dir.path(),
-        &[
-            "--events",
-            p(&session.join("events.tsv")),
-            "--truth",
-            p(&truth),
-        ],
-    );
+    let eval = eval_score(dir.path(), &session, &["--truth", p(&truth)]);
     let numbers = json(&report.join("report.json"));
     assert!(eval["detection"]["hits"].as_u64().unwrap() > 10, "{eval}");
     assert_eq!(numbers["evaluation"], eval);
