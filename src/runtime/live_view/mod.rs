@@ -273,15 +273,17 @@ impl Monitor {
     }
 }
 
-/// How long the pages are given to receive the farewell.
-const FAREWELL_TIME: Duration = Duration::from_millis(200);
+/// The longest the farewell waits for the pages to take it (a stalled one
+/// never does), and the moment then left for their sockets to write it.
+const FAREWELL_TIME: Duration = Duration::from_secs(1);
+const FAREWELL_FLUSH: Duration = Duration::from_millis(50);
 
 /// Tells the open pages how the session ended, once it is disarmed and written.
 pub(super) struct Farewell(Arc<server::AppState>);
 
 impl Farewell {
-    /// Send the ending to every page and serve them for [`FAREWELL_TIME`] on
-    /// `runtime`, the one the monitor runs on.
+    /// Send the ending to every page and serve them on `runtime`, the one the
+    /// monitor runs on, until each has taken it or [`FAREWELL_TIME`] is over.
     pub fn send(self, runtime: &tokio::runtime::Runtime, report: &super::LiveReport) {
         let ended = serde_json::json!({
             "type": "ended",
@@ -291,8 +293,14 @@ impl Farewell {
             "unwritten": report.unwritten,
         });
         self.0.broadcast(ended.to_string());
-        // The timer is made inside the runtime (it needs its time driver).
-        runtime.block_on(async { tokio::time::sleep(FAREWELL_TIME).await });
+        let state = self.0;
+        runtime.block_on(async move {
+            let until = tokio::time::Instant::now() + FAREWELL_TIME;
+            while state.undelivered() > 0 && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(FAREWELL_FLUSH).await;
+        });
     }
 }
 

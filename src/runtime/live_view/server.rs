@@ -83,6 +83,11 @@ impl AppState {
         let _ = self.updates.send(update.into());
     }
 
+    /// Updates some connected browser has not taken yet.
+    pub fn undelivered(&self) -> usize {
+        self.updates.len()
+    }
+
     fn welcome(&self) -> String {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         json!({
