@@ -28,12 +28,12 @@ mod journal;
 pub mod latency;
 pub mod latency_test;
 mod live_view;
-mod monitor;
 mod processing;
 mod realtime;
 mod recorder;
 mod ring;
 mod sinks;
+mod source_watch;
 mod summary;
 mod threads;
 
@@ -52,7 +52,7 @@ use crate::time::SampleIndex;
 pub use control::stop_on_signals;
 pub use live_view::{monotonic_ns, MonitorError, MonitorSpec, DEFAULT_ADDRESS as DEFAULT_MONITOR};
 use live_view::{Hello, Monitor, Watched};
-use monitor::SourceMonitor;
+use source_watch::SourceWatch;
 use summary::{write_session, SessionFacts};
 pub use summary::{LatencyReport, LiveReport};
 use threads::{shut_down, start_threads, Common, Flags};
@@ -179,7 +179,7 @@ pub fn run_live(
         .transpose()?;
     let marker_stats = markers.as_ref().map(|m| m.stats());
     let writer = SessionWriter::create(spec.out, rate, labels.clone(), &config.to_toml())?;
-    let source = SourceMonitor::of(&spec.opened.source);
+    let source = SourceWatch::of(&spec.opened.source);
     let description = spec.opened.description.clone();
     tracing::debug!(
         "neuroloop {} {command}: {description}, {} Hz, channels {labels:?}, {} output(s), folder {}",

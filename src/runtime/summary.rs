@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::latency::{LatencyHistogram, LatencySummary};
-use super::monitor::SourceMonitor;
+use super::source_watch::SourceWatch;
 use super::threads::Joined;
 use super::{Ending, Shared, TriggerRecord};
 use crate::config::Config;
@@ -96,7 +96,7 @@ pub(super) struct SessionFacts<'a> {
     pub started: Instant,
     pub wall_s: f64,
     pub shared: &'a Shared,
-    pub monitor: &'a SourceMonitor,
+    pub monitor: &'a SourceWatch,
     /// The live monitor's section, when one served.
     pub live_view: Option<serde_json::Value>,
     pub markers: Option<&'a crate::device::lsl::MarkerStats>,

@@ -5,8 +5,7 @@
 //! waits); a task on the supervisor's tokio runtime drains them about 25 times
 //! a second and fans each update out to the browsers over a broadcast channel,
 //! on which a client that lags skips updates. A stalled or vanished browser
-//! therefore changes nothing in the loop. (`super::monitor` is something else:
-//! the source's counters.)
+//! therefore changes nothing in the loop.
 
 mod feed;
 mod server;
@@ -21,7 +20,7 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::control::Notice;
-use super::monitor::SourceMonitor;
+use super::source_watch::SourceWatch;
 use super::Shared;
 use crate::display::{DisplayBin, DisplayProbe};
 use crate::event::Event;
@@ -147,7 +146,7 @@ pub(super) struct Hello {
 pub(super) struct Watched {
     pub shared: Arc<Shared>,
     pub progress: Arc<Mutex<Progress>>,
-    pub source: SourceMonitor,
+    pub source: SourceWatch,
     pub armed: Arc<AtomicBool>,
     pub notices: UnboundedSender<Notice>,
     /// The session's warnings so far, newest last (see [`remember_warning`]).

@@ -13,7 +13,7 @@ use crate::device::Source;
 /// The source's counters, watched while the session runs and reported in
 /// `summary.json` after it.
 #[derive(Clone)]
-pub(super) enum SourceMonitor {
+pub(super) enum SourceWatch {
     None,
     Cyton(Arc<CytonCounters>),
     Audio {
@@ -24,17 +24,17 @@ pub(super) enum SourceMonitor {
     Lsl(Arc<LslCounters>),
 }
 
-impl SourceMonitor {
+impl SourceWatch {
     pub(super) fn of(source: &Source) -> Self {
         match source {
-            Source::Recording(_) => SourceMonitor::None,
-            Source::Cyton(c) => SourceMonitor::Cyton(c.counters.clone()),
-            Source::Audio(a) => SourceMonitor::Audio {
+            Source::Recording(_) => SourceWatch::None,
+            Source::Cyton(c) => SourceWatch::Cyton(c.counters.clone()),
+            Source::Audio(a) => SourceWatch::Audio {
                 counters: a.counters.clone(),
                 errors: a.errors.clone(),
                 device: a.device.clone(),
             },
-            Source::Lsl(l) => SourceMonitor::Lsl(l.counters.clone()),
+            Source::Lsl(l) => SourceWatch::Lsl(l.counters.clone()),
         }
     }
 
@@ -42,8 +42,8 @@ impl SourceMonitor {
     pub(super) fn warn(&self, shared: &Shared, warn: &mut dyn FnMut(String, String)) {
         let at = shared.frames_done.load(Ordering::Relaxed);
         match self {
-            SourceMonitor::None => {}
-            SourceMonitor::Cyton(c) => {
+            SourceWatch::None => {}
+            SourceWatch::Cyton(c) => {
                 for (key, value, what) in [
                     (
                         "garbage",
@@ -66,7 +66,7 @@ impl SourceMonitor {
                     }
                 }
             }
-            SourceMonitor::Audio {
+            SourceWatch::Audio {
                 counters, device, ..
             } => {
                 // Ring overruns are the acquisition ring's ("overrun" below).
@@ -77,7 +77,7 @@ impl SourceMonitor {
                     );
                 }
             }
-            SourceMonitor::Lsl(c) => c.warn(at, warn),
+            SourceWatch::Lsl(c) => c.warn(at, warn),
         }
         if shared.overrun_frames.load(Ordering::Relaxed) > 0 {
             warn(
@@ -92,9 +92,9 @@ impl SourceMonitor {
     /// The source's section of `summary.json`.
     pub(super) fn report(&self) -> Option<serde_json::Value> {
         match self {
-            SourceMonitor::None => None,
-            SourceMonitor::Cyton(c) => Some(c.snapshot()),
-            SourceMonitor::Audio {
+            SourceWatch::None => None,
+            SourceWatch::Cyton(c) => Some(c.snapshot()),
+            SourceWatch::Audio {
                 counters,
                 errors,
                 device,
@@ -104,7 +104,7 @@ impl SourceMonitor {
                 source["errors"] = errors.lock().map(|e| e.clone()).unwrap_or_default().into();
                 Some(source)
             }
-            SourceMonitor::Lsl(c) => Some(c.report()),
+            SourceWatch::Lsl(c) => Some(c.report()),
         }
     }
 }
