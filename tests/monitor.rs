@@ -365,16 +365,17 @@ fn the_page_shows_detections_as_they_happen() {
     assert_eq!(http(session.addr, "GET", "/ws", cross_site).0, 403);
     let same_site = format!("Origin: http://127.0.0.1:{port}\r\n");
     assert_eq!(http(session.addr, "GET", "/", &same_site).0, 200);
-    // The page says how the session ended once it is disarmed and written.
+    // The page says how the session ended once it is disarmed and written,
+    // and keeps saying it while its reconnection attempts fail (every 2 s).
     session.interrupt();
     let ended = rt.block_on(async {
         for _ in 0..20 {
-            let dom = browser.dom().await;
-            if dom.contains("session interrupted") {
-                return dom;
+            if browser.dom().await.contains("session interrupted") {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        tokio::time::sleep(Duration::from_secs(5)).await;
         browser.dom().await
     });
     let (_, summary) = session.wait();
